@@ -1,0 +1,170 @@
+"""`kollm`: run recipes through NeMo Run, run one stage in-process, download data.
+
+  kollm run pipeline preset=tiny                 # the whole pipeline (NeMo Run, local executor)
+  kollm run pretrain preset=ci pretrain.steps=50 # one stage
+  kollm run pipeline run.executor=slurm run.partition=gpu --dryrun
+  kollm stage evaluate preset=ci evaluate.nsmc_path=my.jsonl   # in this process, no NeMo Run
+  kollm data download [--mirror URL] [--dest DIR]
+  kollm config preset=ci pretrain.steps=10       # print the resolved config
+
+Overrides are `section.key=value`; `preset=NAME` picks the starting config (tiny, ci).
+User mistakes print one `error:` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from kollm.errors import KollmError
+
+RECIPE_NAMES = ["pipeline", "data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
+
+
+def _config(tokens: list[str], config_file: str = ""):
+    from kollm import config
+
+    if config_file:
+        try:
+            with open(config_file, encoding="utf-8") as f:
+                cfg = config.from_dict(json.load(f))
+        except (OSError, json.JSONDecodeError, TypeError) as e:
+            raise KollmError(f"cannot read config {config_file}: {e}") from None
+        return config.apply_overrides(cfg, tokens)
+    preset = "tiny"
+    rest = []
+    for t in tokens:
+        if t.startswith("preset="):
+            preset = t.split("=", 1)[1]
+        else:
+            rest.append(t)
+    return config.build(preset, rest)
+
+
+def preflight(cfg, stages: list[str]) -> None:
+    """Catch user mistakes before launching anything: bad data dir, bad evaluation file."""
+    from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
+    from kollm.io import read_jsonl
+
+    if "data" in stages:
+        resolve_data_dir(cfg.data.data_dir)
+    if "evaluate" in stages and cfg.evaluate.nsmc_path:
+        for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
+            pass
+    if cfg.pretrain.seq_len > cfg.model.max_seq_len:
+        raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+
+
+def _prepare_environment(cfg) -> None:
+    # Stage tasks are child processes that run `python` from PATH: make it this environment's.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("NEMORUN_HOME", os.path.abspath(os.path.join(cfg.run.root, ".nemo_run")))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def cmd_run(args) -> int:
+    from kollm.stages import STAGES
+    from kollm.stages.runner import load_manifest
+
+    cfg = _config(args.overrides)
+    if args.recipe not in RECIPE_NAMES:
+        raise KollmError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPE_NAMES)}")
+    only = STAGES if args.recipe == "pipeline" else [args.recipe]
+    if cfg.run.executor == "local" and not args.dryrun:
+        preflight(cfg, only)
+    _prepare_environment(cfg)
+    from recipes.pipeline import launch
+
+    status = launch(cfg, only, dryrun=args.dryrun)
+    exp_dir = status.pop("_exp_dir")
+    if args.dryrun:
+        print(f"dry run: nothing was launched; generated files are under {exp_dir}")
+        return 0
+    failed = [s for s in only if load_manifest(cfg, s) is None]
+    print()
+    print(f"{'stage':<10} {'status':<10} {'wall_s':>8}")
+    for s in only:
+        m = load_manifest(cfg, s)
+        print(f"{s:<10} {'done' if m else 'FAILED':<10} {m['wall_s'] if m else '':>8}")
+    if failed:
+        print(f"error: stage {failed[0]!r} did not complete; its log: nemo experiment logs, or {exp_dir}/{failed[0]}",
+              file=sys.stderr)
+        return 1
+    report = load_manifest(cfg, "evaluate")
+    if report:
+        print(f"\nreport: {report['outputs']['report_md']}")
+        print("headline: " + ", ".join(f"{k}={v}" for k, v in report["metrics"].items()))
+    return 0
+
+
+def cmd_stage(args) -> int:
+    from kollm.stages.runner import main
+
+    cfg = _config(args.overrides, args.config)
+    preflight(cfg, [args.name])
+    main(args.name, cfg)
+    return 0
+
+
+def cmd_config(args) -> int:
+    cfg = _config(args.overrides)
+    print(json.dumps(dataclasses.asdict(cfg), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from kollm.data import download
+
+    dest = args.dest or download.default_dest()
+    if args.mirror:
+        done = download.download_mirror(args.mirror, dest)
+    else:
+        done = download.download_upstream(dest)
+    print(f"{len(done)} files ready in {dest}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kollm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a recipe (the pipeline or one stage) through NeMo Run",
+                       description="Run a recipe through NeMo Run. Recipes: " + ", ".join(RECIPE_NAMES))
+    r.add_argument("recipe", help="pipeline or a stage name")
+    r.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides")
+    r.add_argument("--dryrun", action="store_true", help="print what would be launched (e.g. the sbatch script)")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("stage", help="run one stage in this process (no NeMo Run)")
+    s.add_argument("name")
+    s.add_argument("overrides", nargs="*")
+    s.add_argument("--config", default="", help="a config.json written by a previous run")
+    s.set_defaults(fn=cmd_stage)
+    c = sub.add_parser("config", help="print the resolved config")
+    c.add_argument("overrides", nargs="*")
+    c.set_defaults(fn=cmd_config)
+    d = sub.add_parser("data", help="dataset commands")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("download", help="download NSMC, KLUE and korean-hate-speech (resumable, checksummed)")
+    dl.add_argument("--dest", default="", help="target directory (default: the user cache)")
+    dl.add_argument("--mirror", default="", help="base URL of a server holding kollm's data layout")
+    dl.set_defaults(fn=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KollmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Evaluation pieces: NSMC accuracy (LM and TF-IDF baseline), perplexity, generations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+
+def tfidf_baseline(train_rows: list[dict], test_rows: list[dict]) -> dict:
+    """Character n-gram TF-IDF + logistic regression: the classic NSMC baseline."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True, max_features=200_000)
+    x_train = vec.fit_transform([r["text"] for r in train_rows])
+    clf = LogisticRegression(max_iter=1000, C=2.0)
+    clf.fit(x_train, [r["label"] for r in train_rows])
+    pred = clf.predict(vec.transform([r["text"] for r in test_rows]))
+    return {"accuracy": float(np.mean(pred == np.array([r["label"] for r in test_rows]))), "train_examples": len(train_rows)}
+
+
+def accuracy(probs: list[float], rows: list[dict]) -> float:
+    return float(np.mean([(p > 0.5) == bool(r["label"]) for p, r in zip(probs, rows)])) if rows else float("nan")
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, texts: list[str], max_len: int = 128, batch_size: int = 32) -> dict:
+    """Token-level perplexity of documents (each framed as <s> text </s>), and bits per character."""
+    model.eval()
+    nll, n_tokens, n_chars = 0.0, 0, 0
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start: start + batch_size]
+        enc = [[tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"][: max_len - 2]
+               + [tokenizer.eos_token_id] for t in chunk]
+        width = max(map(len, enc))
+        ids = torch.full((len(enc), width), tokenizer.pad_token_id)
+        mask = torch.zeros_like(ids)
+        for i, e in enumerate(enc):
+            ids[i, : len(e)] = torch.tensor(e)
+            mask[i, : len(e)] = 1
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target, tmask = ids[:, 1:], mask[:, 1:].bool()
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        nll += loss[tmask].sum().item()
+        n_tokens += int(tmask.sum())
+        n_chars += sum(len(t) + 1 for t in chunk)
+    return {"perplexity": math.exp(nll / n_tokens), "bits_per_char": nll / n_chars / math.log(2),
+            "tokens": n_tokens, "documents": len(texts)}
+
+
+def generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    from kollm.serve.generation import stream_generate
+
+    return "".join(stream_generate(model, tokenizer, prompt, max_new_tokens)).strip()

@@ -1,0 +1,27 @@
+"""Pipeline stages. Each stage module exposes `run(cfg, out_dir) -> dict` (the manifest body)."""
+
+STAGES = ["data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
+
+# What each stage reads: a stage refuses to start until these manifests are complete.
+UPSTREAM = {
+    "data": [],
+    "curate": ["data"],
+    "tokenizer": ["curate"],
+    "pretrain": ["curate", "tokenizer"],
+    "finetune": ["data", "pretrain"],
+    "align": ["data", "finetune"],
+    "evaluate": ["data", "curate", "pretrain", "finetune", "align"],
+    "serve": ["align"],
+}
+
+# The config sections a stage's result depends on (besides its upstream stages).
+SECTIONS = {
+    "data": ["data"],
+    "curate": ["curate"],
+    "tokenizer": ["tokenizer"],
+    "pretrain": ["model", "pretrain"],
+    "finetune": ["finetune"],
+    "align": ["align"],
+    "evaluate": ["evaluate"],
+    "serve": ["serve"],
+}

@@ -1,0 +1,58 @@
+"""Stage 1, data: read the Korean sources and write the run's splits and raw corpus.
+
+Outputs (JSONL): nsmc_{train,val,test} (reviews with ratings, split by movie_id),
+hate_{train,dev} (labelled comments), corpus_raw (pretraining documents from the train
+split, web comments and KLUE NER/DP sentences), heldout_raw (val-split reviews, for
+perplexity).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+
+from tqdm import tqdm
+
+from kollm.config import PipelineConfig
+from kollm.data import sources
+from kollm.data.split import movie_split
+from kollm.io import write_jsonl
+
+
+def run(cfg: PipelineConfig, out: str) -> dict:
+    data_dir = sources.resolve_data_dir(cfg.data.data_dir)
+    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    reviews = sources.iter_nsmc(data_dir, cfg.data.max_reviews)
+    for row in tqdm(reviews, desc="nsmc", unit="review", mininterval=2):
+        split = movie_split(int(row["movie_id"]), cfg.data.val_fraction, cfg.data.test_fraction)
+        splits[split].append(row)
+    counts = {}
+    for split, rows in splits.items():
+        counts[f"nsmc_{split}"] = write_jsonl(os.path.join(out, f"nsmc_{split}.jsonl"), rows)
+    for split in ("train", "dev"):
+        counts[f"hate_{split}"] = write_jsonl(os.path.join(out, f"hate_{split}.jsonl"),
+                                              sources.iter_hate_labeled(data_dir, split))
+
+    def corpus():
+        for r in splits["train"]:
+            yield {"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]}
+        for i, text in enumerate(sources.iter_comments(data_dir, cfg.data.max_comments)):
+            yield {"id": f"comments:{i}", "source": "comments", "text": text}
+        for guid, text in sources.iter_klue_sentences(data_dir):
+            yield {"id": f"klue:{guid}", "source": "klue", "text": text}
+        for i, text in enumerate(sources.iter_synopses(data_dir)):
+            yield {"id": f"synopsis:{i}", "source": "synopsis", "text": text}
+
+    by_source: collections.Counter = collections.Counter()
+
+    def counted(rows):
+        for row in rows:
+            by_source[row["source"]] += 1
+            yield row
+
+    counts["corpus_raw"] = write_jsonl(os.path.join(out, "corpus_raw.jsonl"), counted(corpus()))
+    counts["heldout_raw"] = write_jsonl(
+        os.path.join(out, "heldout_raw.jsonl"),
+        ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]} for r in splits["val"]))
+    movies = {s: len({r["movie_id"] for r in rows}) for s, rows in splits.items()}
+    return {"data_dir": data_dir, "counts": counts, "corpus_by_source": dict(by_source), "movies": movies}

@@ -1,0 +1,123 @@
+"""Stage 7, evaluate: NSMC accuracy vs a TF-IDF baseline, held-out perplexity, generations.
+
+`evaluate.nsmc_path=FILE` evaluates any JSONL with the NSMC schema instead of the run's
+test split. Writes report.md, report.json and plots.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from kollm.config import PipelineConfig
+from kollm.curate import hangul_ratio, normalize
+from kollm.data.sources import NSMC_FIELDS
+from kollm.errors import KollmError
+from kollm.io import read_json, read_jsonl, write_json
+from kollm.stages.runner import require, stage_dir
+
+
+def _bar_plot(values: dict[str, float], path: str, title: str, ylabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(values)])
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(cfg: PipelineConfig, out: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kollm import evaluation, sentiment
+
+    ev = cfg.evaluate
+    data = stage_dir(cfg, "data")
+    test_path = ev.nsmc_path or os.path.join(data, "nsmc_test.jsonl")
+    test_rows = sentiment.labelled(read_jsonl(test_path, required=NSMC_FIELDS), 0, ev.max_examples // 2)
+    if not test_rows:
+        raise KollmError(f"{test_path}: no labelled reviews (need ratings 1-4 and 9-10 in the NSMC schema)")
+    train_rows = sentiment.labelled(read_jsonl(os.path.join(data, "nsmc_train.jsonl")), 0,
+                                    require(cfg, "finetune")["counts"]["train_examples"] // 2)
+    texts = [r["text"] for r in test_rows]
+    torch.manual_seed(0)
+
+    models = {"pretrained": os.path.join(stage_dir(cfg, "pretrain"), "model"),
+              "finetuned": os.path.join(stage_dir(cfg, "finetune"), "model"),
+              "aligned": os.path.join(stage_dir(cfg, "align"), "model")}
+    tokenizer = AutoTokenizer.from_pretrained(models["aligned"])
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(os.path.join(stage_dir(cfg, "curate"), "heldout.jsonl")),
+                                                   ev.perplexity_docs)]
+    results: dict = {"nsmc": {"path": os.path.abspath(test_path), "examples": len(test_rows)}, "perplexity": {},
+                     "generations": []}
+    max_len = cfg.finetune.max_len
+    for name, path in models.items():
+        model = AutoModelForCausalLM.from_pretrained(path)
+        results["perplexity"][name] = evaluation.perplexity(model, tokenizer, heldout)
+        if name != "pretrained":
+            probs = sentiment.predict(model, tokenizer, texts, max_len)
+            results["nsmc"][f"{name}_accuracy"] = evaluation.accuracy(probs, test_rows)
+        if name == "aligned":
+            for prompt in ev.prompts:
+                text = evaluation.generate(model, tokenizer, prompt, ev.max_new_tokens)
+                results["generations"].append({"prompt": prompt, "response": text,
+                                               "hangul_share": round(hangul_ratio(normalize(text)), 3)})
+    results["nsmc"]["tfidf_logreg_accuracy"] = evaluation.tfidf_baseline(train_rows, test_rows)["accuracy"]
+    results["nsmc"]["baseline_train_examples"] = len(train_rows)
+    results["align"] = require(cfg, "align")["metrics"]
+    results["pretrain"] = require(cfg, "pretrain")["metrics"]
+
+    acc = {"LoRA LM": results["nsmc"]["finetuned_accuracy"], "aligned LM": results["nsmc"]["aligned_accuracy"],
+           "TF-IDF+LR": results["nsmc"]["tfidf_logreg_accuracy"]}
+    _bar_plot(acc, os.path.join(out, "nsmc_accuracy.png"), f"NSMC accuracy (n={len(test_rows)})", "accuracy")
+    loss_png = os.path.join(stage_dir(cfg, "pretrain"), "loss.png")
+    write_json(os.path.join(out, "report.json"), results)
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(render_markdown(results, cfg, loss_png))
+    return {
+        "outputs": {"report_md": os.path.abspath(os.path.join(out, "report.md")),
+                    "report_json": os.path.abspath(os.path.join(out, "report.json"))},
+        "counts": {"nsmc_examples": len(test_rows), "perplexity_docs": len(heldout)},
+        "metrics": {"nsmc_finetuned_accuracy": round(acc["LoRA LM"], 4),
+                    "nsmc_aligned_accuracy": round(acc["aligned LM"], 4),
+                    "nsmc_tfidf_accuracy": round(acc["TF-IDF+LR"], 4),
+                    "heldout_perplexity_pretrained": round(results["perplexity"]["pretrained"]["perplexity"], 2),
+                    "heldout_perplexity_aligned": round(results["perplexity"]["aligned"]["perplexity"], 2)},
+    }
+
+
+def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str) -> str:
+    n = r["nsmc"]
+    lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
+             "## NSMC sentiment (balanced, official labelling: 1–4 negative, 9–10 positive)", "",
+             f"Test file: `{n['path']}` ({n['examples']} reviews)", "",
+             "| model | accuracy |", "|---|---|",
+             f"| kollm LM + LoRA (finetune) | {n['finetuned_accuracy']:.4f} |",
+             f"| kollm LM after SFT + DPO (align) | {n['aligned_accuracy']:.4f} |",
+             f"| TF-IDF char 1–3-grams + logistic regression ({n['baseline_train_examples']} train reviews) | {n['tfidf_logreg_accuracy']:.4f} |",
+             "", "![accuracy](nsmc_accuracy.png)", "",
+             "## Held-out perplexity (curated validation-split reviews)", "",
+             "| model | perplexity | bits/char | tokens |", "|---|---|---|---|"]
+    for name, p in r["perplexity"].items():
+        lines.append(f"| {name} | {p['perplexity']:.2f} | {p['bits_per_char']:.3f} | {p['tokens']} |")
+    pt = r["pretrain"]
+    lines += ["", f"Pretraining: loss {pt['loss_first']} → {pt['loss_last']}, {pt['tokens_per_s']:.0f} tokens/s.", "",
+              f"![loss]({os.path.relpath(loss_png, os.path.join(cfg.run_dir, 'evaluate'))})", "",
+              "## DPO (held-out preference pairs)", "", "| | loss | reward accuracy | margin |", "|---|---|---|---|"]
+    for when in ("before", "after"):
+        m = r["align"][f"dpo_eval_{when}"]
+        lines.append(f"| {when} DPO | {m.get('loss', float('nan')):.4f} | {m.get('rewards/accuracies', float('nan')):.3f} "
+                     f"| {m.get('rewards/margins', float('nan')):.4f} |")
+    lines += ["", "## Generations (aligned model, greedy)", ""]
+    for g in r["generations"]:
+        lines.append(f"- **{g['prompt']}** → {g['response'] or '(empty)'}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,62 @@
+"""Executors as config: `run.executor=local|slurm|docker` picks one, the recipe stays the same."""
+
+from __future__ import annotations
+
+import os
+
+import nemo_run as run
+
+from kollm.config import PipelineConfig
+from kollm.data.sources import repo_root
+from kollm.errors import KollmError
+
+CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the repository
+
+ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+def local(cfg: PipelineConfig) -> run.LocalExecutor:
+    """This machine: CPU, or one GPU. Stages run as child processes of `python` on PATH."""
+    return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
+
+
+def slurm(cfg: PipelineConfig) -> run.SlurmExecutor:
+    """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis."""
+    r = cfg.run
+    if not r.ssh_host and r.remote_job_dir:
+        raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
+    job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
+    tunnel = (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
+              if r.ssh_host else run.LocalTunnel(job_dir=job_dir))
+    mounts = []
+    if r.container_image:
+        # The run directory must be on a filesystem every node sees.
+        mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"]
+    return run.SlurmExecutor(
+        account=r.account, partition=r.partition or None, nodes=r.nodes, ntasks_per_node=max(1, r.gpus_per_node),
+        gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=r.container_image or None,
+        container_mounts=mounts, tunnel=tunnel, packager=run.Packager(), env_vars=dict(ENV),
+        exclusive=True if r.gpus_per_node else None,
+    )
+
+
+def docker(cfg: PipelineConfig) -> run.DockerExecutor:
+    """One machine with Docker (and the NVIDIA container toolkit when GPUs are asked for)."""
+    r = cfg.run
+    if not r.container_image:
+        raise KollmError("run.executor=docker needs run.container_image (see containers/)")
+    return run.DockerExecutor(
+        container_image=r.container_image, num_gpus=r.gpus_per_node or None,
+        runtime="nvidia" if r.gpus_per_node else None, ipc_mode="host", shm_size="16g",
+        volumes=[f"{repo_root()}:{CONTAINER_REPO}", f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"],
+        packager=run.Packager(), env_vars=dict(ENV),
+    )
+
+
+FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
+
+
+def for_config(cfg: PipelineConfig):
+    if cfg.run.executor not in FACTORIES:
+        raise KollmError(f"unknown executor {cfg.run.executor!r}; choose one of: {', '.join(FACTORIES)}")
+    return FACTORIES[cfg.run.executor](cfg)
