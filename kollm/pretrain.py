@@ -132,6 +132,7 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt_root = os.path.join(out_dir, "checkpoints")
+    os.makedirs(out_dir, exist_ok=True)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     gen = torch.Generator().manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)

@@ -40,7 +40,7 @@ def labelled(rows, seed: int, per_class: int) -> list[dict]:
     for r in rows:
         label = nsmc_label(int(r["rating"]))
         if label is not None and r["text"].strip():
-            by_label[label].append({"text": r["text"], "label": label})
+            by_label[label].append({"text": r["text"], "label": label, "rating": int(r["rating"])})
     rng = random.Random(seed)
     n = min(len(by_label[0]), len(by_label[1]))
     if per_class:

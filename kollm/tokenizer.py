@@ -25,7 +25,11 @@ CHAT_TEMPLATE = (
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
-    """Train and return a `PreTrainedTokenizerFast` with special tokens and a chat template."""
+    """Train and return a `PreTrainedTokenizerFast` with special tokens and a chat template.
+
+    Half the vocabulary at most goes to single characters (Korean has thousands of
+    syllables), so there is always room for merges.
+    """
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=UNK))
@@ -33,7 +37,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=SPECIAL_TOKENS, limit_alphabet=2000,
+                                  special_tokens=SPECIAL_TOKENS, limit_alphabet=min(2000, vocab_size // 2),
                                   show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, bos_token=BOS,

@@ -16,7 +16,7 @@ def _common(out_dir: str, a, lr: float, epochs: int) -> dict:
     return dict(output_dir=out_dir, per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=a.batch_size,
                 learning_rate=lr, num_train_epochs=epochs, logging_steps=1, save_strategy="no", report_to=[],
                 use_cpu=True, seed=a.seed, lr_scheduler_type="linear", warmup_steps=0, disable_tqdm=False,
-                dataloader_num_workers=0, gradient_checkpointing=False)
+                dataloader_num_workers=0, activation_checkpointing=False)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:

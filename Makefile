@@ -1,0 +1,41 @@
+# kollm: two commands.
+#   make demo   -> set up .venv + .venv-serve, run the whole pipeline (preset tiny) on CPU
+#   make test   -> set up the same environments + pytest, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+SERVE_VENV := .venv-serve
+PRESET ?= tiny
+# pip's chatter about local index folders is noise here
+PIP_QUIET := -q --disable-pip-version-check
+
+.PHONY: demo test env clean
+
+demo: env
+	$(VENV)/bin/kollm run pipeline preset=$(PRESET)
+
+test: env $(VENV)/.test-installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+env: $(VENV)/.installed $(SERVE_VENV)/.installed
+
+# torch is installed on its own first, so no other requirement can pull a CUDA build.
+$(VENV)/.installed: requirements/train.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) torch==2.13.0
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/train.txt
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(SERVE_VENV)/.installed: requirements/serve.txt pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) torch==2.13.0
+	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) -r requirements/serve.txt
+	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test-installed: requirements/test.txt $(VENV)/.installed
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/test.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(SERVE_VENV) runs

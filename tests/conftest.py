@@ -1,0 +1,64 @@
+import itertools
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from kollm.data import sources  # noqa: E402
+
+REPO = sources.repo_root()
+SERVE_PYTHON = os.path.join(REPO, ".venv-serve", "bin", "python")
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    try:
+        return sources.resolve_data_dir()
+    except Exception as e:  # a user machine without ../shared/data and no download yet
+        pytest.skip(f"Korean data not available: {e}")
+
+
+@pytest.fixture(scope="session")
+def nsmc_rows(data_dir):
+    return list(sources.iter_nsmc(data_dir, limit=20000))
+
+
+@pytest.fixture(scope="session")
+def korean_tokenizer(nsmc_rows, tmp_path_factory):
+    """A small BPE trained on 20k real NSMC reviews, saved and reloaded as a HF tokenizer."""
+    from transformers import AutoTokenizer
+
+    from kollm.tokenizer import train_bpe
+
+    path = tmp_path_factory.mktemp("tokenizer")
+    train_bpe((r["text"] for r in nsmc_rows), vocab_size=3000).save_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(korean_tokenizer, tmp_path_factory):
+    """A randomly initialised 2-layer Llama with the Korean tokenizer, saved as a HF model."""
+    from kollm.config import ModelConfig
+    from kollm.model import build_model
+
+    path = tmp_path_factory.mktemp("model")
+    model = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
+                                    intermediate_size=64, max_seq_len=64), korean_tokenizer, seed=0)
+    model.save_pretrained(path, safe_serialization=True)
+    korean_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def run_cli(args, env=None, python=sys.executable, timeout=600, cwd=None):
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([python, "-m", "kollm", *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=cwd or REPO)
+
+
+def first(iterable, n):
+    return list(itertools.islice(iterable, n))

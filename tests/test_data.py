@@ -1,0 +1,41 @@
+import collections
+import os
+
+import pytest
+
+from kollm.data import sources
+from kollm.data.split import movie_split
+from kollm.errors import KollmError
+
+
+def test_split_is_by_movie_and_deterministic(nsmc_rows):
+    split_of = {}
+    for r in nsmc_rows:
+        s = movie_split(r["movie_id"], 0.1, 0.1)
+        assert split_of.setdefault(r["movie_id"], s) == s  # no movie crosses splits
+        assert movie_split(r["movie_id"], 0.1, 0.1) == s
+    counts = collections.Counter(split_of.values())
+    assert set(counts) == {"train", "val", "test"}
+    assert 0.04 < counts["test"] / len(split_of) < 0.2
+
+
+def test_readers_on_real_data(data_dir):
+    hate = list(sources.iter_hate_labeled(data_dir, "train"))
+    assert len(hate) == 7896 and {h["hate"] for h in hate} == {"hate", "offensive", "none"}
+    klue = list(sources.iter_klue_sentences(data_dir))
+    assert len(klue) > 5000
+    assert not any("<" in s and ":PS>" in s for _, s in klue)  # NER markup stripped
+    assert sources.nsmc_label(1) == 0 and sources.nsmc_label(10) == 1 and sources.nsmc_label(7) is None
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(KollmError, match="lacks nsmc/reviews.jsonl.gz"):
+        sources.resolve_data_dir(str(tmp_path))
+    with pytest.raises(KollmError, match="no Korean data found"):
+        sources.resolve_data_dir(str(tmp_path / "nope"))
+
+
+def test_env_var_wins_over_shared(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("KOLLM_DATA_DIR", data_dir)
+    assert sources.resolve_data_dir() == os.path.abspath(data_dir)
