@@ -71,6 +71,7 @@ def cmd_run(args) -> int:
     from kollm.stages.runner import load_manifest
 
     cfg = _config(args.overrides)
+    cfg.run.root = os.path.abspath(cfg.run.root)  # tasks may run elsewhere (container workdir, other node)
     if args.recipe not in RECIPE_NAMES:
         raise KollmError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPE_NAMES)}")
     only = STAGES if args.recipe == "pipeline" else [args.recipe]

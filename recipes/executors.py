@@ -23,6 +23,10 @@ def local(cfg: PipelineConfig) -> run.LocalExecutor:
 def slurm(cfg: PipelineConfig) -> run.SlurmExecutor:
     """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis."""
     r = cfg.run
+    if r.nodes > 1:
+        # Each stage is one process today; several nodes would run it several times over.
+        raise KollmError("run.nodes > 1 needs a distributed training backend (torchrun/megatron), "
+                         "which the torch CPU backend does not have yet; use run.nodes=1")
     if not r.ssh_host and r.remote_job_dir:
         raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
     job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
@@ -33,7 +37,7 @@ def slurm(cfg: PipelineConfig) -> run.SlurmExecutor:
         # The run directory must be on a filesystem every node sees.
         mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"]
     return run.SlurmExecutor(
-        account=r.account, partition=r.partition or None, nodes=r.nodes, ntasks_per_node=max(1, r.gpus_per_node),
+        account=r.account, partition=r.partition or None, nodes=r.nodes, ntasks_per_node=1,
         gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=r.container_image or None,
         container_mounts=mounts, tunnel=tunnel, packager=run.Packager(), env_vars=dict(ENV),
         exclusive=True if r.gpus_per_node else None,

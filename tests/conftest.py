@@ -39,14 +39,25 @@ def korean_tokenizer(nsmc_rows, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(korean_tokenizer, tmp_path_factory):
-    """A randomly initialised 2-layer Llama with the Korean tokenizer, saved as a HF model."""
-    from kollm.config import ModelConfig
+def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
+    """A 2-layer Llama with the Korean tokenizer, pretrained for a few seconds on real reviews."""
+    import json
+
+    from kollm import pretrain
+    from kollm.config import ModelConfig, PretrainConfig
     from kollm.model import build_model
 
     path = tmp_path_factory.mktemp("model")
-    model = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                    intermediate_size=64, max_seq_len=64), korean_tokenizer, seed=0)
+    work = tmp_path_factory.mktemp("model_work")
+    with open(work / "corpus.jsonl", "w") as f:
+        for r in nsmc_rows[:5000]:
+            f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
+    pretrain.pack_corpus(str(work / "corpus.jsonl"), korean_tokenizer, str(work / "tokens.bin"))
+    model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
+                                    intermediate_size=128, max_seq_len=64), korean_tokenizer, seed=0)
+    pretrain.train(model, pretrain.load_tokens(str(work / "tokens.bin")),
+                   PretrainConfig(steps=200, batch_size=16, seq_len=64, lr=5e-3, warmup_steps=10, checkpoint_every=1000,
+                                  log_every=10), str(work), 1.0)
     model.save_pretrained(path, safe_serialization=True)
     korean_tokenizer.save_pretrained(path)
     return str(path)

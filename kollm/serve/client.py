@@ -8,20 +8,24 @@ import time
 import numpy as np
 
 
-def _inputs(module, prompt: str, max_new_tokens: int):
+def _inputs(module, prompt: str, max_new_tokens: int, min_new_tokens: int = 1):
     p = module.InferInput("prompt", [1], "BYTES")
     p.set_data_from_numpy(np.array([prompt.encode("utf-8")], dtype=np.object_))
-    m = module.InferInput("max_new_tokens", [1], "INT32")
-    m.set_data_from_numpy(np.array([max_new_tokens], dtype=np.int32))
-    return [p, m]
+    limits = []
+    for name, value in (("max_new_tokens", max_new_tokens), ("min_new_tokens", min_new_tokens)):
+        t = module.InferInput(name, [1], "INT32")
+        t.set_data_from_numpy(np.array([value], dtype=np.int32))
+        limits.append(t)
+    return [p, *limits]
 
 
-def generate_http(url: str, prompt: str, max_new_tokens: int = 32, model: str = "kollm", timeout: float = 120) -> str:
+def generate_http(url: str, prompt: str, max_new_tokens: int = 32, model: str = "kollm", timeout: float = 120,
+                  min_new_tokens: int = 1) -> str:
     import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(url=url, network_timeout=timeout, connection_timeout=timeout)
     try:
-        result = client.infer(model, _inputs(httpclient, prompt, max_new_tokens),
+        result = client.infer(model, _inputs(httpclient, prompt, max_new_tokens, min_new_tokens),
                               outputs=[httpclient.InferRequestedOutput("text")])
         return result.as_numpy("text").reshape(-1)[0].decode("utf-8")
     finally:
@@ -29,7 +33,7 @@ def generate_http(url: str, prompt: str, max_new_tokens: int = 32, model: str = 
 
 
 def generate_grpc_stream(url: str, prompt: str, max_new_tokens: int = 32, model: str = "kollm_stream",
-                         timeout: float = 120) -> list[str]:
+                         timeout: float = 120, min_new_tokens: int = 1) -> list[str]:
     """Returns the streamed pieces in arrival order (join them for the full answer)."""
     import tritonclient.grpc as grpcclient
 
@@ -38,7 +42,7 @@ def generate_grpc_stream(url: str, prompt: str, max_new_tokens: int = 32, model:
     client.start_stream(callback=lambda result, error: events.put((result, error)))
     pieces = []
     try:
-        client.async_stream_infer(model, _inputs(grpcclient, prompt, max_new_tokens),
+        client.async_stream_infer(model, _inputs(grpcclient, prompt, max_new_tokens, min_new_tokens),
                                   outputs=[grpcclient.InferRequestedOutput("text")],
                                   enable_empty_final_response=True)
         deadline = time.time() + timeout

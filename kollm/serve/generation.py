@@ -24,7 +24,7 @@ class IncrementalDecoder:
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()  # answers start with text
         if text.endswith("\ufffd"):
             return ""  # an incomplete character: wait for the next token
         new, self.emitted = text[len(self.emitted):], text
@@ -32,13 +32,16 @@ class IncrementalDecoder:
 
 
 @torch.no_grad()
-def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int,
+def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int, min_new_tokens: int = 1,
                     repetition_penalty: float = 1.2) -> Iterator[str]:
+    """Yields text pieces; </s> is suppressed until `min_new_tokens` tokens and some visible text exist."""
     model.eval()
     ids = chat_prompt_ids(tokenizer, prompt)
     max_pos = getattr(model.config, "max_position_embeddings", 0) or 10**9
     budget = max(0, min(max_new_tokens, max_pos - ids.shape[1]))
     decoder = IncrementalDecoder(tokenizer)
+    # Special tokens other than </s> (<unk>, <pad>, <s>, role tags) are never answer text.
+    banned = torch.tensor([i for i in tokenizer.all_special_ids if i != tokenizer.eos_token_id], dtype=torch.long)
     past, step_input, generated = None, ids, []
     for _ in range(budget):
         out = model(input_ids=step_input, past_key_values=past, use_cache=True)
@@ -48,6 +51,9 @@ def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int,
             seen = torch.tensor(sorted(set(generated)))
             scores = logits[seen]
             logits[seen] = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)
+        logits[banned] = float("-inf")
+        if len(generated) < min_new_tokens or not decoder.emitted.strip():
+            logits[tokenizer.eos_token_id] = float("-inf")  # never answer with nothing
         token = int(torch.argmax(logits))
         if token == tokenizer.eos_token_id:
             break

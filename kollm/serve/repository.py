@@ -14,7 +14,8 @@ backend: "python"
 max_batch_size: 0
 input [
   {{ name: "prompt" data_type: TYPE_STRING dims: [ 1 ] }},
-  {{ name: "max_new_tokens" data_type: TYPE_INT32 dims: [ 1 ] optional: true }}
+  {{ name: "max_new_tokens" data_type: TYPE_INT32 dims: [ 1 ] optional: true }},
+  {{ name: "min_new_tokens" data_type: TYPE_INT32 dims: [ 1 ] optional: true }}
 ]
 output [
   {{ name: "text" data_type: TYPE_STRING dims: [ 1 ] }}

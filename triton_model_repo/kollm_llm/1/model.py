@@ -31,7 +31,9 @@ class TritonPythonModel:
         prompt = prompt.decode("utf-8") if isinstance(prompt, bytes) else str(prompt)
         limit = pb_utils.get_input_tensor_by_name(request, "max_new_tokens")
         max_new = int(limit.as_numpy().reshape(-1)[0]) if limit is not None else self.default_max_new_tokens
-        return prompt, max_new
+        floor = pb_utils.get_input_tensor_by_name(request, "min_new_tokens")
+        min_new = int(floor.as_numpy().reshape(-1)[0]) if floor is not None else 1
+        return prompt, max_new, min_new
 
     @staticmethod
     def _text_response(text):
@@ -45,8 +47,8 @@ class TritonPythonModel:
             responses = []
             for request in requests:
                 try:
-                    prompt, max_new = self._request_args(request)
-                    text = "".join(stream_generate(self.model, self.tokenizer, prompt, max_new))
+                    prompt, max_new, min_new = self._request_args(request)
+                    text = "".join(stream_generate(self.model, self.tokenizer, prompt, max_new, min_new))
                     responses.append(self._text_response(text))
                 except Exception as e:  # report to the client, keep the server up
                     responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
@@ -54,8 +56,8 @@ class TritonPythonModel:
         for request in requests:
             sender = request.get_response_sender()
             try:
-                prompt, max_new = self._request_args(request)
-                for piece in stream_generate(self.model, self.tokenizer, prompt, max_new):
+                prompt, max_new, min_new = self._request_args(request)
+                for piece in stream_generate(self.model, self.tokenizer, prompt, max_new, min_new):
                     sender.send(self._text_response(piece))
             except Exception as e:
                 sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))

@@ -1,0 +1,68 @@
+"""Every user-facing entry answers a user mistake with one `error:` line and a non-zero exit."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def assert_one_clear_error(proc, fragment):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert fragment in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "pipeline", "preset=huge"], "unknown preset 'huge'"),
+    (["run", "pipeline", "preset=ci", "pretrain.stepz=3"], "unknown override key 'pretrain.stepz'"),
+    (["run", "pipeline", "preset=ci", "pretrain.steps=lots"], "expected a value of type int"),
+    (["run", "nosuch", "preset=ci"], "unknown recipe 'nosuch'"),
+    (["run", "pipeline", "preset=ci", "run.executor=k8s"], "unknown executor 'k8s'"),
+    (["stage", "pretrain", "preset=ci", "pretrain.seq_len=4096"], "exceeds model.max_seq_len"),
+    (["config", "preset=ci", "model.hidden=3"], "unknown override key 'model.hidden'"),
+])
+def test_bad_arguments(args, fragment, tmp_path):
+    assert_one_clear_error(run_cli(args + [f"run.root={tmp_path}"] if args[0] != "config" else args), fragment)
+
+
+def test_missing_data_dir(tmp_path):
+    proc = run_cli(["run", "pipeline", "preset=ci", f"run.root={tmp_path}", f"data.data_dir={tmp_path}/nope"])
+    assert_one_clear_error(proc, "no Korean data found")
+    assert "kollm data download" in proc.stderr
+
+
+def test_malformed_jsonl_for_evaluation(tmp_path):
+    bad = tmp_path / "reviews.jsonl"
+    good = {"review_id": 1, "movie_id": 2, "rating": 10, "text": "최고"}
+    bad.write_text(json.dumps(good, ensure_ascii=False) + "\n{not json\n")
+    proc = run_cli(["run", "evaluate", "preset=ci", f"run.root={tmp_path}", f"evaluate.nsmc_path={bad}"])
+    assert_one_clear_error(proc, f"{bad}:2: malformed JSON line")
+
+
+def test_jsonl_missing_fields_for_evaluation(tmp_path):
+    bad = tmp_path / "reviews.jsonl"
+    bad.write_text(json.dumps({"text": "최고", "rating": 10}, ensure_ascii=False) + "\n")
+    proc = run_cli(["stage", "evaluate", "preset=ci", f"run.root={tmp_path}", f"evaluate.nsmc_path={bad}"])
+    assert_one_clear_error(proc, f"{bad}:1: missing field(s) review_id, movie_id")
+
+
+def test_stage_before_its_inputs_exist(tmp_path):
+    proc = run_cli(["stage", "pretrain", "preset=ci", f"run.root={tmp_path}"])
+    assert_one_clear_error(proc, "stage 'curate' has not completed")
+
+
+def test_download_from_unreachable_mirror(tmp_path):
+    proc = run_cli(["data", "download", "--mirror", "http://127.0.0.1:9", "--dest", str(tmp_path)])
+    assert_one_clear_error(proc, "download failed")
+
+
+def test_help_explains_the_commands():
+    proc = run_cli(["--help"])
+    assert proc.returncode == 0
+    for word in ("run", "stage", "data", "preset", "section.key=value"):
+        assert word in proc.stdout
+    proc = run_cli(["run", "--help"])
+    assert "pipeline" in proc.stdout and "--dryrun" in proc.stdout

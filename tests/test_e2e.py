@@ -1,0 +1,103 @@
+"""The whole pipeline, preset ci, through NeMo Run's LocalExecutor: real data, real training,
+a real tritonserver. Then the same command again, which must do nothing."""
+
+import json
+import os
+
+import pytest
+
+from kollm.stages import STAGES
+from tests.conftest import SERVE_PYTHON, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("runs")
+    args = ["run", "pipeline", "preset=ci", f"run.root={root}", f"serve.python={SERVE_PYTHON}"]
+    first = run_cli(args, timeout=1200)
+    manifests_after_first = {s: open(root / "ci" / s / "manifest.json").read()
+                             for s in STAGES if os.path.exists(root / "ci" / s / "manifest.json")}
+    second = run_cli(args, timeout=1200)
+    return root / "ci", first, second, manifests_after_first
+
+
+def manifest(run_dir, stage):
+    return json.load(open(run_dir / stage / "manifest.json"))
+
+
+def test_pipeline_completes_every_stage(ci_run):
+    run_dir, first, _, manifests = ci_run
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert set(manifests) == set(STAGES)
+    for stage in STAGES:
+        m = manifest(run_dir, stage)
+        assert m["status"] == "complete" and m["stage"] == stage
+        assert m["wall_s"] >= 0 and m["versions"]["python"] and m["fingerprint"]
+        assert set(m["inputs"]) <= set(STAGES)
+    assert "report:" in first.stdout and "nsmc_tfidf_accuracy" in first.stdout
+
+
+def test_every_document_is_accounted_for(ci_run):
+    run_dir = ci_run[0]
+    data, curate = manifest(run_dir, "data"), manifest(run_dir, "curate")
+    c = curate["counts"]["corpus"]
+    assert c["in"] == data["counts"]["corpus_raw"] == sum(data["corpus_by_source"].values())
+    assert c["in"] == c["kept"] + c["removed"] == c["kept"] + sum(c["removed_by_reason"].values())
+    kept = sum(1 for _ in open(run_dir / "curate" / "corpus.jsonl"))
+    removed = sum(1 for _ in open(run_dir / "curate" / "corpus_removed.jsonl"))
+    assert (kept, removed) == (c["kept"], c["removed"])
+    h = curate["counts"]["heldout"]
+    assert h["in"] == data["counts"]["heldout_raw"] == h["kept"] + h["removed"]
+    # the split is by movie: no movie id appears in two splits
+    movies = {}
+    for split in ("train", "val", "test"):
+        ids = {json.loads(line)["movie_id"] for line in open(run_dir / "data" / f"nsmc_{split}.jsonl")}
+        for other, seen in movies.items():
+            assert not ids & seen, (split, other)
+        movies[split] = ids
+
+
+def test_training_learned_something(ci_run):
+    run_dir = ci_run[0]
+    pre = manifest(run_dir, "pretrain")
+    assert pre["metrics"]["loss_last"] < pre["metrics"]["loss_first"] - 0.5
+    assert pre["metrics"]["tokens_per_s"] > 0
+    assert (run_dir / "pretrain" / "loss.png").stat().st_size > 1000
+    assert (run_dir / "pretrain" / "model" / "model.safetensors").exists()
+    ft = manifest(run_dir, "finetune")
+    assert ft["metrics"]["loss_last"] < ft["metrics"]["loss_first"]
+    assert (run_dir / "finetune" / "adapter" / "adapter_config.json").exists()
+    al = manifest(run_dir, "align")
+    assert al["counts"]["dpo_steps"] > 0 and al["counts"]["sft_steps"] > 0
+
+
+def test_report_has_the_headline_numbers(ci_run):
+    run_dir = ci_run[0]
+    report = json.load(open(run_dir / "evaluate" / "report.json"))
+    for key in ("finetuned_accuracy", "aligned_accuracy", "tfidf_logreg_accuracy"):
+        assert 0.0 <= report["nsmc"][key] <= 1.0
+    assert report["nsmc"]["tfidf_logreg_accuracy"] > 0.6  # the baseline is real
+    assert report["perplexity"]["pretrained"]["perplexity"] > 1
+    assert len(report["generations"]) == 3
+    md = open(run_dir / "evaluate" / "report.md").read()
+    assert "TF-IDF" in md and "perplexity" in md
+
+
+def test_served_model_answers_in_korean_over_http_and_grpc(ci_run):
+    serve = manifest(ci_run[0], "serve")
+    for protocol in ("http", "grpc_stream"):
+        answer = serve["answers"][protocol]
+        assert answer["text"] and answer["hangul_share"] > 0.5, answer
+    assert serve["answers"]["grpc_stream"]["pieces"] >= 1
+    assert not serve["answers"]["grpc_stream"]["has_replacement_char"]
+    assert serve["server"]["http"].startswith("127.0.0.1:") and serve["server"]["exit_code"] == 0
+
+
+def test_rerun_is_a_no_op(ci_run):
+    run_dir, _, second, manifests = ci_run
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("up to date") == len(STAGES)
+    for stage in STAGES:
+        assert open(run_dir / stage / "manifest.json").read() == manifests[stage]
