@@ -173,9 +173,9 @@ def ci() -> PipelineConfig:
     cfg.data.max_reviews = 30000
     cfg.data.max_comments = 3000
     cfg.tokenizer.vocab_size = 2000
-    cfg.model = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                            intermediate_size=176, max_seq_len=128)
-    cfg.pretrain.steps = 120
+    cfg.model = ModelConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
+                            intermediate_size=352, max_seq_len=128)
+    cfg.pretrain.steps = 300
     cfg.pretrain.batch_size = 16
     cfg.pretrain.seq_len = 64
     cfg.pretrain.warmup_steps = 10

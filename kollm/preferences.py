@@ -37,37 +37,29 @@ def _comments(hate_rows) -> dict[str, list[str]]:
     return by
 
 
-def sft_examples(nsmc_rows, hate_rows, n: int, seed: int) -> list[dict]:
+KINDS = ["positive_review", "negative_review", "clean_comment"]
+
+
+def _triples(nsmc_rows, hate_rows, n: int, seed: int):
+    """(kind, prompt, preferred text, dispreferred text), cycling through the three kinds."""
     rng = random.Random(seed)
     reviews, comments = _reviews(nsmc_rows, seed), _comments(hate_rows)
-    out = []
     for i in range(n):
-        kind = i % 3
-        if kind == 0:
-            prompt, answer = POSITIVE, rng.choice(reviews[1])
-        elif kind == 1:
-            prompt, answer = NEGATIVE, rng.choice(reviews[0])
+        kind = KINDS[i % 3]
+        if kind == "positive_review":
+            yield kind, POSITIVE, rng.choice(reviews[1]), rng.choice(reviews[0])
+        elif kind == "negative_review":
+            yield kind, NEGATIVE, rng.choice(reviews[0]), rng.choice(reviews[1])
         else:
-            prompt, answer = COMMENT, rng.choice(comments["clean"])
-        out.append({"prompt": [{"role": "user", "content": prompt}],
-                    "completion": [{"role": "assistant", "content": answer}]})
-    return out
+            yield kind, COMMENT, rng.choice(comments["clean"]), rng.choice(comments["toxic"])
+
+
+def sft_examples(nsmc_rows, hate_rows, n: int, seed: int) -> list[dict]:
+    return [{"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": good}]}
+            for _, prompt, good, _ in _triples(nsmc_rows, hate_rows, n, seed)]
 
 
 def dpo_pairs(nsmc_rows, hate_rows, n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    reviews, comments = _reviews(nsmc_rows, seed), _comments(hate_rows)
-    out = []
-    for i in range(n):
-        kind = i % 3
-        if kind == 0:
-            prompt, chosen, rejected = POSITIVE, rng.choice(reviews[1]), rng.choice(reviews[0])
-        elif kind == 1:
-            prompt, chosen, rejected = NEGATIVE, rng.choice(reviews[0]), rng.choice(reviews[1])
-        else:
-            prompt, chosen, rejected = COMMENT, rng.choice(comments["clean"]), rng.choice(comments["toxic"])
-        out.append({"prompt": [{"role": "user", "content": prompt}],
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                    "kind": ["positive_review", "negative_review", "clean_comment"][kind]})
-    return out
+    return [{"prompt": [{"role": "user", "content": prompt}], "chosen": [{"role": "assistant", "content": good}],
+             "rejected": [{"role": "assistant", "content": bad}], "kind": kind}
+            for kind, prompt, good, bad in _triples(nsmc_rows, hate_rows, n, seed)]

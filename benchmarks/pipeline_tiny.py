@@ -1,0 +1,90 @@
+"""Measure the demo: the whole pipeline, preset tiny, from an empty run directory, on this machine.
+
+    .venv/bin/python benchmarks/pipeline_tiny.py            # writes benchmarks/results/pipeline_tiny.json
+    .venv/bin/python benchmarks/pipeline_tiny.py preset=ci  # any preset/overrides, written under its name
+
+Runs exactly what `make demo` runs (`kollm run pipeline ...` through NeMo Run), timed from
+outside, and records per-stage wall times from the manifests plus the report's headline numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+STAGES = ["data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu}){mem}, no GPU, Python {platform.python_version()}, {platform.system()}"
+
+
+def main(argv: list[str]) -> int:
+    overrides = argv or ["preset=tiny"]
+    preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
+    root = tempfile.mkdtemp(prefix="kollm-bench-")
+    cmd = [sys.executable, "-m", "kollm", "run", "pipeline", *overrides, f"run.root={root}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(f"pipeline failed (exit {proc.returncode}); run dir kept at {root}", file=sys.stderr)
+        return proc.returncode
+    run_dir = os.path.join(root, preset)
+    manifests = {s: json.load(open(os.path.join(run_dir, s, "manifest.json"))) for s in STAGES}
+    result = {
+        "name": f"pipeline_{preset}",
+        "wall_s": round(wall, 1),
+        "stages": {s: m["wall_s"] for s, m in manifests.items()},
+        "overhead_s": round(wall - sum(m["wall_s"] for m in manifests.values()), 1),
+        "metrics": {**manifests["evaluate"]["metrics"],
+                    "pretrain_tokens_per_s": manifests["pretrain"]["metrics"]["tokens_per_s"],
+                    "pretrain_loss_first": manifests["pretrain"]["metrics"]["loss_first"],
+                    "pretrain_loss_last": manifests["pretrain"]["metrics"]["loss_last"],
+                    "parameters": manifests["pretrain"]["counts"]["parameters"],
+                    "tokens_seen": manifests["pretrain"]["counts"]["tokens_seen"],
+                    "docs_in": manifests["curate"]["counts"]["corpus"]["in"],
+                    "docs_kept": manifests["curate"]["counts"]["corpus"]["kept"],
+                    "dpo_eval_reward_accuracy": manifests["align"]["metrics"]["dpo_eval_after"].get("rewards/accuracies"),
+                    "served_http_answer": manifests["serve"]["answers"]["http"]["text"],
+                    "served_grpc_stream_pieces": manifests["serve"]["answers"]["grpc_stream"]["pieces"]},
+        "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8").read(),
+        "command": "make env && .venv/bin/python benchmarks/pipeline_tiny.py " + " ".join(argv),
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+    }
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    out = os.path.join(HERE, "results", f"pipeline_{preset}.json")
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"wrote {out}: wall {wall:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

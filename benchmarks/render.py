@@ -1,0 +1,70 @@
+"""Render benchmark results into README.md between `<!-- results:NAME -->` markers.
+
+    python benchmarks/render.py          # rewrite README.md from benchmarks/results/*.json
+    python benchmarks/render.py --check  # exit 1 if README.md is stale
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(os.path.dirname(HERE), "README.md")
+
+
+def pipeline_table(r: dict) -> str:
+    m = r["metrics"]
+    stages = " · ".join(f"{k} {v:.0f}s" for k, v in r["stages"].items())
+    return "\n".join([
+        f"Measured on {r['machine']}, {r['date']}, with `{r['command']}`:",
+        "",
+        "| what | value |",
+        "|---|---|",
+        f"| whole pipeline, wall clock | **{r['wall_s'] / 60:.1f} min** ({r['wall_s']:.0f} s) |",
+        f"| per stage | {stages} (NeMo Run task start-up: {r['overhead_s']:.0f} s in all) |",
+        f"| corpus | {m['docs_in']:,} documents in, {m['docs_kept']:,} kept after curation |",
+        f"| model | {m['parameters'] / 1e6:.1f} M parameters, {m['tokens_seen'] / 1e6:.2f} M tokens seen, "
+        f"{m['pretrain_tokens_per_s']:,.0f} tokens/s |",
+        f"| pretraining loss | {m['pretrain_loss_first']:.2f} → {m['pretrain_loss_last']:.2f} |",
+        f"| held-out perplexity (pretrained → aligned) | {m['heldout_perplexity_pretrained']:.1f} → "
+        f"{m['heldout_perplexity_aligned']:.1f} |",
+        f"| NSMC accuracy, LoRA fine-tuned LM | **{m['nsmc_finetuned_accuracy']:.3f}** |",
+        f"| NSMC accuracy, after SFT + DPO | {m['nsmc_aligned_accuracy']:.3f} |",
+        f"| NSMC accuracy, TF-IDF + logistic regression baseline | {m['nsmc_tfidf_accuracy']:.3f} |",
+        f"| DPO reward accuracy on held-out pairs | {m['dpo_eval_reward_accuracy']} |",
+        f"| Triton answer over HTTP | {m['served_http_answer']!r} |",
+    ])
+
+
+RENDERERS = {"pipeline_tiny": pipeline_table}
+
+
+def render(text: str) -> str:
+    for name, fn in RENDERERS.items():
+        path = os.path.join(HERE, "results", f"{name}.json")
+        if not os.path.exists(path):
+            continue
+        body = fn(json.load(open(path, encoding="utf-8")))
+        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    current = open(README, encoding="utf-8").read()
+    fresh = render(current)
+    if "--check" in argv:
+        if fresh != current:
+            print("README.md is stale: run python benchmarks/render.py", file=sys.stderr)
+            return 1
+        return 0
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
