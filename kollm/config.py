@@ -70,6 +70,10 @@ class ModelConfig:
 @dataclass
 class PretrainConfig:
     backend: str = "torch"  # torch (HF model + PyTorch loop); megatron comes with the GPU path
+    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or fp32; CPUs with AMX run bf16 fast
+    # Append each train-split review's rating to its text in the token stream ("… 평점: 9"):
+    # the LM then learns review -> rating from every train review, not only the fine-tuning sample.
+    rating_in_text: bool = True
     steps: int = 1000
     batch_size: int = 32
     seq_len: int = 128

@@ -28,12 +28,16 @@ def accuracy(probs: list[float], rows: list[dict]) -> float:
 
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: list[str], max_len: int = 128, batch_size: int = 32) -> dict:
-    """Token-level perplexity of documents (each framed as <s> text </s>), and bits per character."""
+    """Token-level perplexity of documents, and bits per character.
+
+    Each document is framed as `</s> text </s>`, the way documents follow each other in the
+    packed pretraining stream, so the first token is predicted in a context seen in training.
+    """
     model.eval()
     nll, n_tokens, n_chars = 0.0, 0, 0
     for start in range(0, len(texts), batch_size):
         chunk = texts[start: start + batch_size]
-        enc = [[tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"][: max_len - 2]
+        enc = [[tokenizer.eos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"][: max_len - 2]
                + [tokenizer.eos_token_id] for t in chunk]
         width = max(map(len, enc))
         ids = torch.full((len(enc), width), tokenizer.pad_token_id)

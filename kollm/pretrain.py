@@ -22,7 +22,13 @@ from kollm.config import PretrainConfig
 from kollm.io import read_jsonl, write_json
 
 
-def pack_corpus(corpus_path: str, tokenizer, out_path: str, batch: int = 2000) -> int:
+def document_text(doc: dict, rating_in_text: bool) -> str:
+    if rating_in_text and doc.get("rating") is not None:
+        return f"{doc['text']} 평점: {doc['rating']}"
+    return doc["text"]
+
+
+def pack_corpus(corpus_path: str, tokenizer, out_path: str, batch: int = 2000, rating_in_text: bool = False) -> int:
     """Tokenise the corpus into one flat array (documents separated by </s>); returns token count."""
     dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32
     eos = tokenizer.eos_token_id
@@ -40,7 +46,7 @@ def pack_corpus(corpus_path: str, tokenizer, out_path: str, batch: int = 2000) -
             texts.clear()
 
         for doc in tqdm(read_jsonl(corpus_path), desc="tokenize", unit="doc", mininterval=2):
-            texts.append(doc["text"])
+            texts.append(document_text(doc, rating_in_text))
             if len(texts) >= batch:
                 flush()
         if texts:
@@ -116,6 +122,17 @@ def load_checkpoint(path: str, model, optimizer, gen: torch.Generator) -> int:
 
 # ---- training -------------------------------------------------------------------------
 
+def autocast(precision: str):
+    """bf16 autocast for matmuls (weights, optimizer and loss stay fp32), or nothing for fp32."""
+    import contextlib
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision must be bf16 or fp32, not {precision!r}")
+    return torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+
+
 @torch.no_grad()
 def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batches: int = 4, seed: int = 0) -> float:
     model.eval()
@@ -157,8 +174,9 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
             x, y = get_batch(tokens, cfg.batch_size, cfg.seq_len, gen)
-            logits = model(input_ids=x).logits
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+            with autocast(cfg.precision):
+                logits = model(input_ids=x).logits
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

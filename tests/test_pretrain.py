@@ -101,3 +101,15 @@ def test_sigkilled_run_resumes_to_the_same_loss_curve(packed, korean_tokenizer, 
     assert [h["step"] for h in resumed] == list(range(1, 41))  # no gaps, no duplicated steps
     # fixed seed, one thread: the resumed curve matches the uninterrupted one (tolerance 1e-4)
     assert np.allclose([h["loss"] for h in clean], [h["loss"] for h in resumed], atol=1e-4)
+
+
+def test_ratings_go_into_the_token_stream_only_when_asked(korean_tokenizer, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "nsmc:1", "text": "정말 재밌어요", "rating": 10}, ensure_ascii=False) + "\n"
+                      + json.dumps({"id": "comments:0", "text": "좋은 영화입니다"}, ensure_ascii=False) + "\n")
+    pretrain.pack_corpus(str(corpus), korean_tokenizer, str(tmp_path / "with.bin"), rating_in_text=True)
+    pretrain.pack_corpus(str(corpus), korean_tokenizer, str(tmp_path / "without.bin"))
+    text = korean_tokenizer.decode(pretrain.load_tokens(str(tmp_path / "with.bin")).tolist())
+    assert text == "정말 재밌어요 평점: 10</s> 좋은 영화입니다</s>"
+    plain = korean_tokenizer.decode(pretrain.load_tokens(str(tmp_path / "without.bin")).tolist())
+    assert plain == "정말 재밌어요</s> 좋은 영화입니다</s>"

@@ -81,7 +81,12 @@ def test_preference_pairs_come_from_real_labels(nsmc_rows, data_dir):
             assert max(rating[chosen]) >= 9 and min(rating[rejected]) <= 4
         elif p["kind"] == "negative_review":
             assert min(rating[chosen]) <= 4 and max(rating[rejected]) >= 9
-        else:
+        elif p["kind"] == "clean_comment":
             assert label[chosen] == "none" and label[rejected] in ("hate", "offensive")
+        else:
+            review = p["prompt"][0]["content"].removeprefix(sentiment.INSTRUCTION)
+            assert {chosen, rejected} == set(sentiment.LABELS)
+            assert max(rating[review]) >= 9 if chosen == "긍정" else min(rating[review]) <= 4
+    assert {p["kind"] for p in pairs} == set(preferences.KINDS)
     sft = preferences.sft_examples(nsmc_rows, hate, 9, seed=0)
     assert [s["prompt"][0]["content"] for s in sft[:3]] == [preferences.POSITIVE, preferences.NEGATIVE, preferences.COMMENT]

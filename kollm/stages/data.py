@@ -35,7 +35,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     def corpus():
         for r in splits["train"]:
-            yield {"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]}
+            yield {"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"], "rating": r["rating"]}
         for i, text in enumerate(sources.iter_comments(data_dir, cfg.data.max_comments)):
             yield {"id": f"comments:{i}", "source": "comments", "text": text}
         for guid, text in sources.iter_klue_sentences(data_dir):

@@ -19,13 +19,16 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm import pretrain
     from kollm.model import build_model, count_params, flops_per_token
 
+    if cfg.pretrain.precision not in ("bf16", "fp32"):
+        raise KollmError(f"pretrain.precision={cfg.pretrain.precision!r}: choose bf16 or fp32")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     tokenizer = AutoTokenizer.from_pretrained(stage_dir(cfg, "tokenizer"))
     curate = stage_dir(cfg, "curate")
     train_bin, val_bin = os.path.join(out, "train_tokens.bin"), os.path.join(out, "val_tokens.bin")
     if not os.path.exists(train_bin + ".json"):
-        pretrain.pack_corpus(os.path.join(curate, "corpus.jsonl"), tokenizer, train_bin)
+        pretrain.pack_corpus(os.path.join(curate, "corpus.jsonl"), tokenizer, train_bin,
+                             rating_in_text=cfg.pretrain.rating_in_text)
     if not os.path.exists(val_bin + ".json"):
         pretrain.pack_corpus(os.path.join(curate, "heldout.jsonl"), tokenizer, val_bin)
     tokens, val_tokens = pretrain.load_tokens(train_bin), pretrain.load_tokens(val_bin)
