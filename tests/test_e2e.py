@@ -101,3 +101,17 @@ def test_rerun_is_a_no_op(ci_run):
     assert second.stdout.count("up to date") == len(STAGES)
     for stage in STAGES:
         assert open(run_dir / stage / "manifest.json").read() == manifests[stage]
+
+
+def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
+    """Runs last: re-evaluates the finished run on a user file (real reviews, NSMC schema)."""
+    run_dir = ci_run[0]
+    rows = [json.loads(line) for line in open(run_dir / "data" / "nsmc_val.jsonl")]
+    picked = [r for r in rows if r["rating"] >= 9][:20] + [r for r in rows if r["rating"] <= 4][:20] + \
+        [r for r in rows if 5 <= r["rating"] <= 8][:5]  # neutral ratings are not labelled: skipped
+    path = tmp_path / "my_reviews.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked))
+    proc = run_cli(["stage", "evaluate", "preset=ci", f"run.root={run_dir.parent}", f"evaluate.nsmc_path={path}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.load(open(run_dir / "evaluate" / "report.json"))
+    assert report["nsmc"]["path"] == str(path) and report["nsmc"]["examples"] == 40

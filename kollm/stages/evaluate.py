@@ -95,11 +95,17 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     }
 
 
+def _shown(path: str, run_dir: str) -> str:
+    """Paths inside the run directory are shown relative to it (reports get copied around)."""
+    rel = os.path.relpath(path, os.path.abspath(run_dir))
+    return rel if not rel.startswith("..") else path
+
+
 def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str) -> str:
     n = r["nsmc"]
     lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
              "## NSMC sentiment (balanced, official labelling: 1–4 negative, 9–10 positive)", "",
-             f"Test file: `{n['path']}` ({n['examples']} reviews)", "",
+             f"Test file: `{_shown(n['path'], cfg.run_dir)}` ({n['examples']} reviews)", "",
              "| model | accuracy |", "|---|---|",
              f"| kollm LM + LoRA (finetune) | {n['finetuned_accuracy']:.4f} |",
              f"| kollm LM after SFT + DPO (align) | {n['aligned_accuracy']:.4f} |",
