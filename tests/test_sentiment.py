@@ -32,8 +32,8 @@ def test_predict_learns_a_separable_signal(tiny_model_dir, korean_tokenizer):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     rows = [{"text": "최고의 영화 감동 그 자체", "label": 1}, {"text": "시간 낭비 최악의 영화", "label": 0}]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(100):
         ids, mask, labels = sentiment.collate([sentiment.training_example(korean_tokenizer, r, 64) for r in rows],
                                               korean_tokenizer.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -62,6 +62,9 @@ def test_incremental_decoder_never_emits_half_a_hangul_character(nsmc_rows):
     decoder = IncrementalDecoder(fast)
     pieces = [p for p in (decoder.push(i) for i in ids) if p]
     assert "".join(pieces) == text
+    trailing = IncrementalDecoder(fast)
+    spaced = [trailing.push(i) for i in fast(" 정말   ")["input_ids"]]
+    assert "".join(spaced) == "정말"  # no leading or trailing whitespace is ever sent
     assert not any("\ufffd" in p for p in pieces)
 
 

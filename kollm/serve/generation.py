@@ -24,11 +24,25 @@ class IncrementalDecoder:
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()  # answers start with text
+        # Whitespace is held back until text follows it: answers neither start nor end with spaces.
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).strip()
         if text.endswith("\ufffd"):
             return ""  # an incomplete character: wait for the next token
         new, self.emitted = text[len(self.emitted):], text
         return new
+
+
+def _is_space(tokenizer, token: int) -> bool:
+    return token != tokenizer.eos_token_id and not tokenizer.decode([token]).strip()
+
+
+def _pick(logits: torch.Tensor, tokenizer, avoid_space: bool) -> int:
+    """Greedy, except that a whitespace-only token never follows another (or starts the answer):
+    curated training text has no whitespace runs, but a small model still loops on "▁"."""
+    for token in torch.topk(logits, k=min(16, logits.numel())).indices.tolist():
+        if not (avoid_space and _is_space(tokenizer, token)):
+            return token
+    return int(torch.argmax(logits))
 
 
 @torch.no_grad()
@@ -54,7 +68,7 @@ def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int, min_new_
         logits[banned] = float("-inf")
         if len(generated) < min_new_tokens or not decoder.emitted.strip():
             logits[tokenizer.eos_token_id] = float("-inf")  # never answer with nothing
-        token = int(torch.argmax(logits))
+        token = _pick(logits, tokenizer, avoid_space=not generated or _is_space(tokenizer, generated[-1]))
         if token == tokenizer.eos_token_id:
             break
         generated.append(token)

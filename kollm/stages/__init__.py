@@ -9,7 +9,7 @@ UPSTREAM = {
     "tokenizer": ["curate"],
     "pretrain": ["curate", "tokenizer"],
     "finetune": ["data", "pretrain"],
-    "align": ["data", "finetune"],
+    "align": ["data", "pretrain"],
     "evaluate": ["data", "curate", "pretrain", "finetune", "align"],
     "serve": ["align"],
 }

@@ -1,4 +1,4 @@
-"""Stage 6, align: a short SFT then DPO with TRL on preference pairs from real labelled data.
+"""Stage 6, align: a short SFT then DPO with TRL, from the pretrained LM, on real labelled data.
 
 CPU path: TRL. The GPU path (NeMo-RL DPO) is configured in aligner/.
 """
@@ -42,7 +42,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     write_jsonl(os.path.join(out, "dpo_eval.jsonl"), eval_pairs)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "kind"} for r in rows]  # noqa: E731
 
-    base = os.path.join(stage_dir(cfg, "finetune"), "model")
+    # Start from the pretrained LM, not the LoRA-merged sentiment model: the adapter is a task
+    # adapter (it drives held-out perplexity up ~10x), while SFT mixes sentiment in with the rest.
+    base = os.path.join(stage_dir(cfg, "pretrain"), "model")
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(a.seed)
 
