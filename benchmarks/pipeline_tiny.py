@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
                     "served_http_answer": manifests["serve"]["answers"]["http"]["text"],
                     "served_grpc_stream_pieces": manifests["serve"]["answers"]["grpc_stream"]["pieces"]},
         "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8").read(),
-        "command": "make env && .venv/bin/python benchmarks/pipeline_tiny.py " + " ".join(argv),
+        "command": ("make env && .venv/bin/python benchmarks/pipeline_tiny.py " + " ".join(argv)).rstrip(),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
