@@ -19,19 +19,20 @@ test: env $(VENV)/.test-installed
 env: $(VENV)/.installed $(SERVE_VENV)/.installed
 
 # torch is installed on its own first, so no other requirement can pull a CUDA build.
+# $(call make-venv,DIR,REQUIREMENTS)
+define make-venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/pip install $(PIP_QUIET) torch==2.13.0
+	$(1)/bin/pip install $(PIP_QUIET) -r $(2)
+	$(1)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	touch $(1)/.installed
+endef
+
 $(VENV)/.installed: requirements/train.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_QUIET) torch==2.13.0
-	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/train.txt
-	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
-	touch $@
+	$(call make-venv,$(VENV),requirements/train.txt)
 
 $(SERVE_VENV)/.installed: requirements/serve.txt pyproject.toml
-	$(PYTHON) -m venv $(SERVE_VENV)
-	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) torch==2.13.0
-	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) -r requirements/serve.txt
-	$(SERVE_VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
-	touch $@
+	$(call make-venv,$(SERVE_VENV),requirements/serve.txt)
 
 $(VENV)/.test-installed: requirements/test.txt $(VENV)/.installed
 	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/test.txt

@@ -84,8 +84,7 @@ class TritonServer:
     def environment(self) -> dict:
         env = dict(os.environ)
         libdir = sysconfig.get_config_var("LIBDIR") or os.path.join(sys.base_prefix, "lib")
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libdir, os.path.join(pytriton_dir(), "..", "..", "nvidia_pytriton.libs"),
-                                                                env.get("LD_LIBRARY_PATH", "")]))
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libdir, env.get("LD_LIBRARY_PATH", "")]))
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("OMP_NUM_THREADS", "1")
