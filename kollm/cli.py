@@ -46,6 +46,7 @@ def _config(tokens: list[str], config_file: str = ""):
 
 def preflight(cfg, stages: list[str]) -> None:
     """Catch user mistakes before launching anything: bad data dir, bad evaluation file."""
+    from kollm.config import validate
     from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
     from kollm.io import read_jsonl
 
@@ -54,8 +55,7 @@ def preflight(cfg, stages: list[str]) -> None:
     if "evaluate" in stages and cfg.evaluate.nsmc_path:
         for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
             pass
-    if cfg.pretrain.seq_len > cfg.model.max_seq_len:
-        raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+    validate(cfg)
 
 
 def _prepare_environment(cfg) -> None:

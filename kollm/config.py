@@ -300,5 +300,16 @@ def from_dict(data: dict) -> PipelineConfig:
     return cfg
 
 
+PRECISIONS = ("bf16", "fp32")
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Cross-field checks, run before launching (CLI) and again where the values are used."""
+    if cfg.pretrain.precision not in PRECISIONS:
+        raise KollmError(f"pretrain.precision={cfg.pretrain.precision!r}: choose {' or '.join(PRECISIONS)}")
+    if cfg.pretrain.seq_len > cfg.model.max_seq_len:
+        raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+
+
 def build(preset: str, overrides: list[str]) -> PipelineConfig:
     return apply_overrides(from_preset(preset), overrides)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kollm.config import PretrainConfig
+from kollm.config import PRECISIONS, PretrainConfig
 from kollm.io import read_jsonl, write_json
 
 
@@ -128,8 +128,8 @@ def autocast(precision: str):
 
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision != "bf16":
-        raise ValueError(f"precision must be bf16 or fp32, not {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     return torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
 
 

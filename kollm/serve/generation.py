@@ -7,6 +7,7 @@ emit the new suffix once it no longer ends in a replacement character.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import torch
@@ -36,11 +37,11 @@ def _is_space(tokenizer, token: int) -> bool:
     return token != tokenizer.eos_token_id and not tokenizer.decode([token]).strip()
 
 
-def _pick(logits: torch.Tensor, tokenizer, avoid_space: bool) -> int:
+def _pick(logits: torch.Tensor, is_space, avoid_space: bool) -> int:
     """Greedy, except that a whitespace-only token never follows another (or starts the answer):
     curated training text has no whitespace runs, but a small model still loops on "▁"."""
     for token in torch.topk(logits, k=min(16, logits.numel())).indices.tolist():
-        if not (avoid_space and _is_space(tokenizer, token)):
+        if not (avoid_space and is_space(token)):
             return token
     return int(torch.argmax(logits))
 
@@ -56,6 +57,7 @@ def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int, min_new_
     decoder = IncrementalDecoder(tokenizer)
     # Special tokens other than </s> (<unk>, <pad>, <s>, role tags) are never answer text.
     banned = torch.tensor([i for i in tokenizer.all_special_ids if i != tokenizer.eos_token_id], dtype=torch.long)
+    is_space = functools.lru_cache(maxsize=None)(lambda token: _is_space(tokenizer, token))  # one decode per id
     past, step_input, generated = None, ids, []
     for _ in range(budget):
         out = model(input_ids=step_input, past_key_values=past, use_cache=True)
@@ -68,7 +70,7 @@ def stream_generate(model, tokenizer, prompt: str, max_new_tokens: int, min_new_
         logits[banned] = float("-inf")
         if len(generated) < min_new_tokens or not decoder.emitted.strip():
             logits[tokenizer.eos_token_id] = float("-inf")  # never answer with nothing
-        token = _pick(logits, tokenizer, avoid_space=not generated or _is_space(tokenizer, generated[-1]))
+        token = _pick(logits, is_space, avoid_space=not generated or is_space(generated[-1]))
         if token == tokenizer.eos_token_id:
             break
         generated.append(token)

@@ -43,7 +43,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     strip = lambda rows: [{k: v for k, v in r.items() if k != "kind"} for r in rows]  # noqa: E731
 
     # Start from the pretrained LM, not the LoRA-merged sentiment model: the adapter is a task
-    # adapter (it drives held-out perplexity up ~10x), while SFT mixes sentiment in with the rest.
+    # adapter (it drives held-out perplexity up several-fold), while SFT mixes sentiment in with the rest.
     base = os.path.join(stage_dir(cfg, "pretrain"), "model")
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(a.seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from kollm.config import PipelineConfig
+from kollm.config import PipelineConfig, validate
 from kollm.errors import KollmError
 from kollm.stages.runner import stage_dir
 
@@ -19,10 +19,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm import pretrain
     from kollm.model import build_model, count_params, flops_per_token
 
-    if cfg.pretrain.precision not in ("bf16", "fp32"):
-        raise KollmError(f"pretrain.precision={cfg.pretrain.precision!r}: choose bf16 or fp32")
-    if cfg.pretrain.seq_len > cfg.model.max_seq_len:
-        raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+    validate(cfg)
     tokenizer = AutoTokenizer.from_pretrained(stage_dir(cfg, "tokenizer"))
     curate = stage_dir(cfg, "curate")
     train_bin, val_bin = os.path.join(out, "train_tokens.bin"), os.path.join(out, "val_tokens.bin")
