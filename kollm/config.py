@@ -43,11 +43,28 @@ class DataConfig:
 
 @dataclass
 class CurateConfig:
-    min_chars: int = 4
+    """Korean curation (curator_pipelines/): thresholds chosen from the corpus histograms."""
+    executor: str = "inprocess"  # inprocess | ray (Curator's RayDataExecutor on this machine)
+    ray_cpus_per_stage: float = 0.5  # fractional: whole-CPU stages deadlock Ray on 2 cores
+    shard_docs: int = 50_000  # lines per shard: the unit of parallelism and of resume
+    output_format: str = "jsonl"  # jsonl | parquet
+    min_chars: int = 4  # non-space characters
     max_chars: int = 2000
+    min_eojeol: int = 1
+    max_eojeol: int = 500
     min_hangul_ratio: float = 0.4  # Hangul share of non-space characters
-    max_repeat_ratio: float = 0.5  # share of characters inside runs of >= 4 identical ones
-    drop_urls: bool = True
+    max_jamo_ratio: float = 0.5  # bare ㅋ/ㅠ/ㅇ share of Hangul
+    max_char_run_ratio: float = 0.5  # share of characters inside runs of >= 4 identical ones
+    max_repeated_ngram_ratio: float = 0.5  # duplicate character 3-grams
+    max_urls: int = 0
+    min_langid_score: float = 0.5  # fastText lid.176 confidence that the text is Korean
+    max_toxicity: float = 0.9  # classifier P(toxic); dev precision 1.0 at 0.9
+    fuzzy_dedup: bool = True
+    minhash_ngram: int = 3  # character shingles of the key without spaces/punctuation
+    minhash_bands: int = 20
+    minhash_rows: int = 4
+    jaccard_threshold: float = 0.6
+    fuzzy_min_chars: int = 10
 
 
 @dataclass
@@ -301,6 +318,7 @@ def from_dict(data: dict) -> PipelineConfig:
 
 
 PRECISIONS = ("bf16", "fp32")
+CURATE_EXECUTORS = ("inprocess", "ray")
 
 
 def validate(cfg: PipelineConfig) -> None:
@@ -309,6 +327,12 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"pretrain.precision={cfg.pretrain.precision!r}: choose {' or '.join(PRECISIONS)}")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+    if cfg.curate.executor not in CURATE_EXECUTORS:
+        raise KollmError(f"curate.executor={cfg.curate.executor!r}: choose {' or '.join(CURATE_EXECUTORS)}")
+    if cfg.curate.output_format not in ("jsonl", "parquet"):
+        raise KollmError(f"curate.output_format={cfg.curate.output_format!r}: choose jsonl or parquet")
+    if cfg.curate.shard_docs < 1:
+        raise KollmError(f"curate.shard_docs={cfg.curate.shard_docs}: must be at least 1")
 
 
 def build(preset: str, overrides: list[str]) -> PipelineConfig:

@@ -1,0 +1,85 @@
+"""Korean-aware text scores. Each function takes NFC text and returns a number.
+
+Why not Curator's stock heuristics: they count ASCII alphanumerics (all of Hangul is
+"non-alphanumeric" to them), split words on spaces (Korean eojeol carry particles, so
+word-length limits written for English misfire) and know nothing of compatibility jamo
+(ㅋㅋ, ㅠㅠ), the commonest noise in Korean web text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+SPACES = re.compile(r"\s+")
+URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|co\.kr|ne\.kr|or\.kr|kr)\b(?:/\S*)?",
+                 re.IGNORECASE)
+RUN4 = re.compile(r"(.)\1{3,}")  # one character 4+ times in a row: ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, !!!!, 하하하하
+# Machine-written lines that carry no text of the author's own (NSMC has thousands).
+BOILERPLATE = re.compile(r"^(?:종합 평점은 \d+점 드립니다\.?|스포일러가 포함된 감상평입니다\.?.*)$")
+
+
+def normalize(text: str) -> str:
+    """NFC (composes conjoining jamo into syllables, so ㅎ+ㅏ+ㄴ == 한) and collapse whitespace."""
+    return SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def is_hangul(ch: str) -> bool:
+    o = ord(ch)
+    return (0xAC00 <= o <= 0xD7A3  # precomposed syllables
+            or 0x1100 <= o <= 0x11FF  # conjoining jamo
+            or 0x3130 <= o <= 0x318F  # compatibility jamo (ㅋ, ㅠ)
+            or 0xA960 <= o <= 0xA97F or 0xD7B0 <= o <= 0xD7FF)  # jamo extended A/B
+
+
+def is_compat_jamo(ch: str) -> bool:
+    return 0x3130 <= ord(ch) <= 0x318F
+
+
+def char_length(text: str) -> int:
+    """Characters that are not whitespace (Korean spacing is inconsistent; don't count it)."""
+    return len(text) - sum(c.isspace() for c in text)
+
+
+def eojeol_count(text: str) -> int:
+    """Space-separated units (어절): a noun plus its particles is one eojeol, not one word."""
+    return len(text.split())
+
+
+def hangul_ratio(text: str) -> float:
+    """Share of non-space characters that are Hangul (syllables or jamo)."""
+    n = char_length(text)
+    return sum(is_hangul(c) for c in text) / n if n else 0.0
+
+
+def jamo_ratio(text: str) -> float:
+    """Share of Hangul characters that are bare compatibility jamo: ㅋㅋㅋ / ㅠㅠ / ㅇㅇ noise."""
+    hangul = [c for c in text if is_hangul(c)]
+    return sum(is_compat_jamo(c) for c in hangul) / len(hangul) if hangul else 0.0
+
+
+def char_run_ratio(text: str) -> float:
+    """Share of non-space characters inside runs of 4+ identical characters."""
+    n = char_length(text)
+    return sum(len(m.group(0)) for m in RUN4.finditer(text.replace(" ", ""))) / n if n else 0.0
+
+
+def repeated_ngram_ratio(text: str, n: int = 3) -> float:
+    """1 - unique/total over character n-grams of the text without spaces.
+
+    Catches repeated syllable groups ("재밌다재밌다재밌다", "good good good") that a run filter
+    misses; 0 for texts too short to have two n-grams.
+    """
+    s = text.replace(" ", "")
+    total = len(s) - n + 1
+    if total < 2:
+        return 0.0
+    return 1.0 - len({s[i:i + n] for i in range(total)}) / total
+
+
+def url_count(text: str) -> int:
+    return len(URL.findall(text))
+
+
+def is_boilerplate(text: str) -> bool:
+    return bool(BOILERPLATE.match(text))
