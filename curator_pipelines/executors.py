@@ -1,8 +1,9 @@
 """Executors for Curator pipelines: in-process (default) and Ray.
 
-In-process: each shard goes through every stage in this process, depth first, so memory
-holds one shard and no scheduler runs. On 2 cores this is the fastest choice (Ray's
-start-up and per-task serialisation cost more than they buy).
+In-process: each shard goes through every stage depth first, so memory holds one shard per
+worker and no scheduler runs: in this process (`curate.workers=1`) or in forked workers,
+one per CPU by default. On 2 cores this is the fastest choice (Ray's start-up and
+per-task serialisation cost more than they buy).
 
 Ray: Curator's `RayDataExecutor` on a local Ray started with the machine's CPUs. Curator
 stages ask for 1 CPU each; on a 2-core machine a pipeline of several stages waits
@@ -27,44 +28,79 @@ from nemo_curator.tasks import Task
 logger.disable("nemo_curator.tasks.document")
 
 
-class InProcessExecutor(BaseExecutor):
-    """Run each initial task through all stages in this process, one task at a time."""
+def _run_chain(stages: list[ProcessingStage], initial: Task) -> list[Task]:
+    tasks = [initial]
+    for stage in stages:
+        out: list[Task] = []
+        for task in tasks:
+            for r in stage.process_batch([task]):
+                if r is not None:
+                    out.extend(r if isinstance(r, list) else [r])
+        tasks = out
+    return tasks
 
-    def __init__(self, on_task_done: Callable[[Task, Task], None] | None = None):
+
+def _setup(stages: list[ProcessingStage]) -> None:
+    for stage in stages:
+        stage.setup_on_node(NodeInfo(node_id="local"), WorkerMetadata(worker_id=str(os.getpid())))
+        stage.setup(WorkerMetadata(worker_id=str(os.getpid())))
+
+
+_WORKER_STAGES: list[ProcessingStage] = []
+
+
+def _worker_init(stages: list[ProcessingStage]) -> None:
+    global _WORKER_STAGES
+    _WORKER_STAGES = stages
+    _setup(stages)
+
+
+def _worker_run(initial: Task) -> tuple[Task, list[Task]]:
+    return initial, _run_chain(_WORKER_STAGES, initial)
+
+
+class InProcessExecutor(BaseExecutor):
+    """Run each initial task through all stages, depth first: in this process (workers=1), or
+    in a pool of forked worker processes, one task at a time each (workers>1)."""
+
+    def __init__(self, workers: int = 1, on_task_done: Callable[[Task, Task], None] | None = None):
         super().__init__()
+        self.workers = max(1, workers)
         self.on_task_done = on_task_done
 
+    def _done(self, initial: Task, results: list[Task]) -> list[Task]:
+        for t in results:
+            if self.on_task_done:
+                self.on_task_done(initial, t)
+        return results
+
     def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task] | None = None) -> list[Task]:
-        for stage in stages:
-            stage.setup_on_node(NodeInfo(node_id="local"), WorkerMetadata(worker_id="0"))
-            stage.setup(WorkerMetadata(worker_id="0"))
+        initial_tasks = initial_tasks or []
         results: list[Task] = []
-        try:
-            for initial in initial_tasks or []:
-                tasks = [initial]
+        if self.workers == 1 or len(initial_tasks) <= 1:
+            _setup(stages)
+            try:
+                for initial in initial_tasks:
+                    results.extend(self._done(initial, _run_chain(stages, initial)))
+            finally:
                 for stage in stages:
-                    out: list[Task] = []
-                    for task in tasks:
-                        for r in stage.process_batch([task]):
-                            if r is None:
-                                continue
-                            out.extend(r if isinstance(r, list) else [r])
-                    tasks = out
-                for t in tasks:
-                    if self.on_task_done:
-                        self.on_task_done(initial, t)
-                results.extend(tasks)
-        finally:
-            for stage in stages:
-                stage.teardown()
+                    stage.teardown()
+            return results
+        import multiprocessing as mp
+
+        # fork: stages (and loaded models) are inherited, not pickled; results are small
+        ctx = mp.get_context("fork")
+        with ctx.Pool(min(self.workers, len(initial_tasks)), initializer=_worker_init, initargs=(stages,)) as pool:
+            for initial, out in pool.imap(_worker_run, initial_tasks):  # imap: output order = input order
+                results.extend(self._done(initial, out))
         return results
 
 
-def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingStage],
+def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingStage], workers: int = 1,
                   on_task_done: Callable[[Task, Task], None] | None = None) -> tuple[BaseExecutor, list[ProcessingStage]]:
-    """(executor, stages adapted to it)."""
+    """(executor, stages adapted to it). workers=0: one per CPU."""
     if name == "inprocess":
-        return InProcessExecutor(on_task_done), stages
+        return InProcessExecutor(workers or os.cpu_count() or 1, on_task_done), stages
     if name == "ray":
         import ray
         from nemo_curator.backends.ray_data import RayDataExecutor

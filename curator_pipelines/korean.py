@@ -114,7 +114,7 @@ def _run(stages: list[ProcessingStage], tasks: list, cfg: CurateConfig, desc: st
          progress: bool) -> list:
     bar = _Progress(desc, total, progress)
     try:
-        executor, stages = make_executor(cfg.executor, cfg.ray_cpus_per_stage, stages, bar)
+        executor, stages = make_executor(cfg.executor, cfg.ray_cpus_per_stage, stages, cfg.workers, bar)
         results = Pipeline(name=f"kollm-korean-{desc}", stages=stages).run(executor, initial_tasks=tasks) or []
         if cfg.executor != "inprocess":
             for r in results:
@@ -305,6 +305,27 @@ def summarize(out_dir: str, shards: list[Shard], filters: list) -> dict:
                            f"{quarantined} quarantined")
     return {"lines_in": lines_in, "kept": kept, "removed": total_removed, "quarantined": quarantined,
             "shards": len(shards), "stages": table}
+
+
+def counts_by_input(out_dir: str) -> dict[str, dict]:
+    """Per input file: in, kept, removed (by reason), quarantined; in = kept + removed + quarantined."""
+    out: dict[str, dict] = {}
+    for path in sorted(glob.glob(os.path.join(out_dir, "work", "shards", "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            st = json.load(f)
+        with open(os.path.join(out_dir, "work", "final", os.path.basename(path)), encoding="utf-8") as f:
+            fin = json.load(f)
+        c = out.setdefault(st["shard"]["path"], {"in": 0, "kept": 0, "removed": 0, "quarantined": 0,
+                                                  "removed_by_reason": {}})
+        reasons = {k.split(":", 1)[1]: n for k, n in st["removed_by"].items()}
+        reasons.update({r: fin[r] for r in ("exact_duplicate", "near_duplicate")})
+        c["in"] += st["lines_in"]
+        c["kept"] += fin["kept"]
+        c["quarantined"] += st["quarantined"]
+        for r, n in reasons.items():
+            c["removed_by_reason"][r] = c["removed_by_reason"].get(r, 0) + n
+            c["removed"] += n
+    return out
 
 
 def summary_markdown(summary: dict) -> str:

@@ -45,6 +45,7 @@ class DataConfig:
 class CurateConfig:
     """Korean curation (curator_pipelines/): thresholds chosen from the corpus histograms."""
     executor: str = "inprocess"  # inprocess | ray (Curator's RayDataExecutor on this machine)
+    workers: int = 0  # inprocess: worker processes over shards; 0 = one per CPU, 1 = this process only
     ray_cpus_per_stage: float = 0.5  # fractional: whole-CPU stages deadlock Ray on 2 cores
     shard_docs: int = 50_000  # lines per shard: the unit of parallelism and of resume
     output_format: str = "jsonl"  # jsonl | parquet

@@ -44,12 +44,16 @@ def test_every_document_is_accounted_for(ci_run):
     data, curate = manifest(run_dir, "data"), manifest(run_dir, "curate")
     c = curate["counts"]["corpus"]
     assert c["in"] == data["counts"]["corpus_raw"] == sum(data["corpus_by_source"].values())
-    assert c["in"] == c["kept"] + c["removed"] == c["kept"] + sum(c["removed_by_reason"].values())
+    assert c["in"] == c["kept"] + c["removed"] + c["quarantined"]
+    assert c["removed"] == sum(c["removed_by_reason"].values())
     kept = sum(1 for _ in open(run_dir / "curate" / "corpus.jsonl"))
-    removed = sum(1 for _ in open(run_dir / "curate" / "corpus_removed.jsonl"))
+    removed = sum(1 for f in (run_dir / "curate" / "curation" / "removed").glob("*corpus_raw*") for _ in open(f))
     assert (kept, removed) == (c["kept"], c["removed"])
     h = curate["counts"]["heldout"]
-    assert h["in"] == data["counts"]["heldout_raw"] == h["kept"] + h["removed"]
+    assert h["in"] == data["counts"]["heldout_raw"] == h["kept"] + h["removed"] + h["quarantined"]
+    # held-out reviews that duplicate a training document are gone (the training copy is kept)
+    assert h["removed_by_reason"].get("exact_duplicate", 0) > 0
+    assert curate["metrics"]["toxicity"]["dev_f1"] > 0.7
     # the split is by movie: no movie id appears in two splits
     movies = {}
     for split in ("train", "val", "test"):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from kollm.curate import is_hangul
+from kollm.curation.korean import is_hangul
 from tests.conftest import SERVE_PYTHON
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SERVE_PYTHON), reason="serve environment (.venv-serve) missing")

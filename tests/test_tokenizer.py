@@ -1,4 +1,4 @@
-from kollm.curate import normalize
+from kollm.curation.korean import normalize
 from kollm.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, chars_per_token, unk_rate
 
 

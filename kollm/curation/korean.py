@@ -24,6 +24,11 @@ def normalize(text: str) -> str:
     return SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+HANGUL_CLASS = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff"
+NOT_HANGUL = re.compile(f"[^{HANGUL_CLASS}]+")
+NOT_JAMO = re.compile("[^\u3130-\u318f]+")
+
+
 def is_hangul(ch: str) -> bool:
     o = ord(ch)
     return (0xAC00 <= o <= 0xD7A3  # precomposed syllables
@@ -38,7 +43,7 @@ def is_compat_jamo(ch: str) -> bool:
 
 def char_length(text: str) -> int:
     """Characters that are not whitespace (Korean spacing is inconsistent; don't count it)."""
-    return len(text) - sum(c.isspace() for c in text)
+    return len(SPACES.sub("", text))
 
 
 def eojeol_count(text: str) -> int:
@@ -49,13 +54,13 @@ def eojeol_count(text: str) -> int:
 def hangul_ratio(text: str) -> float:
     """Share of non-space characters that are Hangul (syllables or jamo)."""
     n = char_length(text)
-    return sum(is_hangul(c) for c in text) / n if n else 0.0
+    return len(NOT_HANGUL.sub("", text)) / n if n else 0.0
 
 
 def jamo_ratio(text: str) -> float:
     """Share of Hangul characters that are bare compatibility jamo: ㅋㅋㅋ / ㅠㅠ / ㅇㅇ noise."""
-    hangul = [c for c in text if is_hangul(c)]
-    return sum(is_compat_jamo(c) for c in hangul) / len(hangul) if hangul else 0.0
+    hangul = NOT_HANGUL.sub("", text)
+    return len(NOT_JAMO.sub("", hangul)) / len(hangul) if hangul else 0.0
 
 
 def char_run_ratio(text: str) -> float:

@@ -1,47 +1,58 @@
-"""Stage 2, curate: clean the raw corpus and the held-out text; account for every document."""
+"""Stage 2, curate: the NeMo Curator Korean pipeline (curator_pipelines/) over the raw corpus
+and the held-out reviews, in one run so held-out reviews that duplicate a training
+document are removed (the training copy comes first and is the one kept).
+
+Outputs: corpus.jsonl / heldout.jsonl (kept documents, for the tokenizer and pretraining),
+toxicity.npz (+ its dev metrics), and curation/ (removed/, quarantine/, summary.md,
+datacard.md, histograms).
+"""
 
 from __future__ import annotations
 
-import collections
+import glob
 import json
 import os
 
-from tqdm import tqdm
-
 from kollm.config import PipelineConfig
-from kollm.curate import Curator
-from kollm.errors import KollmError
+from kollm.curation import toxicity
 from kollm.io import atomic_open, read_jsonl
 from kollm.stages.runner import stage_dir
 
+INPUTS = ("corpus_raw", "heldout_raw")
 
-def curate_file(src: str, kept_path: str, removed_path: str, curator: Curator) -> dict:
-    reasons: collections.Counter = collections.Counter()
-    n_in = n_kept = 0
-    with atomic_open(kept_path) as kept, atomic_open(removed_path) as removed:
-        for doc in tqdm(read_jsonl(src, required=("id", "text")), desc=os.path.basename(src), unit="doc",
-                        mininterval=2):
-            n_in += 1
-            doc, reason = curator(doc)
-            if reason is None:
-                kept.write(json.dumps(doc, ensure_ascii=False) + "\n")
-                n_kept += 1
-            else:
-                removed.write(json.dumps({**doc, "reason": reason}, ensure_ascii=False) + "\n")
-                reasons[reason] += 1
-    n_removed = sum(reasons.values())
-    if n_kept + n_removed != n_in:  # the accounting identity: nothing silently lost
-        raise KollmError(f"curation lost documents: {n_in} in, {n_kept} kept, {n_removed} removed")
-    return {"in": n_in, "kept": n_kept, "removed": n_removed, "removed_by_reason": dict(reasons)}
+
+def train_toxicity(data: str, out: str) -> tuple[str, dict]:
+    model, metrics = toxicity.train(read_jsonl(os.path.join(data, "hate_train.jsonl")),
+                                    read_jsonl(os.path.join(data, "hate_dev.jsonl")))
+    path = os.path.join(out, "toxicity.npz")
+    model.save(path)
+    return path, metrics
+
+
+def _kept_rows(path: str):
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        yield from pq.read_table(path).to_pylist()
+    else:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
+    from curator_pipelines.korean import counts_by_input, curate
+
     data = stage_dir(cfg, "data")
-    curator = Curator(cfg.curate)
-    corpus = curate_file(os.path.join(data, "corpus_raw.jsonl"), os.path.join(out, "corpus.jsonl"),
-                         os.path.join(out, "corpus_removed.jsonl"), curator)
-    # Same curator, so held-out reviews that duplicate a training document are removed too:
-    # perplexity must be measured on text the model has not seen.
-    heldout = curate_file(os.path.join(data, "heldout_raw.jsonl"), os.path.join(out, "heldout.jsonl"),
-                          os.path.join(out, "heldout_removed.jsonl"), curator)
-    return {"counts": {"corpus": corpus, "heldout": heldout}}
+    tox_path, tox_metrics = train_toxicity(data, out)
+    inputs = [os.path.join(data, f"{name}.jsonl") for name in INPUTS]
+    work = os.path.join(out, "curation")
+    summary = curate(inputs, work, cfg.curate, tox_path)
+    counts = counts_by_input(work)
+    for name, path in zip(("corpus", "heldout"), inputs):
+        with atomic_open(os.path.join(out, f"{name}.jsonl")) as f:
+            for shard in sorted(glob.glob(os.path.join(work, "kept", f"*-{os.path.basename(path).split('.')[0]}-*"))):
+                for doc in _kept_rows(shard):
+                    f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return {"counts": {"corpus": counts[inputs[0]], "heldout": counts[inputs[1]]},
+            "metrics": {"toxicity": tox_metrics, "timings": summary["timings"]},
+            "stages": summary["stages"]}

@@ -10,7 +10,7 @@ import itertools
 import os
 
 from kollm.config import PipelineConfig
-from kollm.curate import hangul_ratio, normalize
+from kollm.curation.korean import hangul_ratio, normalize
 from kollm.data.sources import NSMC_FIELDS
 from kollm.errors import KollmError
 from kollm.io import read_json, read_jsonl, write_json

@@ -10,7 +10,7 @@ import os
 import time
 
 from kollm.config import PipelineConfig
-from kollm.curate import hangul_ratio, normalize
+from kollm.curation.korean import hangul_ratio, normalize
 from kollm.stages.runner import stage_dir
 
 

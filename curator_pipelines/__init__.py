@@ -1,0 +1,1 @@
+"""NeMo Curator pipelines for Korean text (see README.md)."""
