@@ -111,6 +111,10 @@ def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingS
             else:
                 ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
-        fractional = [s.with_(resources=Resources(cpus=ray_cpus_per_stage)) for s in stages]
+        # Every stage holds at least one worker for the whole run: their CPU asks must fit together,
+        # or Ray waits forever for a CPU an upstream actor holds.
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        share = min(ray_cpus_per_stage, round(cpus / (len(stages) + 1), 3))
+        fractional = [s.with_(resources=Resources(cpus=share)) for s in stages]
         return RayDataExecutor(), fractional
     raise ValueError(f"unknown executor {name!r}: choose inprocess or ray")

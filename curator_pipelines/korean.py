@@ -188,9 +188,14 @@ class FinalWriter(ProcessingStage[DocumentBatch, FileGroupTask]):
         return FileGroupTask(dataset_name=name, data=[path], _metadata={"stats": stats, "docs": len(docs) + len(gone)})
 
 
-def identify_duplicates(out_dir: str, shards: list[Shard], params: MinHashParams, fuzzy: bool,
-                        fingerprint: str) -> str:
-    """Exact + fuzzy groups over all shards -> duplicate_ids.parquet (id, duplicate_of, reason)."""
+def identify_duplicates(out_dir: str, shards: list[Shard], cfg: CurateConfig, fingerprint: str) -> str:
+    """Exact + fuzzy groups over all shards -> duplicate_ids.parquet (id, duplicate_of, reason).
+
+    Fuzzy groups come from kollm's CPU MinHash, or from Curator's GPU workflow (gpu_dedup.py).
+    """
+    from curator_pipelines import gpu_dedup
+
+    params, gpu = minhash_params(cfg), cfg.fuzzy_dedup and gpu_dedup.use_gpu(cfg)
     path = os.path.join(out_dir, "work", "dedup", "duplicate_ids.parquet")
     marker = path + ".json"
     if _done(marker, fingerprint) and os.path.exists(path):
@@ -200,7 +205,7 @@ def identify_duplicates(out_dir: str, shards: list[Shard], params: MinHashParams
              for s in shards]
     table = pa.concat_tables(parts).to_pandas()
     ids = table[DEDUP_ID].to_numpy()
-    hashed = table["_hashed"].to_numpy() & fuzzy
+    hashed = table["_hashed"].to_numpy() & (cfg.fuzzy_dedup and not gpu)
     bands = np.zeros((len(table), params.bands), dtype=np.uint64)
     if hashed.any():
         rows = np.flatnonzero(hashed)
@@ -211,6 +216,10 @@ def identify_duplicates(out_dir: str, shards: list[Shard], params: MinHashParams
     out = pd.DataFrame({"id": remove, "duplicate_of": of,
                         "reason": np.where(is_exact, "exact_duplicate", "near_duplicate"),
                         "duplicate_of_doc": doc_id.loc[of].to_numpy() if len(of) else np.array([], dtype=object)})
+    if gpu:  # Curator's workflow names the ids to remove, not what they duplicate
+        near = np.setdiff1d(gpu_dedup.run_gpu_fuzzy(cfg, out_dir), remove)
+        out = pd.concat([out, pd.DataFrame({"id": near, "duplicate_of": -1, "reason": "near_duplicate",
+                                            "duplicate_of_doc": None})])
     out = out.sort_values("id", kind="stable")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(pa.Table.from_pandas(out, preserve_index=False), path + ".tmp")
@@ -244,7 +253,7 @@ def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: s
     t = time.time()
     # shard outputs are a function of the run's fingerprint, so it and the shard layout decide dedup
     dup_fp = hashlib.sha256((fingerprint + ",".join(s.name for s in shards)).encode()).hexdigest()[:16]
-    dup_path = identify_duplicates(out_dir, shards, minhash_params(cfg), cfg.fuzzy_dedup, dup_fp)
+    dup_path = identify_duplicates(out_dir, shards, cfg, dup_fp)
     timings["dedup_s"] = round(time.time() - t, 2)
 
     t = time.time()

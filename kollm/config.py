@@ -61,6 +61,7 @@ class CurateConfig:
     min_langid_score: float = 0.5  # fastText lid.176 confidence that the text is Korean
     max_toxicity: float = 0.9  # classifier P(toxic); dev precision 1.0 at 0.9
     fuzzy_dedup: bool = True
+    fuzzy_backend: str = "auto"  # cpu (kollm MinHash) | gpu (Curator's cuDF workflow) | auto: gpu if cuDF imports
     minhash_ngram: int = 3  # character shingles of the key without spaces/punctuation
     minhash_bands: int = 20
     minhash_rows: int = 4
@@ -330,6 +331,8 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     if cfg.curate.executor not in CURATE_EXECUTORS:
         raise KollmError(f"curate.executor={cfg.curate.executor!r}: choose {' or '.join(CURATE_EXECUTORS)}")
+    if cfg.curate.fuzzy_backend not in ("auto", "cpu", "gpu"):
+        raise KollmError(f"curate.fuzzy_backend={cfg.curate.fuzzy_backend!r}: choose auto, cpu or gpu")
     if cfg.curate.output_format not in ("jsonl", "parquet"):
         raise KollmError(f"curate.output_format={cfg.curate.output_format!r}: choose jsonl or parquet")
     if cfg.curate.shard_docs < 1:
