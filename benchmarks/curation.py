@@ -326,6 +326,13 @@ def main() -> None:
         result[f"{tool}_peak_rss_mb"] = m["peak_rss_mb"]
         result[f"{tool}_docs_kept"] = count_kept(tool, os.path.join(args.work, f"{tool}_full"))
         print(tool, m, flush=True)
+        if tool == "kollm" and not args.docs:  # the full-corpus data card, with its histograms
+            card = os.path.join(REPO, "benchmarks", "results", "curation_datacard")
+            shutil.rmtree(card, ignore_errors=True)
+            os.makedirs(card)
+            for f in glob.glob(os.path.join(args.work, "kollm_full", "*.png")) + \
+                    [os.path.join(args.work, "kollm_full", "datacard.md")]:
+                shutil.copy(f, card)
         out = os.path.join(args.work, f"{tool}_planted")
         measure(tool, planted, out, tox)
         q = dedup_quality(tool, out, truth)

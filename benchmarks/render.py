@@ -39,7 +39,29 @@ def pipeline_table(r: dict) -> str:
     ])
 
 
-RENDERERS = {"pipeline_tiny": pipeline_table}
+def curation_table(r: dict) -> str:
+    def row(what, k, d, fmt="{:,.0f}"):
+        return f"| {what} | {fmt.format(r[k])} | {fmt.format(r[d])} |"
+
+    return "\n".join([
+        f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` (same inputs, same filters, "
+        f"both on all CPUs; {r['docs_in']:,} documents; planted set: {r['planted_docs']:,} documents with "
+        f"{r['planted_copies']:,} known near-copies):",
+        "",
+        "| | kollm (NeMo Curator stages) | datatrove |",
+        "|---|---:|---:|",
+        row("throughput, docs/s", "kollm_docs_per_s", "datatrove_docs_per_s"),
+        row("wall clock, s", "kollm_wall_s", "datatrove_wall_s", "{:,.1f}"),
+        row("peak RSS (process tree), MB", "kollm_peak_rss_mb", "datatrove_peak_rss_mb"),
+        row("documents kept", "kollm_docs_kept", "datatrove_docs_kept"),
+        row("near-dup recall (planted)", "kollm_near_dup_recall", "datatrove_near_dup_recall", "{:.4f}"),
+        row("near-dup precision (planted)", "kollm_near_dup_precision", "datatrove_near_dup_precision", "{:.4f}"),
+        "",
+        f"Toxicity classifier (korean_hate_speech dev): F1 {r['toxicity_dev_f1']:.3f}.",
+    ])
+
+
+RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table}
 
 
 def render(text: str) -> str:

@@ -96,6 +96,15 @@ class InProcessExecutor(BaseExecutor):
         return results
 
 
+def join_slurm_ray_cluster() -> None:
+    """Under a multi-node Slurm job (one task per node): node 0 becomes the Ray head and returns;
+    every other node becomes a Ray worker, blocks, and exits when the head stops Ray."""
+    if int(os.environ.get("SLURM_JOB_NUM_NODES", "1")) > 1 and not os.environ.get("RAY_ADDRESS"):
+        from nemo_curator.core.client import SlurmRayClient
+
+        SlurmRayClient().start()  # sets RAY_ADDRESS on the head; workers never return from here
+
+
 def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingStage], workers: int = 1,
                   on_task_done: Callable[[Task, Task], None] | None = None) -> tuple[BaseExecutor, list[ProcessingStage]]:
     """(executor, stages adapted to it). workers=0: one per CPU."""

@@ -20,13 +20,20 @@ def local(cfg: PipelineConfig) -> run.LocalExecutor:
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
-def slurm(cfg: PipelineConfig) -> run.SlurmExecutor:
-    """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis."""
+def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExecutor:
+    """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis.
+
+    Several nodes: only the curate stage on Ray (`curate.executor=ray`) spans them today: the
+    stage starts on every node (one task per node) and Curator's SlurmRayClient makes node 0
+    the Ray head that runs the pipeline and the others Ray workers.
+    """
     r = cfg.run
-    if r.nodes > 1:
-        # Each stage is one process today; several nodes would run it several times over.
-        raise KollmError("run.nodes > 1 needs a distributed training backend (torchrun/megatron), "
-                         "which the torch CPU backend does not have yet; use run.nodes=1")
+    multi_node_ok = stages == ["curate"] and cfg.curate.executor == "ray"
+    if r.nodes > 1 and not multi_node_ok:
+        # Other stages are one process today; several nodes would run them several times over.
+        raise KollmError("run.nodes > 1 works for the curate stage on Ray (`kollm run curate curate.executor=ray`); "
+                         "training stages need a distributed backend (torchrun/megatron), not there yet: "
+                         "use run.nodes=1")
     if not r.ssh_host and r.remote_job_dir:
         raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
     job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
@@ -60,7 +67,10 @@ def docker(cfg: PipelineConfig) -> run.DockerExecutor:
 FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
 
 
-def for_config(cfg: PipelineConfig):
+def for_config(cfg: PipelineConfig, stages: list[str] | None = None):
+    """The executor for a run of `stages` (None: the whole pipeline)."""
     if cfg.run.executor not in FACTORIES:
         raise KollmError(f"unknown executor {cfg.run.executor!r}; choose one of: {', '.join(FACTORIES)}")
+    if cfg.run.executor == "slurm":
+        return slurm(cfg, stages)
     return FACTORIES[cfg.run.executor](cfg)

@@ -21,7 +21,7 @@ def launch(cfg: PipelineConfig, only: list[str] | None = None, dryrun: bool = Fa
     """Run (or dry-run) the stages through NeMo Run; returns {stage: status} from the experiment."""
     os.makedirs(cfg.run_dir, exist_ok=True)
     write_json(os.path.join(cfg.run_dir, "config.json"), dataclasses.asdict(cfg))
-    executor = executors.for_config(cfg)
+    executor = executors.for_config(cfg, only)
     with run.Experiment(f"kollm-{cfg.run.name or cfg.preset}", executor=executor, log_level="WARN") as exp:
         for name, task in tasks(cfg, only):
             exp.add(task, executor=executor.clone(), name=name, tail_logs=not dryrun)

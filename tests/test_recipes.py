@@ -44,6 +44,11 @@ def test_executor_is_config_not_code(tmp_path):
         executors.for_config(config.build("ci", ["run.executor=docker"]))
     with pytest.raises(KollmError, match="run.nodes > 1"):
         executors.for_config(config.build("ci", ["run.executor=slurm", "run.nodes=2"]))
+    with pytest.raises(KollmError, match="run.nodes > 1"):  # curation spans nodes only on Ray
+        executors.for_config(config.build("ci", ["run.executor=slurm", "run.nodes=2"]), ["curate"])
+    multi = executors.for_config(config.build("ci", ["run.executor=slurm", "run.nodes=4", "curate.executor=ray"]),
+                                 ["curate"])
+    assert multi.nodes == 4 and multi.ntasks_per_node == 1
 
 
 def test_slurm_dryrun_writes_the_sbatch_script(tmp_path):

@@ -40,8 +40,11 @@ def _kept_rows(path: str):
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
+    from curator_pipelines.executors import join_slurm_ray_cluster
     from curator_pipelines.korean import counts_by_input, curate
 
+    if cfg.curate.executor == "ray":
+        join_slurm_ray_cluster()  # multi-node Slurm: only node 0 (the Ray head) goes on
     data = stage_dir(cfg, "data")
     tox_path, tox_metrics = train_toxicity(data, out)
     inputs = [os.path.join(data, f"{name}.jsonl") for name in INPUTS]
