@@ -117,7 +117,7 @@ def planted_corpus(data_dir: str) -> tuple[list[dict], dict[str, str]]:
     keys = [canonical(d["text"]) for d in sample]
     bands, hashed = MinHasher(sensitive).band_hashes(keys)
     ids = np.arange(len(sample))
-    remove, of, _ = find_duplicates(ids, np.arange(len(sample)), bands, hashed, keys, sensitive)
+    remove, of, _ = find_duplicates(ids, np.arange(len(sample)), bands, hashed, keys, sensitive, lags=200)
     involved = set(remove.tolist()) | set(of.tolist())
     base = [d for i, d in enumerate(sample) if i not in involved][:PLANTED_BASE]
     truth = {}

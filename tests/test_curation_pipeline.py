@@ -223,3 +223,25 @@ def test_gpu_fuzzy_workflow_builds(tmp_path):
 
     wf = fuzzy_workflow(CurateConfig(), str(tmp_path / "cache"), str(tmp_path / "out"))
     assert (wf.text_field, wf.char_ngrams, wf.num_bands, wf.minhashes_per_band) == ("_key", 3, 20, 4)
+
+
+def test_gzip_and_parquet_inputs_are_read_and_accounted(nsmc_rows, tmp_path):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curator_pipelines.korean import curate
+
+    rows = [{"id": f"nsmc:{r['review_id']}", "text": r["text"]} for r in nsmc_rows[:1500]]
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as f:
+        for r in rows[:700]:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.write("not json\n")
+    pq.write_table(pa.Table.from_pylist(rows[700:] + [{"id": "no-text", "text": None}]), tmp_path / "b.parquet")
+    summary = curate([str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.parquet")], str(tmp_path / "out"),
+                     CurateConfig(fuzzy_backend="cpu"), None, progress=False)
+    assert summary["lines_in"] == 1502 and summary["quarantined"] == 2
+    q = sorted((os.path.basename(x["file"]), x["line"], x["error"]) for p in glob.glob(f"{tmp_path}/out/quarantine/*")
+               for x in map(json.loads, open(p, encoding="utf-8")))
+    assert q == [("a.jsonl.gz", 701, "bad JSON: Expecting value"), ("b.parquet", 801, "missing text field 'text'")]

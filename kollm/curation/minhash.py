@@ -9,8 +9,8 @@ Hashing is done for a whole batch at once: texts are concatenated as UTF-32 code
 n-gram hashes are a rolling product over the array, MinHash values come from
 multiply-shift hashing (a*x + b mod 2^64, high 32 bits) and np.minimum.reduceat per doc.
 Band hashes (one uint64 per band) are all the LSH step needs; candidates in a shared
-bucket are confirmed with their exact shingle Jaccard, then grouped as connected
-components (scipy), which is the contract of Curator's GPU workflow: ids to remove.
+bucket are confirmed with their exact shingle Jaccard, and the result is what Curator's
+GPU workflow produces: ids to remove.
 """
 
 from __future__ import annotations
@@ -107,57 +107,60 @@ class MinHasher:
 
 
 def find_duplicates(ids: np.ndarray, exact: np.ndarray, bands: np.ndarray, hashed: np.ndarray,
-                    keys: list[str], params: MinHashParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group documents and pick one to keep per group (the smallest id).
+                    keys: list[str], params: MinHashParams, lags: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pick the documents to remove and the kept document each one duplicates.
 
-    Returns (ids to remove, the id each duplicates, is_exact per removed id).
+    1. exact groups (same `exact` key): the smallest id is kept;
+    2. near duplicates among what is left: documents sharing an LSH bucket (each checked
+       against up to `lags` earlier members of the bucket) and whose true shingle Jaccard is
+       at least the threshold. Walking documents in id order, one is removed when it is near
+       a document that is kept. No transitive chains: every removed document is itself within
+       the threshold of the document it is filed under (connected components would let
+       A~B~C remove C for a B that was never kept, and C may look nothing like A).
+
+    Returns (ids to remove, id each one duplicates, is_exact per removed id).
     `exact`: exact_key per doc; `bands`/`hashed`: from MinHasher.band_hashes; `keys`: canonical keys.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(ids)
-    order = np.argsort(ids, kind="stable")  # position 0 of a group = its smallest id
-    src: list[np.ndarray] = []
-    dst: list[np.ndarray] = []
+    rows = np.arange(n)
+    by_exact = np.lexsort((ids, exact))  # within an exact group, the smallest id first
+    ex = exact[by_exact]
+    first = np.concatenate(([True], ex[1:] != ex[:-1]))
+    exact_rep = np.empty(n, dtype=np.int64)
+    exact_rep[by_exact] = by_exact[np.maximum.accumulate(np.where(first, rows, 0))]
 
-    def group_edges(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Edges from each member of a run of equal values to the run's first (smallest-id) member."""
-        rows = rows[np.argsort(values[rows], kind="stable")]  # rows arrive id-ordered; stable keeps it
-        v = values[rows]
-        new_group = np.concatenate(([True], v[1:] != v[:-1]))
-        head = rows[np.maximum.accumulate(np.where(new_group, np.arange(len(rows)), 0))]
-        keep = ~new_group
-        return head[keep], rows[keep]
-
-    s, d = group_edges(exact, order)
-    exact_pairs = set(zip(s.tolist(), d.tolist()))
-    src.append(s), dst.append(d)
-    hashed_rows = order[hashed[order]]
-    cand = [group_edges(bands[:, band], hashed_rows) for band in range(bands.shape[1])]
-    if cand:
-        pair = np.unique(np.concatenate([a * n + b for a, b in cand]))  # same pair, many bands: check once
-        if exact_pairs:
-            pair = pair[~np.isin(pair, np.array([a * n + b for a, b in exact_pairs]))]
+    cand = np.flatnonzero((exact_rep == rows) & hashed)
+    cand = cand[np.argsort(ids[cand], kind="stable")]
+    pairs = []
+    for band in range(bands.shape[1]):
+        v = bands[cand, band]
+        s = np.argsort(v, kind="stable")  # stable: id order inside a bucket
+        r, vv = cand[s], v[s]
+        for lag in range(1, lags + 1):
+            same = vv[lag:] == vv[:-lag]
+            if not same.any():
+                break  # no bucket has more than `lag` members
+            pairs.append(r[:-lag][same] * n + r[lag:][same])  # (earlier, later)
+    fuzzy_rep = rows.copy()
+    if pairs:
+        pair = np.unique(np.concatenate(pairs))
+        a_all, b_all = pair // n, pair % n
         shingle_sets: dict[int, set[str]] = {}
 
-        def sh(r: int) -> set[str]:
-            if r not in shingle_sets:
-                shingle_sets[r] = shingles(keys[r], params.ngram)
-            return shingle_sets[r]
+        def sh(i: int) -> set[str]:
+            if i not in shingle_sets:
+                shingle_sets[i] = shingles(keys[i], params.ngram)
+            return shingle_sets[i]
 
-        ok = np.fromiter((len(sh(a) & sh(b)) >= params.jaccard_threshold * len(sh(a) | sh(b))
-                          for a, b in zip((pair // n).tolist(), (pair % n).tolist())), dtype=bool, count=len(pair))
-        src.append(pair[ok] // n), dst.append(pair[ok] % n)
-    s, d = np.concatenate(src), np.concatenate(dst)
-    graph = coo_matrix((np.ones(len(s), dtype=np.int8), (s, d)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    # keep the smallest id of each component
-    keep_row = np.full(label.max() + 1, -1)
-    for r in order[::-1]:
-        keep_row[label[r]] = r
-    rep = keep_row[label]
-    remove = np.flatnonzero(rep != np.arange(n))
-    exact_rows = {b for _, b in exact_pairs}
-    is_exact = np.array([r in exact_rows and exact[r] == exact[rep[r]] for r in remove], dtype=bool)
-    return ids[remove], ids[rep[remove]], is_exact
+        t = params.jaccard_threshold
+        ok = np.fromiter((len(sh(a) & sh(b)) >= t * len(sh(a) | sh(b)) for a, b in zip(a_all.tolist(), b_all.tolist())),
+                         dtype=bool, count=len(pair))
+        a_ok, b_ok = a_all[ok], b_all[ok]
+        walk = np.lexsort((ids[a_ok], ids[b_ok]))  # by the later document, then its earlier neighbour
+        for a, b in zip(a_ok[walk].tolist(), b_ok[walk].tolist()):
+            if fuzzy_rep[b] == b and fuzzy_rep[a] == a:  # a's fate is final: all its own edges came first
+                fuzzy_rep[b] = a
+    rep = fuzzy_rep[exact_rep]  # an exact copy of a near-duplicate is filed under the kept document
+    rep = np.where(exact_rep == rows, fuzzy_rep, rep)
+    remove = np.flatnonzero(rep != rows)
+    return ids[remove], ids[rep[remove]], exact_rep[remove] != remove
