@@ -7,6 +7,7 @@ score histograms of the bundled corpus (see `curator_pipelines/README.md`).
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import unicodedata
@@ -60,7 +61,7 @@ class JamoRatioFilter(_Threshold):
 
 
 class CharRunFilter(_Threshold):
-    """Characters in runs of 4+ identical ones (ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, !!!!!, 하하하하)."""
+    """Characters in runs of 4+ identical letters (ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, 하하하하; not "....")."""
     score_fn = staticmethod(korean.char_run_ratio)
 
 
@@ -89,6 +90,11 @@ class KoreanLangId(FastTextLangId):
     "곽지균감독님의섬세함을기억하고싶은영화" -> zh 0.56) and NFD Hangul as en. NFC and a
     space around each Hangul character (other scripts untouched) make it read Korean
     syllable by syllable: both examples become ko 1.00, "very very good" stays en.
+
+    It runs after the Hangul-ratio filter, so the script is already known to be mostly
+    Hangul; what is left for it is text that is confidently another language. Slang and
+    onomatopoeia (슬푸당..., 잼따잼따, 냠냠 쩝쩝) get low-confidence guesses of other languages:
+    an uncertain guess (below `min_langid_score`) keeps the document.
     """
 
     HANGUL = re.compile(r"([\uac00-\ud7a3\u3130-\u318f])")
@@ -109,8 +115,12 @@ class KoreanLangId(FastTextLangId):
         langs = np.array([lab[0].removeprefix("__label__") for lab in labels], dtype=object)
         return np.array([p[0] for p in probs], dtype=np.float32), langs
 
+    def keep_document(self, score: str) -> bool:
+        confidence, lang = ast.literal_eval(score)  # Curator's "[score, lang]" string, from score_document
+        return bool(self.keep_batch(np.array([confidence]), np.array([lang], dtype=object))[0])
+
     def keep_batch(self, scores: np.ndarray, langs: np.ndarray) -> np.ndarray:
-        return (scores >= self._cutoff) & (langs == self._lang_code)
+        return (langs == self._lang_code) | (scores < self._cutoff)
 
 
 def bundled_langid_model() -> str:

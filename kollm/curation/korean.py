@@ -14,7 +14,9 @@ import unicodedata
 SPACES = re.compile(r"\s+")
 URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|co\.kr|ne\.kr|or\.kr|kr)\b(?:/\S*)?",
                  re.IGNORECASE)
-RUN4 = re.compile(r"(.)\1{3,}")  # one character 4+ times in a row: ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, !!!!, 하하하하
+# one letter 4+ times in a row: ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, 카카카카. Punctuation runs ("....", "~~~~") are
+# how many real reviews end, so they do not count.
+RUN4 = re.compile(r"(\w)\1{3,}")
 # Machine-written lines that carry no text of the author's own (NSMC has thousands).
 BOILERPLATE = re.compile(r"^(?:종합 평점은 \d+점 드립니다\.?|스포일러가 포함된 감상평입니다\.?.*)$")
 
@@ -64,7 +66,7 @@ def jamo_ratio(text: str) -> float:
 
 
 def char_run_ratio(text: str) -> float:
-    """Share of non-space characters inside runs of 4+ identical characters."""
+    """Share of non-space characters inside runs of 4+ identical letters (jamo, syllables, Latin)."""
     n = char_length(text)
     return sum(len(m.group(0)) for m in RUN4.finditer(text.replace(" ", ""))) / n if n else 0.0
 
