@@ -174,7 +174,7 @@ def run_datatrove(inputs: list[str], out: str, toxicity_model: str) -> None:
             if hasattr(self.f, "keep_batch"):
                 if not hasattr(self.f, "_fasttext_langid_model"):
                     self.f.load_model()
-                return list(self.f.keep_batch(*self.f.score_batch(texts)))
+                return list(self.f.keep_batch(*self.f.score_batch(texts), texts))
             return [self.f.keep_document(s) for s in self.f.score_batch(texts)]
 
         def filter(self, doc):

@@ -91,11 +91,14 @@ class KoreanLangId(FastTextLangId):
     space around each Hangul character (other scripts untouched) make it read Korean
     syllable by syllable: both examples become ko 1.00, "very very good" stays en.
 
-    It runs after the Hangul-ratio filter, so the script is already known to be mostly
-    Hangul; what is left for it is text that is confidently another language. Slang and
-    onomatopoeia (슬푸당..., 잼따잼따, 냠냠 쩝쩝) get low-confidence guesses of other languages:
-    an uncertain guess (below `min_langid_score`) keeps the document.
+    Even so, on slang and onomatopoeia it guesses fa/fi/ru/tr/no with high confidence
+    ("굿굿긋굿굿굿!!!" -> fa 1.00, "힐링, 힐링!" -> tr 0.88; every such removal in the data card
+    was Korean). Hangul is written for no other language, so a document is removed only when
+    fastText is confident (>= `min_langid_score`) it is another language *and* less than
+    half of its characters are Hangul: mixed-script text that is really English, Japanese...
     """
+
+    MAX_HANGUL_FOR_OTHER = 0.5
 
     HANGUL = re.compile(r"([\uac00-\ud7a3\u3130-\u318f])")
 
@@ -116,11 +119,13 @@ class KoreanLangId(FastTextLangId):
         return np.array([p[0] for p in probs], dtype=np.float32), langs
 
     def keep_document(self, score: str) -> bool:
-        confidence, lang = ast.literal_eval(score)  # Curator's "[score, lang]" string, from score_document
-        return bool(self.keep_batch(np.array([confidence]), np.array([lang], dtype=object))[0])
+        """Curator's one-document path knows only the "[score, lang]" string: no Hangul check."""
+        confidence, lang = ast.literal_eval(score)
+        return bool(lang == self._lang_code or confidence < self._cutoff)
 
-    def keep_batch(self, scores: np.ndarray, langs: np.ndarray) -> np.ndarray:
-        return (langs == self._lang_code) | (scores < self._cutoff)
+    def keep_batch(self, scores: np.ndarray, langs: np.ndarray, texts: list[str]) -> np.ndarray:
+        hangul = np.array([korean.hangul_ratio(t) for t in texts])
+        return (langs == self._lang_code) | (scores < self._cutoff) | (hangul >= self.MAX_HANGUL_FOR_OTHER)
 
 
 def bundled_langid_model() -> str:

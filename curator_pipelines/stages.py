@@ -176,7 +176,7 @@ class AccountedFilter(ProcessingStage[DocumentBatch, DocumentBatch]):
         column = f"score_{f.name}"
         if hasattr(f, "keep_batch"):  # language id: (confidence, language)
             scores, langs = f.score_batch(texts)
-            keep = f.keep_batch(scores, langs)
+            keep = f.keep_batch(scores, langs, texts)
             lang_col = np.full(len(df), None, dtype=object)
             lang_col[alive] = langs
             df["lang"] = lang_col

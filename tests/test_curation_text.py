@@ -60,7 +60,7 @@ def test_stock_curator_heuristics_drop_korean_that_ours_keep(clean_reviews):
         if isinstance(f, F.KoreanLangId):
             f.load_model()
             conf, lang = f.score_batch(clean_reviews)
-            assert f.keep_batch(conf, lang).mean() > 0.99, f.name
+            assert f.keep_batch(conf, lang, clean_reviews).mean() > 0.99, f.name
         else:
             assert kept_share(f) > 0.99, f.name
 
@@ -76,9 +76,11 @@ def test_langid_reads_unspaced_short_and_nfd_korean():
     stock.load_model(), ours.load_model()
     assert not any(stock.keep_document(stock.score_document(t)) for t in texts)
     assert all(ours.keep_document(ours.score_document(t)) for t in texts)
-    conf, lang = ours.score_batch(["this is an english sentence", "これは日本語の文です", "슬푸당...", "냠냠 쩝쩝"])
-    # confidently another language goes; slang that fastText only guesses at stays
-    assert ours.keep_batch(conf, lang).tolist() == [False, False, True, True]
+    others = ["this is an english sentence", "これは日本語の文です", "콩콩ㅋㄹㅇ콩콩콬ㅇ콩콩콩", "힐링, 힐링!"]
+    conf, lang = ours.score_batch(others)
+    # confidently another language goes, unless the text is mostly Hangul (fastText misreads slang)
+    assert (lang[-2:] != "ko").all() and (conf[-2:] >= 0.5).all()
+    assert ours.keep_batch(conf, lang, others).tolist() == [False, False, True, True]
 
 
 @pytest.mark.parametrize("text, kind", [
