@@ -95,7 +95,8 @@ class KoreanLangId(FastTextLangId):
     ("굿굿긋굿굿굿!!!" -> fa 1.00, "힐링, 힐링!" -> tr 0.88; every such removal in the data card
     was Korean). Hangul is written for no other language, so a document is removed only when
     fastText is confident (>= `min_langid_score`) it is another language *and* less than
-    half of its characters are Hangul: mixed-script text that is really English, Japanese...
+    half of its letters are Hangul (punctuation aside: "괜찮네...." is all Hangul): mixed-script
+    text that is really English, Japanese...
     """
 
     MAX_HANGUL_FOR_OTHER = 0.5
@@ -124,7 +125,7 @@ class KoreanLangId(FastTextLangId):
         return bool(lang == self._lang_code or confidence < self._cutoff)
 
     def keep_batch(self, scores: np.ndarray, langs: np.ndarray, texts: list[str]) -> np.ndarray:
-        hangul = np.array([korean.hangul_ratio(t) for t in texts])
+        hangul = np.array([korean.hangul_letter_ratio(t) for t in texts])
         return (langs == self._lang_code) | (scores < self._cutoff) | (hangul >= self.MAX_HANGUL_FOR_OTHER)
 
 

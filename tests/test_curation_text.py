@@ -21,6 +21,7 @@ def test_korean_scores():
     assert korean.hangul_ratio("재밌어요 ㅋㅋ") == 1.0
     assert korean.hangul_ratio("good movie") == 0.0
     assert korean.hangul_ratio("최고 best") == 2 / 6
+    assert korean.hangul_ratio("괜찮네....") == 3 / 7 and korean.hangul_letter_ratio("괜찮네....") == 1.0
     assert korean.jamo_ratio("재밌어요ㅋㅋ") == 2 / 6
     assert korean.jamo_ratio("ㅋㅋㅋ") == 1.0
     assert korean.char_run_ratio("ㅋㅋㅋ") == 0.0 and korean.char_run_ratio("ㅋㅋㅋㅋㅋㅋㅋㅋ") == 1.0
@@ -76,11 +77,11 @@ def test_langid_reads_unspaced_short_and_nfd_korean():
     stock.load_model(), ours.load_model()
     assert not any(stock.keep_document(stock.score_document(t)) for t in texts)
     assert all(ours.keep_document(ours.score_document(t)) for t in texts)
-    others = ["this is an english sentence", "これは日本語の文です", "콩콩ㅋㄹㅇ콩콩콬ㅇ콩콩콩", "힐링, 힐링!"]
+    others = ["this is an english sentence", "これは日本語の文です", "콩콩ㅋㄹㅇ콩콩콬ㅇ콩콩콩", "힐링, 힐링!", "괜찮네...."]
     conf, lang = ours.score_batch(others)
     # confidently another language goes, unless the text is mostly Hangul (fastText misreads slang)
-    assert (lang[-2:] != "ko").all() and (conf[-2:] >= 0.5).all()
-    assert ours.keep_batch(conf, lang, others).tolist() == [False, False, True, True]
+    assert (lang[2:] != "ko").all() and (conf[2:] >= 0.5).all()
+    assert ours.keep_batch(conf, lang, others).tolist() == [False, False, True, True, True]
 
 
 @pytest.mark.parametrize("text, kind", [

@@ -29,6 +29,7 @@ def normalize(text: str) -> str:
 HANGUL_CLASS = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff"
 NOT_HANGUL = re.compile(f"[^{HANGUL_CLASS}]+")
 NOT_JAMO = re.compile("[^\u3130-\u318f]+")
+NOT_WORD = re.compile(r"[\W_]+")
 
 
 def is_hangul(ch: str) -> bool:
@@ -57,6 +58,12 @@ def hangul_ratio(text: str) -> float:
     """Share of non-space characters that are Hangul (syllables or jamo)."""
     n = char_length(text)
     return len(NOT_HANGUL.sub("", text)) / n if n else 0.0
+
+
+def hangul_letter_ratio(text: str) -> float:
+    """Share of letters and digits (punctuation, symbols and spaces aside) that are Hangul."""
+    letters = len(NOT_WORD.sub("", text))
+    return len(NOT_HANGUL.sub("", text)) / letters if letters else 0.0
 
 
 def jamo_ratio(text: str) -> float:
