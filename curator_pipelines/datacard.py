@@ -24,23 +24,29 @@ def _histograms(out_dir: str) -> dict[str, dict]:
     return total
 
 
+def _rows(out_dir: str, sub: str):
+    for path in sorted(glob.glob(os.path.join(out_dir, sub, "*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            yield from map(json.loads, f)
+
+
+def _removed_example(row: dict) -> tuple[str, str]:
+    dup = f"  (duplicate of {row['duplicate_of']})" if "duplicate_of" in row else ""
+    return f"{row['stage']}: {row['reason']}", row["text"][:80] + dup
+
+
+def _quarantine_example(row: dict) -> tuple[str, str]:
+    return (f"quarantine: {row['error'].split(':')[0]}",
+            f"{os.path.basename(row['file'])}:{row['line']}: {row['raw'][:60]!r}")
+
+
 def _examples(out_dir: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for path in sorted(glob.glob(os.path.join(out_dir, "removed", "*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                key = f"{row['stage']}: {row['reason']}"
-                if len(found.setdefault(key, [])) < EXAMPLES:
-                    text = row["text"][:80] + (f"  (duplicate of {row['duplicate_of']})" if "duplicate_of" in row else "")
-                    found[key].append(text)
-    for path in sorted(glob.glob(os.path.join(out_dir, "quarantine", "*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                key = f"quarantine: {row['error'].split(':')[0]}"
-                if len(found.setdefault(key, [])) < EXAMPLES:
-                    found[key].append(f"{os.path.basename(row['file'])}:{row['line']}: {row['raw'][:60]!r}")
+    for sub, example in (("removed", _removed_example), ("quarantine", _quarantine_example)):
+        for row in _rows(out_dir, sub):
+            key, text = example(row)
+            if len(found.setdefault(key, [])) < EXAMPLES:
+                found[key].append(text)
     return found
 
 
