@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from kollm import mfu
 from kollm.config import PRECISIONS, PretrainConfig
 from kollm.io import read_jsonl, write_json
 
@@ -143,6 +144,15 @@ def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batc
     return float(np.mean(losses))
 
 
+def _tensorboard(path: str):
+    """A TensorBoard writer, or None where tensorboard is not installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(path)
+
+
 def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
           val_tokens: np.ndarray | None = None) -> dict:
     """Train to cfg.steps, resuming from the newest checkpoint in out_dir/checkpoints."""
@@ -165,6 +175,8 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     elif os.path.exists(metrics_path):
         os.unlink(metrics_path)
     tokens_per_step = cfg.batch_size * cfg.seq_len
+    peak, peak_source = mfu.peak_flops(cfg.precision)
+    board = _tensorboard(os.path.join(out_dir, "tensorboard"))
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", mininterval=2)
     t_last, tok_since = time.perf_counter(), 0
@@ -190,16 +202,25 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
                 last = {"step": step, "loss": round(loss.item(), 4), "lr": group["lr"],
                         "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tps, 1),
                         "tflops": round(tps * flops_per_token / 1e12, 4),
+                        "mfu": round(tps * flops_per_token / peak, 4),
+                        "peak_mem_mb": round(mfu.peak_memory_mb(), 1),
                         "tokens_seen": step * tokens_per_step}
                 log.write(json.dumps(last) + "\n")
                 log.flush()
+                if board:
+                    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_mb"):
+                        board.add_scalar(f"train/{key}", last[key], step)
+                    board.flush()
                 bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
                 t_last, tok_since = time.perf_counter(), 0
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint(ckpt_root, step, model, optimizer, gen)
     bar.close()
+    if board:
+        board.close()
     history = [json.loads(l) for l in open(metrics_path)]
-    result = {"steps": step, "resumed_from": resumed_from, "history": history}
+    result = {"steps": step, "resumed_from": resumed_from, "history": history,
+              "peak_flops": peak, "peak_flops_source": peak_source}
     if val_tokens is not None and len(val_tokens) > cfg.seq_len + 1:
         result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len), 4)
     return result

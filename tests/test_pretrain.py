@@ -51,6 +51,26 @@ def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer
     ckpts = sorted(os.listdir(tmp_path / "checkpoints"))
     assert ckpts == ["step_0000010", "step_0000020", "step_0000030"]
     assert os.path.exists(tmp_path / "checkpoints" / "step_0000030" / "model.safetensors")
+    # MFU against the measured peak of this CPU, memory, and the same scalars in TensorBoard
+    assert result["peak_flops"] > 1e9 and "measured" in result["peak_flops_source"]
+    assert all(0 < h["mfu"] < 1 and h["peak_mem_mb"] > 100 for h in result["history"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "tensorboard"))
+    board.Reload()
+    assert [e.step for e in board.Scalars("train/loss")] == [h["step"] for h in result["history"]]
+    assert np.allclose([e.value for e in board.Scalars("train/mfu")], [h["mfu"] for h in result["history"]])
+
+
+def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
+    from kollm import mfu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    assert mfu.peak_flops("bf16", "cuda") == (989.4e12, "NVIDIA H100 80GB HBM3: datasheet dense bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA GeForce GTX 1080")
+    with pytest.raises(ValueError, match="GPU_PEAK_TFLOPS"):
+        mfu.peak_flops("bf16", "cuda")
 
 
 def test_torn_checkpoint_is_ignored(tmp_path):

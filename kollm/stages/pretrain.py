@@ -49,6 +49,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                    "tokens_seen": result["steps"] * cfg.pretrain.batch_size * cfg.pretrain.seq_len},
         "metrics": {"loss_first": round(first, 4), "loss_last": round(last, 4),
                     "val_loss": result.get("val_loss"), "tokens_per_s": round(sum(tps) / len(tps), 1),
-                    "flops_per_token": fpt, "threads": torch.get_num_threads()},
+                    "flops_per_token": fpt, "threads": torch.get_num_threads(),
+                    "mfu": round(sum(h["mfu"] for h in history[1:] or history) / len(history[1:] or history), 4),
+                    "peak_flops": result["peak_flops"], "peak_flops_source": result["peak_flops_source"],
+                    "peak_mem_mb": history[-1]["peak_mem_mb"]},
         "resumed_from": result["resumed_from"],
     }
