@@ -282,15 +282,23 @@ def thresholds(cfg: CurateConfig) -> dict[str, list[float]]:
     return out
 
 
+def _shard_stats(out_dir: str, names: list[str] | None = None):
+    """(filter-phase stats, removal-phase stats) of each finished shard, in shard order."""
+    if names is None:
+        names = [os.path.basename(p)[:-len(".json")]
+                 for p in sorted(glob.glob(os.path.join(out_dir, "work", "shards", "*.json")))]
+    for name in names:
+        with open(os.path.join(out_dir, "work", "shards", f"{name}.json"), encoding="utf-8") as f:
+            st = json.load(f)
+        with open(os.path.join(out_dir, "work", "final", f"{name}.json"), encoding="utf-8") as f:
+            yield st, json.load(f)
+
+
 def summarize(out_dir: str, shards: list[Shard], filters: list) -> dict:
     """Per-stage in/kept/removed over all shards, and the identity check."""
     lines_in = quarantined = kept = 0
     removed: dict[str, int] = {}
-    for s in shards:
-        with open(os.path.join(out_dir, "work", "shards", f"{s.name}.json"), encoding="utf-8") as f:
-            st = json.load(f)
-        with open(os.path.join(out_dir, "work", "final", f"{s.name}.json"), encoding="utf-8") as f:
-            fin = json.load(f)
+    for st, fin in _shard_stats(out_dir, [s.name for s in shards]):
         lines_in += st["lines_in"]
         quarantined += st["quarantined"]
         for key, n in st["removed_by"].items():
@@ -319,11 +327,7 @@ def summarize(out_dir: str, shards: list[Shard], filters: list) -> dict:
 def counts_by_input(out_dir: str) -> dict[str, dict]:
     """Per input file: in, kept, removed (by reason), quarantined; in = kept + removed + quarantined."""
     out: dict[str, dict] = {}
-    for path in sorted(glob.glob(os.path.join(out_dir, "work", "shards", "*.json"))):
-        with open(path, encoding="utf-8") as f:
-            st = json.load(f)
-        with open(os.path.join(out_dir, "work", "final", os.path.basename(path)), encoding="utf-8") as f:
-            fin = json.load(f)
+    for st, fin in _shard_stats(out_dir):
         c = out.setdefault(st["shard"]["path"], {"in": 0, "kept": 0, "removed": 0, "quarantined": 0,
                                                   "removed_by_reason": {}})
         reasons = {k.split(":", 1)[1]: n for k, n in st["removed_by"].items()}
@@ -344,7 +348,3 @@ def summary_markdown(summary: dict) -> str:
     lines.append(f"\n{summary['lines_in']:,} lines in = {summary['kept']:,} kept + {summary['removed']:,} removed"
                  f" + {summary['quarantined']:,} quarantined.\n")
     return "\n".join(lines)
-
-
-def kept_files(out_dir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(out_dir, "kept", "*.*")))

@@ -40,10 +40,6 @@ def is_hangul(ch: str) -> bool:
             or 0xA960 <= o <= 0xA97F or 0xD7B0 <= o <= 0xD7FF)  # jamo extended A/B
 
 
-def is_compat_jamo(ch: str) -> bool:
-    return 0x3130 <= ord(ch) <= 0x318F
-
-
 def char_length(text: str) -> int:
     """Characters that are not whitespace (Korean spacing is inconsistent; don't count it)."""
     return len(SPACES.sub("", text))
