@@ -22,9 +22,8 @@ from kollm.curation.toxicity import ToxicityModel
 
 
 class _Threshold(DocumentFilter):
-    """score_document = a kollm.curation function; keep when min <= score <= max."""
-
-    score_fn = staticmethod(korean.char_length)
+    """score_document = a kollm.curation function (`score_fn`, set by each subclass);
+    keep when min <= score <= max."""
 
     def __init__(self, reason: str, min_value: float | None = None, max_value: float | None = None):
         super().__init__()

@@ -264,7 +264,7 @@ def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: s
                   FinalWriter(out_dir, dup_path, dup_fp, text_field, cfg.output_format)]
         _run(stages, [s.task() for s in todo], cfg, "removal", None, progress)
     timings["removal_s"] = round(time.time() - t, 2)
-    summary = summarize(out_dir, shards, document_filters(cfg, None) + ([F.ToxicityFilter("", 0)] if toxicity_model else []))
+    summary = summarize(out_dir, shards, document_filters(cfg, toxicity_model))  # constructing loads no model
     summary["timings"] = {**timings, "total_s": round(time.time() - t0, 2)}
     write_json(os.path.join(out_dir, "summary.json"), summary)
     with atomic_open(os.path.join(out_dir, "summary.md")) as f:

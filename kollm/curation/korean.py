@@ -26,18 +26,16 @@ def normalize(text: str) -> str:
     return SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+# precomposed syllables, conjoining jamo, compatibility jamo (ㅋ, ㅠ), jamo extended A/B
 HANGUL_CLASS = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff"
+HANGUL = re.compile(f"[{HANGUL_CLASS}]")
 NOT_HANGUL = re.compile(f"[^{HANGUL_CLASS}]+")
 NOT_JAMO = re.compile("[^\u3130-\u318f]+")
 NOT_WORD = re.compile(r"[\W_]+")
 
 
 def is_hangul(ch: str) -> bool:
-    o = ord(ch)
-    return (0xAC00 <= o <= 0xD7A3  # precomposed syllables
-            or 0x1100 <= o <= 0x11FF  # conjoining jamo
-            or 0x3130 <= o <= 0x318F  # compatibility jamo (ㅋ, ㅠ)
-            or 0xA960 <= o <= 0xA97F or 0xD7B0 <= o <= 0xD7FF)  # jamo extended A/B
+    return bool(HANGUL.fullmatch(ch))
 
 
 def char_length(text: str) -> int:

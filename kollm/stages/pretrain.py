@@ -40,7 +40,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     window = max(1, len(history) // 10)
     first = sum(h["loss"] for h in history[:window]) / window
     last = sum(h["loss"] for h in history[-window:]) / window
-    tps = [h["tokens_per_s"] for h in history[1:]] or [h["tokens_per_s"] for h in history]
+    steady = history[1:] or history  # the first log window includes start-up
     return {
         "outputs": {"model_dir": os.path.abspath(final), "loss_png": os.path.abspath(os.path.join(out, "loss.png")),
                     "metrics": os.path.abspath(os.path.join(out, "metrics.jsonl"))},
@@ -48,9 +48,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                    "parameters": count_params(model), "steps": result["steps"],
                    "tokens_seen": result["steps"] * cfg.pretrain.batch_size * cfg.pretrain.seq_len},
         "metrics": {"loss_first": round(first, 4), "loss_last": round(last, 4),
-                    "val_loss": result.get("val_loss"), "tokens_per_s": round(sum(tps) / len(tps), 1),
+                    "val_loss": result.get("val_loss"), "tokens_per_s": round(sum(h["tokens_per_s"] for h in steady) / len(steady), 1),
                     "flops_per_token": fpt, "threads": torch.get_num_threads(),
-                    "mfu": round(sum(h["mfu"] for h in history[1:] or history) / len(history[1:] or history), 4),
+                    "mfu": round(sum(h["mfu"] for h in steady) / len(steady), 4),
                     "peak_flops": result["peak_flops"], "peak_flops_source": result["peak_flops_source"],
                     "peak_mem_mb": history[-1]["peak_mem_mb"]},
         "resumed_from": result["resumed_from"],
