@@ -88,8 +88,25 @@ class ModelConfig:
 
 @dataclass
 class PretrainConfig:
-    backend: str = "torch"  # torch (HF model + PyTorch loop); megatron comes with the GPU path
+    # torch: the HF Llama + a PyTorch loop (one process, or DDP/FSDP2 under torchrun);
+    # megatron: megatron-core GPTModel of the same architecture, TP/PP/CP/DP (GPUs)
+    backend: str = "torch"
     precision: str = "bf16"  # bf16 autocast (fp32 master weights) or fp32; CPUs with AMX run bf16 fast
+    nproc_per_node: int = 1  # processes per node under torchrun: GPUs, or gloo ranks on a CPU
+    strategy: str = "ddp"  # torch backend with several processes: ddp | fsdp (FSDP2 fully_shard)
+    tensor_parallel: int = 1  # megatron backend
+    pipeline_parallel: int = 1
+    context_parallel: int = 1
+    sequence_parallel: bool = False
+    distributed_optimizer: bool = False  # megatron: shard optimizer state over data-parallel ranks
+    fp8: str = ""  # megatron + Transformer Engine on Hopper: "" (off) | hybrid | e4m3
+    micro_batch_size: int = 0  # megatron: per-rank micro-batch; 0 = the whole per-rank batch at once
+    # Standalone use (recipes/pretrain.py): a JSONL corpus and a HF tokenizer folder instead of
+    # the run's curate and tokenizer stages. Empty: take them from the pipeline run.
+    corpus: str = ""
+    val_corpus: str = ""
+    tokenizer_dir: str = ""
+    tokenize_workers: int = 0  # 0 = one per CPU
     # Append each train-split review's rating to its text in the token stream ("… 평점: 9"):
     # the LM then learns review -> rating from every train review, not only the fine-tuning sample.
     rating_in_text: bool = True
@@ -221,7 +238,55 @@ def ci() -> PipelineConfig:
     return cfg
 
 
-PRESETS: dict[str, typing.Callable[[], PipelineConfig]] = {"tiny": tiny, "ci": ci}
+def _gpu_pretrain(cfg: PipelineConfig, nodes: int, gpus: int) -> PipelineConfig:
+    """Shared by the GPU presets: megatron backend, bf16, a 32k Korean vocab, one process per GPU."""
+    cfg.tokenizer.vocab_size = 32000
+    cfg.run.nodes, cfg.run.gpus_per_node = nodes, gpus
+    cfg.run.time_limit = "04:00:00"
+    p = cfg.pretrain
+    p.backend, p.precision, p.nproc_per_node = "megatron", "bf16", gpus
+    p.warmup_steps, p.min_lr_ratio, p.weight_decay = 500, 0.1, 0.1
+    p.checkpoint_every, p.log_every = 1000, 10
+    p.threads = 0
+    return cfg
+
+
+def small() -> PipelineConfig:
+    """~125M parameters (GPT-2 small width, Llama layout) on one GPU."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="small"), nodes=1, gpus=1)
+    cfg.model = ModelConfig(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
+                            max_seq_len=2048)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 20000, 64, 16
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 2048, 6e-4
+    return cfg
+
+
+def llama_1b() -> PipelineConfig:
+    """~1.2B parameters (Llama 3.2 1B shape, our vocab) on one node of 8 GPUs, data parallel."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="1b"), nodes=1, gpus=8)
+    cfg.model = ModelConfig(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
+                            max_seq_len=4096)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 50000, 256, 4
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 4096, 3e-4
+    cfg.pretrain.distributed_optimizer = True
+    return cfg
+
+
+def llama_8b() -> PipelineConfig:
+    """~8B parameters (Llama 3 8B shape, our vocab) on 4 nodes x 8 GPUs: TP 2 + sequence parallel."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="8b"), nodes=4, gpus=8)
+    cfg.model = ModelConfig(hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=8, intermediate_size=14336,
+                            max_seq_len=8192)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 100000, 512, 1
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 8192, 3e-4
+    cfg.pretrain.tensor_parallel, cfg.pretrain.sequence_parallel = 2, True
+    cfg.pretrain.distributed_optimizer = True
+    cfg.run.time_limit = "12:00:00"
+    return cfg
+
+
+PRESETS: dict[str, typing.Callable[[], PipelineConfig]] = {"tiny": tiny, "ci": ci, "small": small,
+                                                            "1b": llama_1b, "8b": llama_8b}
 
 
 def from_preset(name: str) -> PipelineConfig:
@@ -321,6 +386,7 @@ def from_dict(data: dict) -> PipelineConfig:
 
 PRECISIONS = ("bf16", "fp32")
 CURATE_EXECUTORS = ("inprocess", "ray")
+PRETRAIN_BACKENDS = ("torch", "megatron")
 
 
 def validate(cfg: PipelineConfig) -> None:
@@ -329,6 +395,34 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"pretrain.precision={cfg.pretrain.precision!r}: choose {' or '.join(PRECISIONS)}")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
+    p = cfg.pretrain
+    if p.backend not in PRETRAIN_BACKENDS:
+        raise KollmError(f"pretrain.backend={p.backend!r}: choose {' or '.join(PRETRAIN_BACKENDS)}")
+    if p.strategy not in ("ddp", "fsdp"):
+        raise KollmError(f"pretrain.strategy={p.strategy!r}: choose ddp or fsdp")
+    if p.fp8 not in ("", "hybrid", "e4m3"):
+        raise KollmError(f"pretrain.fp8={p.fp8!r}: choose '' (off), hybrid or e4m3")
+    if p.fp8 and p.backend != "megatron":
+        raise KollmError("pretrain.fp8 needs pretrain.backend=megatron (Transformer Engine)")
+    model_parallel = p.tensor_parallel * p.pipeline_parallel * p.context_parallel
+    if p.backend == "torch" and model_parallel > 1:
+        raise KollmError("tensor/pipeline/context parallelism needs pretrain.backend=megatron")
+    world = p.nproc_per_node * cfg.run.nodes
+    if world % model_parallel:
+        raise KollmError(f"{world} processes (run.nodes x pretrain.nproc_per_node) are not divisible by "
+                         f"TP x PP x CP = {model_parallel}")
+    data_parallel = world // model_parallel
+    if p.batch_size % data_parallel:
+        raise KollmError(f"pretrain.batch_size={p.batch_size} must be divisible by the {data_parallel} "
+                         "data-parallel ranks")
+    if cfg.model.num_heads % p.tensor_parallel or cfg.model.num_kv_heads % p.tensor_parallel:
+        raise KollmError(f"model.num_heads={cfg.model.num_heads} and model.num_kv_heads={cfg.model.num_kv_heads} "
+                         f"must be divisible by pretrain.tensor_parallel={p.tensor_parallel}")
+    if cfg.model.num_layers % p.pipeline_parallel:
+        raise KollmError(f"model.num_layers={cfg.model.num_layers} must be divisible by "
+                         f"pretrain.pipeline_parallel={p.pipeline_parallel}")
+    if bool(p.corpus) != bool(p.tokenizer_dir):
+        raise KollmError("standalone pretraining needs both pretrain.corpus and pretrain.tokenizer_dir")
     if cfg.curate.executor not in CURATE_EXECUTORS:
         raise KollmError(f"curate.executor={cfg.curate.executor!r}: choose {' or '.join(CURATE_EXECUTORS)}")
     if cfg.curate.fuzzy_backend not in ("auto", "cpu", "gpu"):

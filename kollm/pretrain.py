@@ -1,9 +1,16 @@
 """Pretraining with a plain PyTorch loop (nanoGPT-style) on a packed token stream.
 
-- tokens: every curated document + </s>, packed into one uint16/uint32 array on disk
-- batches: random windows of seq_len+1 tokens from a seeded generator (resumable)
+- tokens: the `.bin` of the indexed dataset (`kollm.indexed_data`): every curated document
+  + </s>, back to back
+- batches: random windows of seq_len+1 tokens from a seeded generator (resumable). Every
+  rank draws the same *global* batch and trains on its own slice, so N ranks see exactly
+  the data one process would, and one generator state describes the run
+- distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP or FSDP2
+  (`pretrain.strategy`), gloo on CPU and nccl on GPUs
 - checkpoints: safetensors weights + optimizer state + trainer state, written to a temp
-  folder and renamed, so a killed run never leaves a half checkpoint that looks valid
+  folder and renamed, so a killed run never leaves a half checkpoint that looks valid; the
+  trainer state lists every file's size, so a checkpoint truncated later (a full disk, a
+  partial copy) is skipped with a warning and the run resumes from the one before
 """
 
 from __future__ import annotations
@@ -20,51 +27,16 @@ from tqdm import tqdm
 
 from kollm import mfu
 from kollm.config import PRECISIONS, PretrainConfig
-from kollm.io import read_jsonl, write_json
+from kollm.io import write_json
 
 
-def document_text(doc: dict, rating_in_text: bool) -> str:
-    if rating_in_text and doc.get("rating") is not None:
-        return f"{doc['text']} 평점: {doc['rating']}"
-    return doc["text"]
-
-
-def pack_corpus(corpus_path: str, tokenizer, out_path: str, batch: int = 2000, rating_in_text: bool = False) -> int:
-    """Tokenise the corpus into one flat array (documents separated by </s>); returns token count."""
-    dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32
-    eos = tokenizer.eos_token_id
-    total = 0
-    tmp = out_path + ".tmp"
-    with open(tmp, "wb") as f:
-        texts = []
-
-        def flush():
-            nonlocal total
-            ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-            arr = np.fromiter((t for doc in ids for t in (*doc, eos)), dtype=dtype)
-            f.write(arr.tobytes())
-            total += len(arr)
-            texts.clear()
-
-        for doc in tqdm(read_jsonl(corpus_path), desc="tokenize", unit="doc", mininterval=2):
-            texts.append(document_text(doc, rating_in_text))
-            if len(texts) >= batch:
-                flush()
-        if texts:
-            flush()
-    os.replace(tmp, out_path)
-    write_json(out_path + ".json", {"dtype": np.dtype(dtype).name, "tokens": total})
-    return total
-
-
-def load_tokens(path: str) -> np.ndarray:
-    meta = json.load(open(path + ".json"))
-    return np.memmap(path, dtype=meta["dtype"], mode="r")
-
-
-def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator):
-    starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=gen)
-    rows = np.stack([tokens[s: s + seq_len + 1].astype(np.int64) for s in starts.tolist()])
+def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator, rank: int = 0,
+              world: int = 1):
+    """This rank's rows of the global batch (every rank draws the same starts from `gen`)."""
+    starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=gen).tolist()
+    per_rank = batch_size // world
+    mine = starts[rank * per_rank: (rank + 1) * per_rank]
+    rows = np.stack([tokens[s: s + seq_len + 1].astype(np.int64) for s in mine])
     x = torch.from_numpy(rows)
     return x[:, :-1], x[:, 1:]
 
@@ -86,36 +58,87 @@ def make_optimizer(model, cfg: PretrainConfig):
 
 # ---- checkpoints ----------------------------------------------------------------------
 
-def save_checkpoint(ckpt_root: str, step: int, model, optimizer, gen: torch.Generator) -> str:
-    from safetensors.torch import save_model
+def _file_sizes(folder: str) -> dict[str, int]:
+    return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+            if name != "trainer_state.json"}
 
-    final = os.path.join(ckpt_root, f"step_{step:07d}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_model(model, os.path.join(tmp, "model.safetensors"))
-    torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
-    torch.save({"generator": gen.get_state()}, os.path.join(tmp, "rng.pt"))
-    write_json(os.path.join(tmp, "trainer_state.json"), {"step": step})
+
+def commit_checkpoint(tmp: str, final: str, state: dict) -> str:
+    """Record the files' sizes in trainer_state.json, then rename tmp -> final (atomic)."""
+    write_json(os.path.join(tmp, "trainer_state.json"), {**state, "files": _file_sizes(tmp)})
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
 
 
-def latest_checkpoint(ckpt_root: str) -> str | None:
-    """Newest complete checkpoint; `.tmp` folders (killed mid-write) are ignored."""
+def save_checkpoint(ckpt_root: str, step: int, model, optimizer, gen: torch.Generator,
+                    model_state: dict | None = None, optim_state: dict | None = None) -> str:
+    from safetensors.torch import save_file
+
+    final = os.path.join(ckpt_root, f"step_{step:07d}")
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    weights = model_state if model_state is not None else model.state_dict()
+    # tied embeddings: store each tensor once, as save_model does
+    seen, unique = set(), {}
+    for name, tensor in weights.items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        unique[name] = tensor.detach().contiguous().cpu()
+    save_file(unique, os.path.join(tmp, "model.safetensors"))
+    torch.save(optim_state if optim_state is not None else optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
+    torch.save({"generator": gen.get_state()}, os.path.join(tmp, "rng.pt"))
+    return commit_checkpoint(tmp, final, {"step": step})
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why the checkpoint folder cannot be resumed from, or None when it is complete."""
+    state_path = os.path.join(path, "trainer_state.json")
+    if not os.path.exists(state_path):
+        return "no trainer_state.json (killed while writing?)"
+    try:
+        state = json.load(open(state_path))
+    except (OSError, json.JSONDecodeError):
+        return "unreadable trainer_state.json"
+    for name, size in state.get("files", {}).items():
+        file = os.path.join(path, name)
+        if not os.path.exists(file):
+            return f"{name} is missing"
+        if os.path.isfile(file) and os.path.getsize(file) != size:
+            return f"{name} is truncated ({os.path.getsize(file)} of {size} bytes)"
+    return None
+
+
+def latest_checkpoint(ckpt_root: str, warn=print) -> str | None:
+    """Newest complete checkpoint; `.tmp` folders and truncated checkpoints are skipped (with a warning)."""
     if not os.path.isdir(ckpt_root):
         return None
-    done = sorted(d for d in os.listdir(ckpt_root)
-                  if d.startswith("step_") and not d.endswith(".tmp")
-                  and os.path.exists(os.path.join(ckpt_root, d, "trainer_state.json")))
-    return os.path.join(ckpt_root, done[-1]) if done else None
+    for name in sorted((d for d in os.listdir(ckpt_root) if d.startswith("step_") and not d.endswith(".tmp")),
+                       reverse=True):
+        path = os.path.join(ckpt_root, name)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        warn(f"warning: skipping checkpoint {path}: {problem}")
+    return None
+
+
+def load_weights(model, path: str) -> None:
+    """safetensors weights into `model`; tied weights stored once are fine, anything else missing is not."""
+    from safetensors.torch import load_file
+
+    missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"{path}: does not match the model (missing {missing}, unexpected {unexpected})")
+    if tied:
+        model.tie_weights()
 
 
 def load_checkpoint(path: str, model, optimizer, gen: torch.Generator) -> int:
-    from safetensors.torch import load_model
-
-    load_model(model, os.path.join(path, "model.safetensors"))
+    load_weights(model, os.path.join(path, "model.safetensors"))
     optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
     gen.set_state(torch.load(os.path.join(path, "rng.pt"), weights_only=True)["generator"])
     return json.load(open(os.path.join(path, "trainer_state.json")))["step"]
@@ -135,10 +158,11 @@ def autocast(precision: str):
 
 
 @torch.no_grad()
-def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batches: int = 4, seed: int = 0) -> float:
+def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batches: int = 4, seed: int = 0,
+                  device: str | torch.device = "cpu") -> float:
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    losses = [model(input_ids=x, labels=x).loss.item()  # HF shifts labels itself
+    losses = [model(input_ids=x.to(device), labels=x.to(device)).loss.item()  # HF shifts labels itself
               for x, _ in (get_batch(tokens, batch_size, seq_len, gen) for _ in range(batches))]
     model.train()
     return float(np.mean(losses))
@@ -153,76 +177,191 @@ def _tensorboard(path: str):
     return SummaryWriter(path)
 
 
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run plainly)."""
+
+    def __init__(self):
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.device = torch.device(f"cuda:{self.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        if self.world > 1 and not torch.distributed.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def mean(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return t.item() / self.world
+
+
+def wrap(model, strategy: str, dist: Distributed):
+    """DDP or FSDP2 around the model under torchrun; the model itself on one process."""
+    model.to(dist.device)
+    if dist.world == 1:
+        return model
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in model.model.layers:
+            fully_shard(layer)
+        return fully_shard(model)
+    if strategy == "ddp":
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+    raise ValueError(f"pretrain.strategy must be ddp or fsdp, not {strategy!r}")
+
+
+def _full_states(model, optimizer, strategy: str, dist: Distributed):
+    """(model state, optimizer state) as whole tensors, for a checkpoint rank 0 writes."""
+    if dist.world > 1 and strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return (model.module if dist.world > 1 else model).state_dict(), optimizer.state_dict()
+
+
+def _load_full_states(path: str, model, optimizer, strategy: str, dist: Distributed) -> None:
+    if dist.world > 1 and strategy == "fsdp":
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        weights = load_file(os.path.join(path, "model.safetensors"))
+        if "lm_head.weight" not in weights and "model.embed_tokens.weight" in weights:
+            weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
+        set_state_dict(model, optimizer, model_state_dict=weights,
+                       optim_state_dict=torch.load(os.path.join(path, "optimizer.pt"), weights_only=True),
+                       options=StateDictOptions(full_state_dict=True))
+        return
+    load_weights(model.module if dist.world > 1 else model, os.path.join(path, "model.safetensors"))
+    optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
+
+
+class StopRequested:
+    """SIGTERM/SIGUSR1 (Slurm preemption or time limit): checkpoint at the next step, then exit."""
+
+    def __init__(self):
+        import signal
+
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
 def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
           val_tokens: np.ndarray | None = None) -> dict:
-    """Train to cfg.steps, resuming from the newest checkpoint in out_dir/checkpoints."""
+    """Train to cfg.steps, resuming from the newest valid checkpoint in out_dir/checkpoints.
+
+    Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    dist = Distributed()
+    if cfg.batch_size % dist.world:
+        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must be divisible by the {dist.world} ranks")
     ckpt_root = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     gen = torch.Generator().manual_seed(cfg.seed)
-    optimizer = make_optimizer(model, cfg)
     step = 0
-    resumed_from = latest_checkpoint(ckpt_root)
+    resumed_from = latest_checkpoint(ckpt_root, warn=print if dist.main else (lambda *_: None))
+    net = wrap(model, cfg.strategy, dist)
+    optimizer = make_optimizer(net, cfg)
     if resumed_from:
-        step = load_checkpoint(resumed_from, model, optimizer, gen)
-        print(f"resumed from {resumed_from} (step {step})", flush=True)
-        # keep only the log lines up to the checkpoint, so the curve has no duplicated steps
-        if os.path.exists(metrics_path):
-            lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
-            open(metrics_path, "w").writelines(lines)
-    elif os.path.exists(metrics_path):
+        _load_full_states(resumed_from, net, optimizer, cfg.strategy, dist)
+        gen.set_state(torch.load(os.path.join(resumed_from, "rng.pt"), weights_only=True)["generator"])
+        step = json.load(open(os.path.join(resumed_from, "trainer_state.json")))["step"]
+        if dist.main:
+            print(f"resumed from {resumed_from} (step {step})", flush=True)
+            # keep only the log lines up to the checkpoint, so the curve has no duplicated steps
+            if os.path.exists(metrics_path):
+                lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
+                open(metrics_path, "w").writelines(lines)
+    elif dist.main and os.path.exists(metrics_path):
         os.unlink(metrics_path)
-    tokens_per_step = cfg.batch_size * cfg.seq_len
-    peak, peak_source = mfu.peak_flops(cfg.precision)
-    board = _tensorboard(os.path.join(out_dir, "tensorboard"))
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", mininterval=2)
+    tokens_per_step = cfg.batch_size * cfg.seq_len  # global, all ranks together
+    peak, peak_source = mfu.peak_flops(cfg.precision, dist.device.type)
+    board = _tensorboard(os.path.join(out_dir, "tensorboard")) if dist.main else None
+    stop = StopRequested()
+    net.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", mininterval=2, disable=not dist.main)
     t_last, tok_since = time.perf_counter(), 0
     last = {}
-    with open(metrics_path, "a") as log:
-        while step < cfg.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            x, y = get_batch(tokens, cfg.batch_size, cfg.seq_len, gen)
-            with autocast(cfg.precision):
-                logits = model(input_ids=x).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            tok_since += tokens_per_step
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                dt = time.perf_counter() - t_last
-                tps = tok_since / dt
-                last = {"step": step, "loss": round(loss.item(), 4), "lr": group["lr"],
-                        "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tps, 1),
-                        "tflops": round(tps * flops_per_token / 1e12, 4),
-                        "mfu": round(tps * flops_per_token / peak, 4),
-                        "peak_mem_mb": round(mfu.peak_memory_mb(), 1),
-                        "tokens_seen": step * tokens_per_step}
+    log = open(metrics_path, "a") if dist.main else None
+    while step < cfg.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = get_batch(tokens, cfg.batch_size, cfg.seq_len, gen, dist.rank, dist.world)
+        x, y = x.to(dist.device), y.to(dist.device)
+        with autocast(cfg.precision):
+            logits = net(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        tok_since += tokens_per_step
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            mean_loss = dist.mean(loss.item())
+            dt = time.perf_counter() - t_last
+            tps = tok_since / dt
+            last = {"step": step, "loss": round(mean_loss, 4), "lr": group["lr"],
+                    "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tps, 1),
+                    "tflops": round(tps * flops_per_token / 1e12, 4),
+                    "mfu": round(tps * flops_per_token / (peak * dist.world), 4),
+                    "peak_mem_mb": round(mfu.peak_memory_mb(dist.device.type), 1),
+                    "tokens_seen": step * tokens_per_step}
+            if log:
                 log.write(json.dumps(last) + "\n")
                 log.flush()
-                if board:
-                    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_mb"):
-                        board.add_scalar(f"train/{key}", last[key], step)
-                    board.flush()
-                bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
-                t_last, tok_since = time.perf_counter(), 0
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_root, step, model, optimizer, gen)
+            if board:
+                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_mb"):
+                    board.add_scalar(f"train/{key}", last[key], step)
+                board.flush()
+            bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
+            t_last, tok_since = time.perf_counter(), 0
+        stopping = dist.world > 1 and dist.mean(float(stop.requested)) > 0 or stop.requested
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
+            model_state, optim_state = _full_states(net, optimizer, cfg.strategy, dist)
+            if dist.main:
+                save_checkpoint(ckpt_root, step, None, None, gen, model_state, optim_state)
+            dist.barrier()
+        if stopping:
+            if dist.main:
+                print(f"stop requested (SIGTERM/SIGUSR1): checkpoint at step {step} saved; "
+                      "rerun (or let Slurm requeue) to continue", flush=True)
+            break
     bar.close()
+    if log:
+        log.close()
     if board:
         board.close()
-    history = [json.loads(l) for l in open(metrics_path)]
-    result = {"steps": step, "resumed_from": resumed_from, "history": history,
-              "peak_flops": peak, "peak_flops_source": peak_source}
+    history = [json.loads(l) for l in open(metrics_path)] if dist.main else []
+    result = {"steps": step, "resumed_from": resumed_from, "history": history, "stopped_early": step < cfg.steps,
+              "peak_flops": peak, "peak_flops_source": peak_source, "world_size": dist.world}
     if val_tokens is not None and len(val_tokens) > cfg.seq_len + 1:
-        result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len), 4)
+        # every rank: under FSDP the forward pass gathers shards from all of them
+        result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len,
+                                                 device=dist.device), 4)
     return result
 
 

@@ -43,7 +43,7 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
     """A 2-layer Llama with the Korean tokenizer, pretrained for a few seconds on real reviews."""
     import json
 
-    from kollm import pretrain
+    from kollm import indexed_data, pretrain
     from kollm.config import ModelConfig, PretrainConfig
     from kollm.model import build_model
 
@@ -52,10 +52,12 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
     with open(work / "corpus.jsonl", "w") as f:
         for r in nsmc_rows[:5000]:
             f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
-    pretrain.pack_corpus(str(work / "corpus.jsonl"), korean_tokenizer, str(work / "tokens.bin"))
+    korean_tokenizer.save_pretrained(work / "tok")
+    indexed_data.build_indexed_dataset(str(work / "corpus.jsonl"), str(work / "tok"), str(work / "tokens"),
+                                       workers=1, progress=False)
     model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
                                     intermediate_size=128, max_seq_len=64), korean_tokenizer, seed=0)
-    pretrain.train(model, pretrain.load_tokens(str(work / "tokens.bin")),
+    pretrain.train(model, indexed_data.load_tokens(str(work / "tokens")),
                    PretrainConfig(steps=200, batch_size=16, seq_len=64, lr=5e-3, warmup_steps=10, checkpoint_every=1000,
                                   log_every=10), str(work), 1.0)
     model.save_pretrained(path, safe_serialization=True)

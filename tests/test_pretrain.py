@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kollm import pretrain
+from kollm import indexed_data, pretrain
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.model import build_model, flops_per_token
 
@@ -17,21 +17,63 @@ SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, i
 
 
 @pytest.fixture(scope="module")
-def packed(korean_tokenizer, nsmc_rows, tmp_path_factory):
+def tokenizer_dir(korean_tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok")
+    korean_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def packed(tokenizer_dir, nsmc_rows, tmp_path_factory):
+    """3,000 real reviews tokenised in 3 ranges by 2 workers into data.bin/.idx."""
     folder = tmp_path_factory.mktemp("packed")
     corpus = folder / "corpus.jsonl"
     with open(corpus, "w") as f:
         for r in nsmc_rows[:3000]:
             f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
-    n = pretrain.pack_corpus(str(corpus), korean_tokenizer, str(folder / "tokens.bin"))
-    return str(folder / "tokens.bin"), n
+    summary = indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(folder / "data"), workers=2,
+                                                 lines_per_range=1000, progress=False)
+    return str(folder / "data"), summary, str(corpus)
 
 
-def test_pack_separates_documents_with_eos(packed, korean_tokenizer):
-    path, n = packed
-    tokens = pretrain.load_tokens(path)
-    assert len(tokens) == n and tokens.dtype == np.uint16
+def test_indexed_data_is_one_document_per_review_ending_in_eod(packed, korean_tokenizer, nsmc_rows):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    prefix, summary, _ = packed
+    tokens = indexed_data.load_tokens(prefix)
+    assert len(tokens) == summary["tokens"] and tokens.dtype == np.uint16 and summary["documents"] == 3000
     assert int((tokens == korean_tokenizer.eos_token_id).sum()) == 3000
+    dataset = IndexedDataset(prefix)  # megatron-core's reader of the .bin/.idx pair
+    assert len(dataset) == 3000
+    for i in (0, 1234, 2999):  # in corpus order across the 3 ranges, each ending in EOD
+        doc = dataset[i].tolist()
+        assert doc[-1] == korean_tokenizer.eos_token_id
+        assert korean_tokenizer.decode(doc[:-1]) == korean_tokenizer.decode(
+            korean_tokenizer(nsmc_rows[i]["text"], add_special_tokens=False)["input_ids"])
+
+
+def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_path):
+    prefix, summary, corpus = packed
+    # a killed run left range 0 finished and nothing else: only ranges 1 and 2 are redone
+    parts = tmp_path / "data.parts"
+    parts.mkdir()
+    job = {"corpus": corpus, "tokenizer_dir": tokenizer_dir, "start": 0, "first_line": 1, "rating_in_text": False,
+           "batch": 1000, "part": str(parts / "00000")}
+    job["end"] = indexed_data.line_ranges(corpus, 1000)[0][1]
+    indexed_data._tokenize_range(job)
+    stamp = os.path.getmtime(parts / "00000.bin")
+    calls = []
+    real = indexed_data._tokenize_range
+    indexed_data._tokenize_range = lambda j: calls.append(j["part"]) or real(j)
+    try:
+        again = indexed_data.build_indexed_dataset(corpus, tokenizer_dir, str(tmp_path / "data"), workers=1,
+                                                   lines_per_range=1000, progress=False)
+    finally:
+        indexed_data._tokenize_range = real
+    assert [os.path.basename(c) for c in calls] == ["00001", "00002"] and stamp
+    assert again["tokens"] == summary["tokens"]
+    assert open(tmp_path / "data.bin", "rb").read() == open(prefix + ".bin", "rb").read()
+    assert not parts.exists()  # merged and cleaned up
 
 
 def _cfg(**kw):
@@ -42,7 +84,7 @@ def _cfg(**kw):
 
 
 def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer, tmp_path):
-    tokens = pretrain.load_tokens(packed[0])
+    tokens = indexed_data.load_tokens(packed[0])
     model = build_model(SMALL, korean_tokenizer, seed=0)
     result = pretrain.train(model, tokens, _cfg(), str(tmp_path), flops_per_token(model, 32))
     losses = [h["loss"] for h in result["history"]]
@@ -73,25 +115,39 @@ def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
         mfu.peak_flops("bf16", "cuda")
 
 
-def test_torn_checkpoint_is_ignored(tmp_path):
-    (tmp_path / "step_0000010").mkdir()
-    (tmp_path / "step_0000010" / "trainer_state.json").write_text('{"step": 10}')
-    (tmp_path / "step_0000020.tmp").mkdir()  # killed while writing
-    (tmp_path / "step_0000030").mkdir()  # no trainer_state: incomplete
-    assert pretrain.latest_checkpoint(str(tmp_path)).endswith("step_0000010")
+def test_torn_and_truncated_checkpoints_are_skipped_with_a_warning(tmp_path):
+    def checkpoint(step, payload=b"x" * 100):
+        tmp = tmp_path / f"step_{step:07d}.tmp"
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(payload)
+        return pretrain.commit_checkpoint(str(tmp), str(tmp_path / f"step_{step:07d}"), {"step": step})
+
+    checkpoint(10)
+    checkpoint(20)
+    (tmp_path / "step_0000030.tmp").mkdir()  # killed while writing: never renamed
+    (tmp_path / "step_0000040").mkdir()  # no trainer_state: incomplete
+    last = checkpoint(50)
+    with open(os.path.join(last, "model.safetensors"), "r+b") as f:
+        f.truncate(60)  # e.g. a partial copy or a full disk after the fact
+    warnings = []
+    assert pretrain.latest_checkpoint(str(tmp_path), warn=warnings.append).endswith("step_0000020")
+    assert warnings == [f"warning: skipping checkpoint {tmp_path}/step_0000050: model.safetensors is truncated "
+                        "(60 of 100 bytes)",
+                        f"warning: skipping checkpoint {tmp_path}/step_0000040: no trainer_state.json "
+                        "(killed while writing?)"]
 
 
 TRAIN_SCRIPT = """
 import sys, torch
 from transformers import AutoTokenizer
-from kollm import pretrain
+from kollm import indexed_data, pretrain
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.model import build_model
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
 small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 cfg = PretrainConfig(steps=40, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=5, checkpoint_every=10, log_every=1, threads=1)
 model = build_model(small, tok, seed=0)
-pretrain.train(model, pretrain.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
+pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
 """
 
 
@@ -123,13 +179,24 @@ def test_sigkilled_run_resumes_to_the_same_loss_curve(packed, korean_tokenizer, 
     assert np.allclose([h["loss"] for h in clean], [h["loss"] for h in resumed], atol=1e-4)
 
 
-def test_ratings_go_into_the_token_stream_only_when_asked(korean_tokenizer, tmp_path):
+def test_ratings_go_into_the_token_stream_only_when_asked(korean_tokenizer, tokenizer_dir, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"id": "nsmc:1", "text": "정말 재밌어요", "rating": 10}, ensure_ascii=False) + "\n"
                       + json.dumps({"id": "comments:0", "text": "좋은 영화입니다"}, ensure_ascii=False) + "\n")
-    pretrain.pack_corpus(str(corpus), korean_tokenizer, str(tmp_path / "with.bin"), rating_in_text=True)
-    pretrain.pack_corpus(str(corpus), korean_tokenizer, str(tmp_path / "without.bin"))
-    text = korean_tokenizer.decode(pretrain.load_tokens(str(tmp_path / "with.bin")).tolist())
+    for name, ratings in (("with", True), ("without", False)):
+        indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(tmp_path / name), workers=1,
+                                           rating_in_text=ratings, progress=False)
+    text = korean_tokenizer.decode(indexed_data.load_tokens(str(tmp_path / "with")).tolist())
     assert text == "정말 재밌어요 평점: 10</s> 좋은 영화입니다</s>"
-    plain = korean_tokenizer.decode(pretrain.load_tokens(str(tmp_path / "without.bin")).tolist())
+    plain = korean_tokenizer.decode(indexed_data.load_tokens(str(tmp_path / "without")).tolist())
     assert plain == "정말 재밌어요</s> 좋은 영화입니다</s>"
+
+
+def test_bad_corpus_line_is_named(tokenizer_dir, tmp_path):
+    from kollm.errors import KollmError
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "좋아요"}\n{"txt": "오타"}\n')
+    with pytest.raises(KollmError, match=r"corpus.jsonl:2: not a JSON object with a 'text' field"):
+        indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(tmp_path / "data"), workers=1,
+                                           progress=False)

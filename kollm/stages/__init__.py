@@ -25,3 +25,10 @@ SECTIONS = {
     "evaluate": ["evaluate"],
     "serve": ["serve"],
 }
+
+
+def upstream(cfg, stage: str) -> list[str]:
+    """The stages `stage` reads in this config: standalone pretraining brings its own corpus/tokenizer."""
+    if stage == "pretrain" and cfg.pretrain.corpus:
+        return []
+    return UPSTREAM[stage]

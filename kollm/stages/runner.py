@@ -23,7 +23,7 @@ from importlib import metadata
 from kollm.config import PipelineConfig
 from kollm.errors import KollmError
 from kollm.io import read_json, write_json
-from kollm.stages import SECTIONS, STAGES, UPSTREAM
+from kollm.stages import SECTIONS, STAGES, upstream
 
 PACKAGES = ["kollm", "torch", "transformers", "tokenizers", "peft", "trl", "nemo_run",
             "scikit-learn", "numpy", "nvidia-pytriton", "tritonclient"]
@@ -59,7 +59,7 @@ def require(cfg: PipelineConfig, stage: str) -> dict:
 
 def fingerprint(cfg: PipelineConfig, stage: str) -> str:
     parts = {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS[stage]}
-    parts["upstream"] = {u: require(cfg, u)["fingerprint"] for u in UPSTREAM[stage]}
+    parts["upstream"] = {u: require(cfg, u)["fingerprint"] for u in upstream(cfg, stage)}
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -85,7 +85,9 @@ def run_stage(stage: str, cfg: PipelineConfig) -> dict:
         return current
     out = stage_dir(cfg, stage)
     os.makedirs(out, exist_ok=True)
-    if os.path.exists(manifest_path(cfg, stage)):
+    # Under torchrun every rank runs the stage; rank 0 alone owns the manifest.
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    if main_rank and os.path.exists(manifest_path(cfg, stage)):
         os.unlink(manifest_path(cfg, stage))  # a half-updated stage must not look complete
     module = importlib.import_module(f"kollm.stages.{stage}")
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -93,12 +95,14 @@ def run_stage(stage: str, cfg: PipelineConfig) -> dict:
     print(f"[{stage}] running in {out}", flush=True)
     body = module.run(cfg, out)
     wall = time.perf_counter() - t0
+    if not main_rank:
+        return body
     manifest = {
         "stage": stage,
         "status": "complete",
         "fingerprint": fp,
         "run_dir": os.path.abspath(cfg.run_dir),
-        "inputs": {u: os.path.abspath(stage_dir(cfg, u)) for u in UPSTREAM[stage]},
+        "inputs": {u: os.path.abspath(stage_dir(cfg, u)) for u in upstream(cfg, stage)},
         "config": {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS[stage]},
         "versions": versions(),
         "host": socket.gethostname(),
