@@ -29,8 +29,8 @@ class _CudaToCpu(TorchFunctionMode):
             kwargs["device"] = "cpu"
         if func in (torch.Tensor.cuda,):
             return args[0]
-        if func is torch.Tensor.to:
-            args = tuple("cpu" if _is_cuda(a) else a for a in args)
+        if func is torch.Tensor.to and len(args) > 1 and not isinstance(args[1], bool) and _is_cuda(args[1]):
+            args = (args[0], "cpu", *args[2:])
         return func(*args, **kwargs)
 
 

@@ -62,11 +62,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     fpt = flops_per_token(model, cfg.pretrain.seq_len)
     final = os.path.join(out, "model")
     if cfg.pretrain.backend == "megatron":
-        from kollm.megatron import train as megatron_train
+        from kollm.megatron.train import train_and_export
 
-        result = megatron_train.train(cfg.model, cfg.pretrain, prefixes, tokenizer, out, fpt)
-        if dist.main:
-            megatron_train.export_hf(result["checkpoint"], cfg.model, tokenizer, final)
+        result = train_and_export(cfg.model, cfg.pretrain, prefixes, tokenizer, out, fpt, final)
     else:
         tokens = indexed_data.load_tokens(prefixes["train"])
         val_tokens = indexed_data.load_tokens(prefixes["val"]) if "val" in prefixes else None
