@@ -14,6 +14,7 @@ demo: env
 	$(VENV)/bin/kollm run pipeline preset=$(PRESET)
 
 test: env $(VENV)/.test-installed
+	bash tests/install_slurm.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 env: $(VENV)/.installed $(SERVE_VENV)/.installed

@@ -15,39 +15,56 @@ CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the reposit
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
 
-def local(cfg: PipelineConfig) -> run.LocalExecutor:
-    """This machine: CPU, or one GPU. Stages run as child processes of `python` on PATH."""
+def distributed_pretrain(cfg: PipelineConfig, stages: list[str] | None) -> bool:
+    """Pretraining alone, on more than one process: launched through torchrun."""
+    return stages == ["pretrain"] and cfg.pretrain.nproc_per_node * cfg.run.nodes > 1
+
+
+def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExecutor:
+    """This machine: CPU, or one GPU; `pretrain.nproc_per_node=N` runs pretraining on N torchrun ranks."""
+    if distributed_pretrain(cfg, stages):
+        return run.LocalExecutor(ntasks_per_node=cfg.pretrain.nproc_per_node, launcher="torchrun",
+                                 env_vars=dict(ENV))
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
 def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExecutor:
     """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis.
 
-    Several nodes: only the curate stage on Ray (`curate.executor=ray`) spans them today: the
-    stage starts on every node (one task per node) and Curator's SlurmRayClient makes node 0
-    the Ray head that runs the pipeline and the others Ray workers.
+    Several nodes: pretraining (torchrun on every node, `pretrain.nproc_per_node` ranks each,
+    rendezvous on the first node), or curation on Ray (`curate.executor=ray`: Curator's
+    SlurmRayClient makes node 0 the Ray head and the others Ray workers). Pretraining jobs are
+    `--requeue`d and get SIGUSR1 two minutes before the time limit: the loop checkpoints and
+    exits, and the requeued job resumes from that checkpoint.
     """
     r = cfg.run
-    multi_node_ok = stages == ["curate"] and cfg.curate.executor == "ray"
+    multi_node_ok = (stages == ["curate"] and cfg.curate.executor == "ray") or stages == ["pretrain"]
     if r.nodes > 1 and not multi_node_ok:
-        # Other stages are one process today; several nodes would run them several times over.
-        raise KollmError("run.nodes > 1 works for the curate stage on Ray (`kollm run curate curate.executor=ray`); "
-                         "training stages need a distributed backend (torchrun/megatron), not there yet: "
+        # The other stages are one process; several nodes would run them several times over.
+        raise KollmError("run.nodes > 1 works for pretraining (`kollm run pretrain ...`) and for curation on Ray "
+                         "(`kollm run curate curate.executor=ray`); other stages and the whole pipeline: "
                          "use run.nodes=1")
     if not r.ssh_host and r.remote_job_dir:
         raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
     job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
+    # Submitting from this machine: the job files stay in NeMo Run's experiment folder (under
+    # $NEMORUN_HOME, which `kollm run` puts in run.root: a filesystem the nodes share); a LocalTunnel
+    # with a job_dir of its own would not copy them there and sbatch could not open the script.
     tunnel = (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
-              if r.ssh_host else run.LocalTunnel(job_dir=job_dir))
+              if r.ssh_host else run.LocalTunnel(job_dir=""))
     mounts = []
     if r.container_image:
         # The run directory must be on a filesystem every node sees.
         mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"]
+    torchrun = distributed_pretrain(cfg, stages)
+    extra = {"requeue": True} if stages == ["pretrain"] else {}
     return run.SlurmExecutor(
-        account=r.account, partition=r.partition or None, nodes=r.nodes, ntasks_per_node=1,
+        account=r.account, partition=r.partition or None, nodes=r.nodes,
+        ntasks_per_node=cfg.pretrain.nproc_per_node if torchrun else 1, launcher="torchrun" if torchrun else None,
         gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=r.container_image or None,
         container_mounts=mounts, tunnel=tunnel, packager=run.Packager(), env_vars=dict(ENV),
         exclusive=True if r.gpus_per_node else None,
+        signal="USR1@120" if stages == ["pretrain"] else None, additional_parameters=extra,
     )
 
 
@@ -71,6 +88,6 @@ def for_config(cfg: PipelineConfig, stages: list[str] | None = None):
     """The executor for a run of `stages` (None: the whole pipeline)."""
     if cfg.run.executor not in FACTORIES:
         raise KollmError(f"unknown executor {cfg.run.executor!r}; choose one of: {', '.join(FACTORIES)}")
-    if cfg.run.executor == "slurm":
-        return slurm(cfg, stages)
-    return FACTORIES[cfg.run.executor](cfg)
+    if cfg.run.executor == "docker":
+        return docker(cfg)
+    return FACTORIES[cfg.run.executor](cfg, stages)

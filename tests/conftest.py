@@ -6,6 +6,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# NeMo Run reads its home once, at import: keep test experiments out of the user's ~/.nemo_run
+os.environ.setdefault("NEMORUN_HOME", __import__("tempfile").mkdtemp(prefix="kollm-nemorun-"))
 
 from kollm.data import sources  # noqa: E402
 

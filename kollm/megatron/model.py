@@ -48,7 +48,8 @@ def transformer_config(model: ModelConfig, p: PretrainConfig, on_gpu: bool):
         fp8=p.fp8 or None, fp8_recipe="delayed" if p.fp8 else None,
         use_cpu_initialization=not on_gpu, perform_initialization=True,
         bias_activation_fusion=fused, masked_softmax_fusion=fused, persist_layer_norm=fused,
-        bias_dropout_fusion=fused, apply_rope_fusion=fused, gradient_accumulation_fusion=False,
+        bias_dropout_fusion=fused, apply_rope_fusion=fused and has_transformer_engine(),  # TE's RoPE kernel
+        gradient_accumulation_fusion=False,
     )
 
 
