@@ -200,3 +200,42 @@ def test_bad_corpus_line_is_named(tokenizer_dir, tmp_path):
     with pytest.raises(KollmError, match=r"corpus.jsonl:2: not a JSON object with a 'text' field"):
         indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(tmp_path / "data"), workers=1,
                                            progress=False)
+
+
+DDP_SCRIPT = """
+import json, sys, torch
+from transformers import AutoTokenizer
+from kollm import indexed_data, pretrain
+from kollm.config import ModelConfig, PretrainConfig
+from kollm.model import build_model
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
+cfg = PretrainConfig(steps=12, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=2, checkpoint_every=6, log_every=1,
+                     threads=1, precision="fp32", strategy=sys.argv[4])
+model = build_model(small, tok, seed=0)
+result = pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
+"""
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_gloo_ranks_train_like_one_process(packed, tokenizer_dir, tmp_path, strategy):
+    """torchrun, 2 CPU ranks: each takes half of the same global batch, so the loss curve is the
+    single-process one (fp32; tolerance 2e-3 for the different reduction order)."""
+    script = tmp_path / "train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), tokenizer_dir, packed[0], str(tmp_path / "one"), strategy],
+                   check=True, capture_output=True, timeout=300, env=env)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), tokenizer_dir, packed[0],
+                           str(tmp_path / "two"), strategy], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def curve(run):
+        return [json.loads(line)["loss"] for line in open(tmp_path / run / "metrics.jsonl")]
+
+    one, two = curve("one"), curve("two")
+    assert len(two) == 12 and np.allclose(one, two, atol=2e-3), (one, two)
+    # rank 0 wrote one full checkpoint the single-process loader reads
+    model = build_model(SMALL, __import__("transformers").AutoTokenizer.from_pretrained(tokenizer_dir))
+    pretrain.load_weights(model, str(tmp_path / "two" / "checkpoints" / "step_0000012" / "model.safetensors"))
