@@ -61,7 +61,23 @@ def curation_table(r: dict) -> str:
     ])
 
 
-RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table}
+def pretrain_cpu_table(r: dict) -> str:
+    t, m = r["training"], r["model"]
+    met = "met" if r["ratio"] >= r["goal_ratio"] else "not met"
+    return "\n".join([
+        f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` ({m['parameters']:,}-parameter Llama, "
+        f"batch {t['batch_size']} x {t['seq_len']} tokens, {t['precision']}, {t['steps']} steps each, the first "
+        f"{t['excluded_warmup_steps']} excluded; {r['data']}):",
+        "",
+        "| | tokens/s |",
+        "|---|---:|",
+        f"| kollm torch backend (`kollm.pretrain.train`) | {r['kollm_tokens_per_s']:,.0f} |",
+        f"| HF `Trainer`, same model, data and settings | {r['hf_trainer_tokens_per_s']:,.0f} |",
+        f"| ratio (goal {r['goal_ratio']}x: {met}) | {r['ratio']:.2f}x |",
+    ])
+
+
+RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table}
 
 
 def render(text: str) -> str:
