@@ -11,8 +11,9 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "installing Debian's Slurm for the cluster tests: $need"
+log=$(mktemp -t kollm-install-slurm.XXXXXX.log)
 if ! (DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need) >/tmp/kollm-install-slurm.log 2>&1; then
-  echo "!!! WARNING: installing Slurm failed (see /tmp/kollm-install-slurm.log): the real-Slurm tests will SKIP !!!" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need) > "$log" 2>&1; then
+  echo "!!! WARNING: installing Slurm failed (see $log): the real-Slurm tests will SKIP !!!" >&2
 fi
 exit 0

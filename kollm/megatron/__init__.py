@@ -4,5 +4,8 @@ model.py   TransformerConfig + layer spec (Transformer Engine on GPUs, local mod
 convert.py megatron <-> HF Llama weights (QKV per query group, fused SwiGLU, padded vocab)
 train.py   the training loop: TP/PP/CP/DP, distributed checkpoints, logging
 export.py  distributed checkpoint -> HF model folder (one process, resharded to TP=1)
-bridge.py  the same model as a Megatron-Bridge provider, for AutoBridge on GPU hosts
+
+megatron-core is used directly (not Megatron-Bridge): Bridge 0.3.1 imports Transformer Engine
+unconditionally, which does not install on CPU machines, and kollm's own weight conversion is
+checked end to end by comparing logits.
 """

@@ -12,7 +12,7 @@
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
 #SBATCH --open-mode=append
-#SBATCH --output=<ROOT>/.nemo_run_slurm/kollm-1b/kollm-1b_<EXP>/pretrain/sbatch_kollm-kollm.pretrain_%j.out
+#SBATCH --output=<ROOT>/home/experiments/kollm-1b/kollm-1b_<EXP>/pretrain/sbatch_kollm-kollm.pretrain_%j.out
 #SBATCH --partition=gpu
 #SBATCH --requeue
 #SBATCH --signal=USR1@120
@@ -41,7 +41,7 @@ export LOGLEVEL=INFO
 
 # Command 1
 
-srun --output <ROOT>/.nemo_run_slurm/kollm-1b/kollm-1b_<EXP>/pretrain/log-kollm-kollm.pretrain_%j_${SLURM_RESTART_COUNT:-0}.out --container-image nvcr.io/nvidia/nemo:25.11 --container-mounts <ROOT>:<ROOT>,<ROOT>/.nemo_run_slurm/kollm-1b/kollm-1b_<EXP>/pretrain:/nemo_run --container-workdir /nemo_run/code --wait=60 --kill-on-bad-exit=1 torchrun --rdzv-backend c10d --rdzv-endpoint $head_node_ip:29500 --rdzv-id <ID> --nnodes 2 --nproc-per-node 8 --node-rank $SLURM_NODEID --tee 3 -m nemo_run.core.runners.fdl_runner -n pretrain /nemo_run/configs/pretrain_fn_or_script
+srun --output <ROOT>/home/experiments/kollm-1b/kollm-1b_<EXP>/pretrain/log-kollm-kollm.pretrain_%j_${SLURM_RESTART_COUNT:-0}.out --container-image nvcr.io/nvidia/nemo:25.11 --container-mounts <ROOT>:<ROOT>,<ROOT>/home/experiments/kollm-1b/kollm-1b_<EXP>/pretrain:/nemo_run --container-workdir /nemo_run/code --wait=60 --kill-on-bad-exit=1 torchrun --rdzv-backend c10d --rdzv-endpoint $head_node_ip:29500 --rdzv-id <ID> --nnodes 2 --nproc-per-node 8 --node-rank $SLURM_NODEID --tee 3 -m nemo_run.core.runners.fdl_runner -n pretrain /nemo_run/configs/pretrain_fn_or_script
 
 exitcode=$?
 
