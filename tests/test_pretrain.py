@@ -239,3 +239,18 @@ def test_two_gloo_ranks_train_like_one_process(packed, tokenizer_dir, tmp_path, 
     # rank 0 wrote one full checkpoint the single-process loader reads
     model = build_model(SMALL, __import__("transformers").AutoTokenizer.from_pretrained(tokenizer_dir))
     pretrain.load_weights(model, str(tmp_path / "two" / "checkpoints" / "step_0000012" / "model.safetensors"))
+
+
+def test_cli_pretrain_on_two_torchrun_ranks_through_nemo_run(packed, tokenizer_dir, tmp_path):
+    """`kollm run pretrain pretrain.nproc_per_node=2`: NeMo Run's local executor launches torchrun."""
+    from tests.conftest import run_cli
+
+    proc = run_cli(["run", "pretrain", "preset=ci", f"run.root={tmp_path}", f"pretrain.corpus={packed[2]}",
+                    f"pretrain.tokenizer_dir={tokenizer_dir}", "pretrain.nproc_per_node=2", "pretrain.steps=10",
+                    "pretrain.checkpoint_every=5", "pretrain.threads=1"])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.load(open(tmp_path / "ci" / "pretrain" / "manifest.json"))
+    assert manifest["counts"]["world_size"] == 2 and manifest["counts"]["steps"] == 10
+    assert manifest["counts"]["vocab_size"] == len(__import__("transformers").AutoTokenizer.from_pretrained(
+        tokenizer_dir))
+    assert os.path.exists(manifest["outputs"]["model_dir"] + "/model.safetensors")
