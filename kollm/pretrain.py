@@ -71,24 +71,22 @@ def commit_checkpoint(tmp: str, final: str, state: dict) -> str:
     return final
 
 
-def save_checkpoint(ckpt_root: str, step: int, model, optimizer, gen: torch.Generator,
-                    model_state: dict | None = None, optim_state: dict | None = None) -> str:
+def save_checkpoint(ckpt_root: str, step: int, model_state: dict, optim_state: dict, gen: torch.Generator) -> str:
     from safetensors.torch import save_file
 
     final = os.path.join(ckpt_root, f"step_{step:07d}")
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    weights = model_state if model_state is not None else model.state_dict()
     # tied embeddings: store each tensor once, as save_model does
     seen, unique = set(), {}
-    for name, tensor in weights.items():
+    for name, tensor in model_state.items():
         if tensor.data_ptr() in seen:
             continue
         seen.add(tensor.data_ptr())
         unique[name] = tensor.detach().contiguous().cpu()
     save_file(unique, os.path.join(tmp, "model.safetensors"))
-    torch.save(optim_state if optim_state is not None else optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
+    torch.save(optim_state, os.path.join(tmp, "optimizer.pt"))
     torch.save({"generator": gen.get_state()}, os.path.join(tmp, "rng.pt"))
     return commit_checkpoint(tmp, final, {"step": step})
 
@@ -135,13 +133,6 @@ def load_weights(model, path: str) -> None:
         raise RuntimeError(f"{path}: does not match the model (missing {missing}, unexpected {unexpected})")
     if tied:
         model.tie_weights()
-
-
-def load_checkpoint(path: str, model, optimizer, gen: torch.Generator) -> int:
-    load_weights(model, os.path.join(path, "model.safetensors"))
-    optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
-    gen.set_state(torch.load(os.path.join(path, "rng.pt"), weights_only=True)["generator"])
-    return json.load(open(os.path.join(path, "trainer_state.json")))["step"]
 
 
 # ---- training -------------------------------------------------------------------------
@@ -339,11 +330,12 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
                 board.flush()
             bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
             t_last, tok_since = time.perf_counter(), 0
-        stopping = dist.world > 1 and dist.mean(float(stop.requested)) > 0 or stop.requested
+        # any rank asked to stop -> all stop at this step (one collective; free on one process)
+        stopping = dist.mean(float(stop.requested)) > 0
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
             model_state, optim_state = _full_states(net, optimizer, cfg.strategy, dist)
             if dist.main:
-                save_checkpoint(ckpt_root, step, None, None, gen, model_state, optim_state)
+                save_checkpoint(ckpt_root, step, model_state, optim_state, gen)
             dist.barrier()
         if stopping:
             if dist.main:

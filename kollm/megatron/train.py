@@ -24,7 +24,7 @@ import torch
 
 from kollm import mfu
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.pretrain import Distributed, commit_checkpoint, latest_checkpoint, lr_at, plot_loss  # noqa: F401
+from kollm.pretrain import Distributed, commit_checkpoint, latest_checkpoint, lr_at
 
 
 class _TokenizerInfo:
