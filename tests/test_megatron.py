@@ -50,15 +50,19 @@ def run_megatron(indexed, out, nproc=2, **pretrain):
     return json.load(open(out / "result.json")), proc.stdout
 
 
-def test_tensor_parallel_training_checkpoints_and_hf_export(indexed, korean_tokenizer, tmp_path):
+@pytest.mark.parametrize("parallel", [{"tensor_parallel": 2},
+                                      {"pipeline_parallel": 2, "micro_batch_size": 2}],  # 1F1B, 4 micro-batches
+                         ids=["tp2", "pp2"])
+def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_tokenizer, tmp_path, parallel):
     from transformers import AutoModelForCausalLM
 
-    result, _ = run_megatron(indexed, tmp_path / "tp2", tensor_parallel=2)
+    result, _ = run_megatron(indexed, tmp_path / "tp2", **parallel)
     losses = [h["loss"] for h in result["history"]]
+    assert 7.5 < losses[0] < 8.5  # ~ln(vocab) at the start: the per-token loss, whatever the micro-batching
     assert [h["step"] for h in result["history"]] == [1, 2, 3, 4, 5, 6]
     assert losses[-1] < losses[0] - 0.3, losses  # it learns
     assert sorted(os.listdir(tmp_path / "tp2" / "checkpoints")) == ["step_0000003", "step_0000006"]
-    # the TP=2 checkpoint, resharded to one process and converted, gives the same logits in HF
+    # the TP=2 / PP=2 checkpoint, resharded to one process and converted, gives the same logits in HF
     assert result["export"]["max_abs_logit_diff"] < 1e-4
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "tp2" / "hf")
     assert hf.config.vocab_size == len(korean_tokenizer)  # the tokenizer's vocab, not a default
