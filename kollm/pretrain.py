@@ -256,6 +256,17 @@ class StopRequested:
         self.requested = True
 
 
+def reset_metrics(metrics_path: str, resumed_from: str | None, step: int) -> None:
+    """Rank 0, at start: keep the log lines up to the resumed checkpoint (no duplicated steps), or start empty."""
+    if resumed_from:
+        print(f"resumed from {resumed_from} (step {step})", flush=True)
+        if os.path.exists(metrics_path):
+            lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
+            open(metrics_path, "w").writelines(lines)
+    elif os.path.exists(metrics_path):
+        os.unlink(metrics_path)
+
+
 def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
           val_tokens: np.ndarray | None = None) -> dict:
     """Train to cfg.steps, resuming from the newest valid checkpoint in out_dir/checkpoints.
@@ -279,14 +290,8 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
         _load_full_states(resumed_from, net, optimizer, cfg.strategy, dist)
         gen.set_state(torch.load(os.path.join(resumed_from, "rng.pt"), weights_only=True)["generator"])
         step = json.load(open(os.path.join(resumed_from, "trainer_state.json")))["step"]
-        if dist.main:
-            print(f"resumed from {resumed_from} (step {step})", flush=True)
-            # keep only the log lines up to the checkpoint, so the curve has no duplicated steps
-            if os.path.exists(metrics_path):
-                lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
-                open(metrics_path, "w").writelines(lines)
-    elif dist.main and os.path.exists(metrics_path):
-        os.unlink(metrics_path)
+    if dist.main:
+        reset_metrics(metrics_path, resumed_from, step)
     tokens_per_step = cfg.batch_size * cfg.seq_len  # global, all ranks together
     peak, peak_source = mfu.peak_flops(cfg.precision, dist.device.type)
     board = _tensorboard(os.path.join(out_dir, "tensorboard")) if dist.main else None

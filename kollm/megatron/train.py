@@ -24,7 +24,7 @@ import torch
 
 from kollm import mfu
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.pretrain import Distributed, commit_checkpoint, latest_checkpoint, lr_at
+from kollm.pretrain import Distributed, commit_checkpoint, latest_checkpoint, lr_at, reset_metrics
 
 
 class _TokenizerInfo:
@@ -168,13 +168,8 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     last_ckpt = resumed_from
     if resumed_from:
         step = load(resumed_from, model, optimizer)
-        if dist.main:
-            print(f"resumed from {resumed_from} (step {step})", flush=True)
-            if os.path.exists(metrics_path):
-                lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
-                open(metrics_path, "w").writelines(lines)
-    elif dist.main and os.path.exists(metrics_path):
-        os.unlink(metrics_path)
+    if dist.main:
+        reset_metrics(metrics_path, resumed_from, step)
     dataset = build_dataset(prefixes["train"], tokenizer, p, p.steps * p.batch_size,
                             os.path.join(out_dir, "data", "cache"))
     forward_backward = get_forward_backward_func()
