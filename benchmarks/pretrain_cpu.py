@@ -7,11 +7,17 @@ batch 32 x 128 tokens) from the same initial weights on the same packed NSMC tok
 (random windows of 129 tokens), for the same number of steps, one after the other in this
 process. Tokens/s is measured over the steps after a warm-up (the first 10 are excluded
 from both). The Trainer gets what a user would write: `TrainingArguments(bf16=True,
-use_cpu=True, ...)`, a Dataset of windows, no evaluation, no saving.
+use_cpu=True, ...)`, a Dataset of windows, no evaluation, no saving, HF's default (SDPA)
+attention. kollm runs with its defaults: the LM head and loss fused in chunks
+(`kollm.losses`) and eager attention on CPUs.
+
+Two more runs say where the difference comes from: the Trainer with eager attention, and
+kollm's loop with the plain loss and SDPA (`pretrain.loss_chunk=0 pretrain.attention=sdpa`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -50,7 +56,7 @@ class Windows(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids}
 
 
-def hf_trainer_tokens_per_s(model, tokens, cfg, work: str) -> float:
+def hf_trainer_tokens_per_s(model, tokens, cfg, work: str, attention: str = "sdpa") -> float:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     stamps = []
@@ -68,13 +74,14 @@ def hf_trainer_tokens_per_s(model, tokens, cfg, work: str) -> float:
     trainer = Trainer(model=model, args=args,
                       train_dataset=Windows(tokens, STEPS * cfg.batch_size, cfg.seq_len, cfg.seed),
                       callbacks=[Clock()])
+    model.set_attn_implementation(attention)
     trainer.train()
     return (STEPS - WARMUP_STEPS) * cfg.batch_size * cfg.seq_len / (stamps[-1] - stamps[WARMUP_STEPS - 1])
 
 
-def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float) -> float:
-    cfg.log_every, cfg.checkpoint_every = WARMUP_STEPS, STEPS  # one checkpoint, at the end, outside the window
-    cfg.steps = STEPS
+def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float, **overrides) -> float:
+    cfg = dataclasses.replace(cfg, log_every=WARMUP_STEPS, checkpoint_every=STEPS,  # one checkpoint, at the end,
+                              steps=STEPS, **overrides)  # outside the window
     history = pretrain.train(model, tokens, cfg, work, fpt)["history"]
     # log windows after the first WARMUP_STEPS steps; the last one includes the final checkpoint: excluded
     steady = [h["tokens_per_s"] for h in history if WARMUP_STEPS < h["step"] < STEPS]
@@ -96,11 +103,15 @@ def main() -> int:
                                        os.path.join(work, "data"))
     tokens = indexed_data.load_tokens(os.path.join(work, "data"))
 
-    hf_model = build_model(cfg.model, tokenizer, seed=cfg.pretrain.seed)
-    fpt = flops_per_token(hf_model, cfg.pretrain.seq_len)
-    hf_tps = hf_trainer_tokens_per_s(hf_model, tokens, cfg.pretrain, os.path.join(work, "hf"))
-    ours = build_model(cfg.model, tokenizer, seed=cfg.pretrain.seed)
-    kollm_tps = kollm_tokens_per_s(ours, tokens, cfg.pretrain, os.path.join(work, "kollm"), fpt)
+    def model():  # the same initial weights for every run
+        return build_model(cfg.model, tokenizer, seed=cfg.pretrain.seed)
+
+    fpt = flops_per_token(model(), cfg.pretrain.seq_len)
+    hf_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf"))
+    kollm_tps = kollm_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "kollm"), fpt)
+    hf_eager_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf_eager"), "eager")
+    plain_tps = kollm_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "kollm_plain"), fpt,
+                                   loss_chunk=0, attention="sdpa")
     import transformers
 
     result = {
@@ -109,7 +120,13 @@ def main() -> int:
         "hf_trainer_tokens_per_s": round(hf_tps, 1),
         "ratio": round(kollm_tps / hf_tps, 3),
         "goal_ratio": 1.3,
-        "model": {"preset": "tiny", "parameters": count_params(ours), "flops_per_token": fpt,
+        "kollm_settings": {"loss_chunk": cfg.pretrain.loss_chunk, "attention": pretrain.attention_kernel(
+            cfg.pretrain.attention, torch.device("cpu"))},
+        "ablation_tokens_per_s": {
+            "hf_trainer_eager_attention": round(hf_eager_tps, 1),
+            "kollm_plain_loss_sdpa": round(plain_tps, 1),
+        },
+        "model": {"preset": "tiny", "parameters": count_params(model()), "flops_per_token": fpt,
                   **config.to_dict(cfg)["model"]},
         "training": {"batch_size": cfg.pretrain.batch_size, "seq_len": cfg.pretrain.seq_len,
                      "precision": cfg.pretrain.precision, "steps": STEPS, "excluded_warmup_steps": WARMUP_STEPS,

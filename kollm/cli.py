@@ -25,6 +25,8 @@ RECIPE_NAMES = ["pipeline", "data", "curate", "tokenizer", "pretrain", "finetune
 
 
 def _config(tokens: list[str], config_file: str = ""):
+    """The config from a preset (or a JSON file) and overrides, checked as a whole (`config.validate`)
+    before anything is launched anywhere: a dry run or a Slurm job gets the same one-line errors."""
     from kollm import config
 
     if config_file:
@@ -33,20 +35,22 @@ def _config(tokens: list[str], config_file: str = ""):
                 cfg = config.from_dict(json.load(f))
         except (OSError, json.JSONDecodeError, TypeError) as e:
             raise KollmError(f"cannot read config {config_file}: {e}") from None
-        return config.apply_overrides(cfg, tokens)
-    preset = "tiny"
-    rest = []
-    for t in tokens:
-        if t.startswith("preset="):
-            preset = t.split("=", 1)[1]
-        else:
-            rest.append(t)
-    return config.build(preset, rest)
+        cfg = config.apply_overrides(cfg, tokens)
+    else:
+        preset = "tiny"
+        rest = []
+        for t in tokens:
+            if t.startswith("preset="):
+                preset = t.split("=", 1)[1]
+            else:
+                rest.append(t)
+        cfg = config.build(preset, rest)
+    config.validate(cfg)
+    return cfg
 
 
 def preflight(cfg, stages: list[str]) -> None:
-    """Catch user mistakes before launching anything: bad data dir, bad evaluation file."""
-    from kollm.config import validate
+    """Catch user mistakes in this machine's files before launching: bad data dir, bad evaluation file."""
     from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
     from kollm.io import read_jsonl
 
@@ -55,7 +59,6 @@ def preflight(cfg, stages: list[str]) -> None:
     if "evaluate" in stages and cfg.evaluate.nsmc_path:
         for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
             pass
-    validate(cfg)
 
 
 def _prepare_environment(cfg) -> None:

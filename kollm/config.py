@@ -101,6 +101,12 @@ class PretrainConfig:
     distributed_optimizer: bool = False  # megatron: shard optimizer state over data-parallel ranks
     fp8: str = ""  # megatron + Transformer Engine on Hopper: "" (off) | hybrid | e4m3
     micro_batch_size: int = 0  # megatron: per-rank micro-batch; 0 = the whole per-rank batch at once
+    # torch backend: LM head + cross-entropy fused, this many tokens at a time (kollm.losses),
+    # so the [tokens, vocab] logits never exist; 0 = plain logits and F.cross_entropy
+    loss_chunk: int = 256
+    # torch backend attention kernel: auto = eager on CPUs (tiny preset, profiled: attention
+    # forward+backward 16 ms a step, SDPA's CPU flash kernel 93 ms), sdpa on GPUs; or eager | sdpa
+    attention: str = "auto"
     # Standalone use (recipes/pretrain.py): a JSONL corpus and a HF tokenizer folder instead of
     # the run's curate and tokenizer stages. Empty: take them from the pipeline run.
     corpus: str = ""
@@ -387,6 +393,7 @@ def from_dict(data: dict) -> PipelineConfig:
 PRECISIONS = ("bf16", "fp32")
 CURATE_EXECUTORS = ("inprocess", "ray")
 PRETRAIN_BACKENDS = ("torch", "megatron")
+ATTENTION_KERNELS = ("auto", "eager", "sdpa")
 
 
 def validate(cfg: PipelineConfig) -> None:
@@ -400,6 +407,10 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"pretrain.backend={p.backend!r}: choose {' or '.join(PRETRAIN_BACKENDS)}")
     if p.strategy not in ("ddp", "fsdp"):
         raise KollmError(f"pretrain.strategy={p.strategy!r}: choose ddp or fsdp")
+    if p.attention not in ATTENTION_KERNELS:
+        raise KollmError(f"pretrain.attention={p.attention!r}: choose {', '.join(ATTENTION_KERNELS)}")
+    if p.loss_chunk < 0:
+        raise KollmError(f"pretrain.loss_chunk={p.loss_chunk}: tokens per chunk (>= 1), or 0 for the plain loss")
     if p.fp8 not in ("", "hybrid", "e4m3"):
         raise KollmError(f"pretrain.fp8={p.fp8!r}: choose '' (off), hybrid or e4m3")
     if p.fp8 and p.backend != "megatron":

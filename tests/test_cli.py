@@ -23,6 +23,10 @@ def assert_one_clear_error(proc, fragment):
     (["run", "pipeline", "preset=ci", "run.executor=k8s"], "unknown executor 'k8s'"),
     (["stage", "pretrain", "preset=ci", "pretrain.seq_len=4096"], "exceeds model.max_seq_len"),
     (["config", "preset=ci", "model.hidden=3"], "unknown override key 'model.hidden'"),
+    # config mistakes are refused before a dry run or a cluster submission too, not only local runs
+    (["run", "--dryrun", "pretrain", "preset=ci", "pretrain.attention=flash"], "choose auto, eager, sdpa"),
+    (["run", "--dryrun", "pretrain", "preset=1b", "run.executor=slurm", "pretrain.loss_chunk=-1"],
+     "pretrain.loss_chunk=-1"),
 ])
 def test_bad_arguments(args, fragment, tmp_path):
     assert_one_clear_error(run_cli(args + [f"run.root={tmp_path}"] if args[0] != "config" else args), fragment)

@@ -104,6 +104,26 @@ def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer
     assert np.allclose([e.value for e in board.Scalars("train/mfu")], [h["mfu"] for h in result["history"]])
 
 
+def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, korean_tokenizer, tmp_path):
+    """The CPU defaults (chunked LM head + loss, eager attention) are a speed-up, not another model:
+    fp32, same init and data, the loss curve of HF's logits + F.cross_entropy with SDPA, to 1e-4."""
+    tokens = indexed_data.load_tokens(packed[0])
+
+    def curve(run, **kw):
+        model = build_model(SMALL, korean_tokenizer, seed=0)
+        cfg = _cfg(steps=12, precision="fp32", checkpoint_every=12, log_every=1, **kw)
+        return [h["loss"] for h in pretrain.train(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
+
+    plain = curve("plain", loss_chunk=0, attention="sdpa")
+    fused = curve("fused", loss_chunk=50)  # 50 does not divide the 8 x 32 tokens of a batch
+    # ...and they are what a CPU run gets by default
+    assert PretrainConfig().loss_chunk > 0 and pretrain.attention_kernel(PretrainConfig().attention,
+                                                                         torch.device("cpu")) == "eager"
+    assert pretrain.attention_kernel("auto", torch.device("cuda")) == "sdpa"
+    assert len(plain) == 12 and np.allclose(plain, fused, atol=1e-4), (plain, fused)
+    assert plain[-1] < plain[0] - 0.3
+
+
 def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
     from kollm import mfu
 
