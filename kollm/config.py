@@ -211,7 +211,7 @@ class PipelineConfig:
 def tiny() -> PipelineConfig:
     """The demo: every NSMC review, a 5M-parameter Llama, whole pipeline in < 15 minutes on 2 cores."""
     cfg = PipelineConfig(preset="tiny")
-    cfg.pretrain.steps = 800  # 3.3M tokens: about 8 of the 15 minutes on 2 cores
+    cfg.pretrain.steps = 800  # 3.3M tokens: about 4 of the 10 minutes on 2 cores (benchmarks/results/pipeline_tiny.json)
     cfg.finetune.examples_per_class = 3500
     cfg.evaluate.perplexity_docs = 500
     return cfg

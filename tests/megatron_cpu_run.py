@@ -15,8 +15,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests import megatron_cpu_shim  # noqa: E402
 
 
+def bf16_on_cpu() -> None:
+    """kollm turns bf16 on for GPUs only; a bf16 job here gets it on CPU too, to run the mixed-precision
+    path for real: bf16 parameters, fp32 main parameters in Megatron's optimizer, a bf16 distributed
+    checkpoint, and its export through the fp32 one-process model."""
+    import torch
+
+    from kollm.megatron import model as mmodel
+
+    real = mmodel.transformer_config
+
+    def with_bf16(model, p, on_gpu):
+        config = real(model, p, on_gpu)
+        if p.precision == "bf16":
+            config.bf16, config.params_dtype, config.pipeline_dtype = True, torch.bfloat16, torch.bfloat16
+        return config
+
+    mmodel.transformer_config = with_bf16
+
+
 def main(job_path: str) -> None:
     megatron_cpu_shim.install()
+    bf16_on_cpu()
     from transformers import AutoTokenizer
 
     from kollm.config import ModelConfig, PretrainConfig

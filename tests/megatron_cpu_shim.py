@@ -29,6 +29,9 @@ class _CudaToCpu(TorchFunctionMode):
             kwargs["device"] = "cpu"
         if func in (torch.Tensor.cuda,):
             return args[0]
+        if func is torch.Tensor.type and len(args) == 1 and not kwargs:
+            # the mixed-precision optimizer sorts parameters by type string ('torch.cuda.BFloat16Tensor')
+            return func(*args).replace("torch.", "torch.cuda.", 1)
         if func is torch.Tensor.to and len(args) > 1 and not isinstance(args[1], bool) and _is_cuda(args[1]):
             args = (args[0], "cpu", *args[2:])
         return func(*args, **kwargs)

@@ -70,17 +70,41 @@ def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_token
     assert torch.isfinite(hf(input_ids=ids).logits).all()
 
 
-def test_resume_from_a_distributed_checkpoint_continues_the_same_curve(indexed, tmp_path):
-    first, _ = run_megatron(indexed, tmp_path / "full", tensor_parallel=2)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: the fp32 main parameters are restored too
+def test_resume_from_a_distributed_checkpoint_continues_the_same_curve(indexed, tmp_path, precision):
+    first, _ = run_megatron(indexed, tmp_path / "full", tensor_parallel=2, precision=precision)
     # a run killed after step 3: its step-3 checkpoint survives, step 6 never happened
     shutil.copytree(tmp_path / "full" / "checkpoints" / "step_0000003",
                     tmp_path / "killed" / "checkpoints" / "step_0000003")
-    resumed, stdout = run_megatron(indexed, tmp_path / "killed", tensor_parallel=2)
+    resumed, stdout = run_megatron(indexed, tmp_path / "killed", tensor_parallel=2, precision=precision)
     assert resumed["resumed_from"].endswith("step_0000003") and "resumed from" in stdout
     assert [h["step"] for h in resumed["history"]] == [4, 5, 6]
     full = {h["step"]: h["loss"] for h in first["history"]}
-    for h in resumed["history"]:  # fp32, fixed sample order: same losses (tolerance 1e-4)
+    for h in resumed["history"]:  # fixed sample order, all state restored: same losses (tolerance 1e-4)
         assert abs(h["loss"] - full[h["step"]]) < 1e-4, (h, full)
+
+
+def test_bf16_training_checkpoint_exports_to_an_fp32_hf_model(indexed, korean_tokenizer, tmp_path):
+    """The GPU presets train in bf16: Megatron's mixed-precision optimizer (fp32 main parameters), a bf16
+    distributed checkpoint, and its export through the fp32 one-process model. Run here on CPU through
+    tests/megatron_cpu_run.py's bf16 switch (kollm itself turns bf16 on only on GPUs)."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from transformers import AutoModelForCausalLM
+
+    result, _ = run_megatron(indexed, tmp_path / "bf16", tensor_parallel=2, precision="bf16")
+    losses = [h["loss"] for h in result["history"]]
+    assert 7.5 < losses[0] < 8.5 and losses[-1] < losses[0] - 0.3, losses
+    # the checkpoint's model weights are bf16 (the optimizer's main copies, fp32, are stored beside them)
+    meta = FileSystemReader(str(tmp_path / "bf16" / "checkpoints" / "step_0000006")).read_metadata()
+    weights = {key: m.properties.dtype for key, m in meta.state_dict_metadata.items()
+               if hasattr(m, "properties") and not key.startswith("optimizer")}
+    assert "embedding.word_embeddings.weight" in weights and set(weights.values()) == {torch.bfloat16}, weights
+    # the HF model is fp32 and holds exactly those values; its logits are the megatron model's
+    assert result["export"]["max_abs_logit_diff"] < 1e-4
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "bf16" / "hf")
+    assert hf.config.vocab_size == len(korean_tokenizer)
+    for name, w in hf.state_dict().items():
+        assert w.dtype == torch.float32 and torch.equal(w, w.to(torch.bfloat16).float()), name
 
 
 def test_weight_conversion_round_trips_and_matches_hf_layout():

@@ -92,7 +92,8 @@ def _micro_batches(dataset, step: int, p: PretrainConfig, dp_rank: int, dp_size:
 
 
 def _sharded_state(model, optimizer=None, is_loading: bool = False) -> dict:
-    # the bare GPTModel's keys (no DDP "module." prefix): what a one-process export builds
+    # the bare GPTModel's keys (no DDP "module." prefix; Float16Module passes its module's through):
+    # what a one-process export builds
     state = {"model": getattr(model, "module", model).sharded_state_dict()}
     if optimizer is not None:
         # is_loading: create the Adam moments first, so there is somewhere to load them into
@@ -148,6 +149,13 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
                        pre_process=parallel_state.is_pipeline_first_stage(),
                        post_process=parallel_state.is_pipeline_last_stage())
     gpt.to(dist.device)
+    if gpt.config.bf16:
+        # as Megatron's own training does: every parameter in bf16 (megatron's torch RMSNorm is made in
+        # fp32 whatever params_dtype says, and the mixed-precision optimizer can only checkpoint bf16
+        # parameters: "Param id 9 does not match any model sharded param"), outputs back in fp32
+        from megatron.core.transformer.module import Float16Module
+
+        gpt = Float16Module(gpt.config, gpt)
     config = gpt.config
     model = DistributedDataParallel(config, DistributedDataParallelConfig(
         grad_reduce_in_fp32=True, overlap_grad_reduce=False, use_distributed_optimizer=p.distributed_optimizer),
