@@ -51,8 +51,10 @@ def run_megatron(indexed, out, nproc=2, **pretrain):
 
 
 @pytest.mark.parametrize("parallel", [{"tensor_parallel": 2},
-                                      {"pipeline_parallel": 2, "micro_batch_size": 2}],  # 1F1B, 4 micro-batches
-                         ids=["tp2", "pp2"])
+                                      {"pipeline_parallel": 2, "micro_batch_size": 2},  # 1F1B, 4 micro-batches
+                                      # the 1b preset's optimizer: state sharded over 2 data-parallel ranks
+                                      {"distributed_optimizer": True, "precision": "bf16"}],
+                         ids=["tp2", "pp2", "dp2_distributed_optimizer_bf16"])
 def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_tokenizer, tmp_path, parallel):
     from transformers import AutoModelForCausalLM
 
@@ -61,6 +63,8 @@ def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_token
     assert 7.5 < losses[0] < 8.5  # ~ln(vocab) at the start: the per-token loss, whatever the micro-batching
     assert [h["step"] for h in result["history"]] == [1, 2, 3, 4, 5, 6]
     assert losses[-1] < losses[0] - 0.3, losses  # it learns
+    # pretrain.grad_clip=1.0: Megatron's optimizer measures the gradient norm to clip it (it reports none without)
+    assert all(h["grad_norm"] > 0 for h in result["history"])
     assert sorted(os.listdir(tmp_path / "tp2" / "checkpoints")) == ["step_0000003", "step_0000006"]
     # the TP=2 / PP=2 checkpoint, resharded to one process and converted, gives the same logits in HF
     assert result["export"]["max_abs_logit_diff"] < 1e-4

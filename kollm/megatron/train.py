@@ -91,13 +91,21 @@ def _micro_batches(dataset, step: int, p: PretrainConfig, dp_rank: int, dp_size:
                for k in ("tokens", "labels", "loss_mask", "position_ids")}
 
 
+# The distributed optimizer's checkpoint layout, as Megatron-LM's default: each rank writes its own
+# shard of the optimizer state (no gather), and a resume may change the data-parallel size (more or
+# fewer nodes). megatron-core's own default ('fully_sharded_model_space') is deprecated and fails
+# at the first save ("ShardedTensor.flattened_range is not supported"). Ignored without it.
+OPTIMIZER_SHARDING = {"distrib_optim_sharding_type": "dp_reshardable"}
+
+
 def _sharded_state(model, optimizer=None, is_loading: bool = False) -> dict:
     # the bare GPTModel's keys (no DDP "module." prefix; Float16Module passes its module's through):
     # what a one-process export builds
     state = {"model": getattr(model, "module", model).sharded_state_dict()}
     if optimizer is not None:
         # is_loading: create the Adam moments first, so there is somewhere to load them into
-        state["optimizer"] = optimizer.sharded_state_dict(state["model"], is_loading=is_loading)
+        state["optimizer"] = optimizer.sharded_state_dict(state["model"], is_loading=is_loading,
+                                                          metadata=OPTIMIZER_SHARDING)
     return state
 
 
@@ -163,8 +171,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     optimizer = get_megatron_optimizer(OptimizerConfig(
         optimizer="adam", lr=p.lr, min_lr=p.lr * p.min_lr_ratio, weight_decay=p.weight_decay, adam_beta1=0.9,
         adam_beta2=0.95, bf16=config.bf16, params_dtype=config.params_dtype,
-        # gradient clipping uses fused multi-tensor kernels: GPUs only
-        clip_grad=p.grad_clip if on_gpu else 0.0, use_distributed_optimizer=p.distributed_optimizer), [model])
+        clip_grad=p.grad_clip, use_distributed_optimizer=p.distributed_optimizer), [model])
     config.finalize_model_grads_func = finalize_model_grads
     config.no_sync_func = model.no_sync
     config.grad_scale_func = optimizer.scale_loss
