@@ -34,9 +34,41 @@ def bf16_on_cpu() -> None:
     mmodel.transformer_config = with_bf16
 
 
+def distributed_optimizer_state_on_cpu() -> None:
+    """Without Apex/TE, megatron-core's distributed optimizer keeps Adam's step in the torch per-parameter
+    state: it reads it to build even a loading state dict (a fresh optimizer has none), and saves it in
+    the param groups but does not put it back on load. On GPUs (TE's FusedAdam) the step lives in the
+    param groups. Here: zero state before kollm loads a checkpoint, the saved step put back after."""
+    import torch
+
+    from kollm.megatron import train
+
+    real_load = train.load
+
+    def load(path, model, optimizer):
+        for inner in getattr(optimizer, "chained_optimizers", [optimizer]):
+            adam = inner.optimizer
+            for group in adam.param_groups:
+                for param in group["params"]:
+                    if not adam.state[param]:
+                        adam.state[param].update(exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param),
+                                                 step=torch.tensor(0.0))
+        step = real_load(path, model, optimizer)
+        for inner in getattr(optimizer, "chained_optimizers", [optimizer]):
+            adam = inner.optimizer
+            for group in adam.param_groups:
+                for param in group["params"]:
+                    if "step" in group:
+                        adam.state[param]["step"] = torch.tensor(float(group["step"]))
+        return step
+
+    train.load = load
+
+
 def main(job_path: str) -> None:
     megatron_cpu_shim.install()
     bf16_on_cpu()
+    distributed_optimizer_state_on_cpu()
     from transformers import AutoTokenizer
 
     from kollm.config import ModelConfig, PretrainConfig

@@ -130,8 +130,9 @@ def load(path: str, model, optimizer) -> int:
     from megatron.core import dist_checkpointing
 
     state = dist_checkpointing.load(_sharded_state(model, optimizer, is_loading=True), path)
-    getattr(model, "module", model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    with torch.no_grad():  # the distributed optimizer copies into views of the parameters
+        getattr(model, "module", model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
     return json.load(open(os.path.join(path, "trainer_state.json")))["step"]
 
 
