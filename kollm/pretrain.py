@@ -6,7 +6,8 @@
   rank draws the same *global* batch and trains on its own slice, so N ranks see exactly
   the data one process would, and one generator state describes the run
 - loss: the LM head and cross-entropy fused, a chunk of tokens at a time (`kollm.losses`),
-  and eager attention on CPUs: together 1.8x the tokens/s of the plain loop on 2 cores
+  and eager attention on CPUs: 1.8x the tokens/s of the plain loop on 2 cores
+  (benchmarks/results/pretrain_cpu.json)
 - distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP or FSDP2
   (`pretrain.strategy`), gloo on CPU and nccl on GPUs
 - checkpoints: safetensors weights + optimizer state + trainer state, written to a temp
