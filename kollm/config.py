@@ -100,7 +100,9 @@ class PretrainConfig:
     sequence_parallel: bool = False
     distributed_optimizer: bool = False  # megatron: shard optimizer state over data-parallel ranks
     fp8: str = ""  # megatron + Transformer Engine on Hopper: "" (off) | hybrid | e4m3
-    micro_batch_size: int = 0  # megatron: per-rank micro-batch; 0 = the whole per-rank batch at once
+    # rows per forward/backward pass on each rank, gradients accumulated up to the rank's share of
+    # batch_size (megatron: its pipeline schedule's micro-batches); 0 = the rank's whole share at once
+    micro_batch_size: int = 0
     # torch backend: LM head + cross-entropy fused, this many tokens at a time (kollm.losses),
     # so the [tokens, vocab] logits never exist; 0 = plain logits and F.cross_entropy
     loss_chunk: int = 256
@@ -254,6 +256,9 @@ def _gpu_pretrain(cfg: PipelineConfig, nodes: int, gpus: int) -> PipelineConfig:
     p.warmup_steps, p.min_lr_ratio, p.weight_decay = 500, 0.1, 0.1
     p.checkpoint_every, p.log_every = 1000, 10
     p.threads = 0
+    # torch backend on GPUs: 4,096-token chunks (x 32k vocab) keep the LM-head matmuls GPU-sized;
+    # the default 256 suits a CPU's cache
+    p.loss_chunk = 4096
     return cfg
 
 
@@ -426,6 +431,9 @@ def validate(cfg: PipelineConfig) -> None:
     if p.batch_size % data_parallel:
         raise KollmError(f"pretrain.batch_size={p.batch_size} must be divisible by the {data_parallel} "
                          "data-parallel ranks")
+    if p.micro_batch_size and (p.batch_size // data_parallel) % p.micro_batch_size:
+        raise KollmError(f"pretrain.micro_batch_size={p.micro_batch_size} must divide the "
+                         f"{p.batch_size // data_parallel} rows each of the {data_parallel} data-parallel ranks gets")
     if cfg.model.num_heads % p.tensor_parallel or cfg.model.num_kv_heads % p.tensor_parallel:
         raise KollmError(f"model.num_heads={cfg.model.num_heads} and model.num_kv_heads={cfg.model.num_kv_heads} "
                          f"must be divisible by pretrain.tensor_parallel={p.tensor_parallel}")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -143,8 +144,6 @@ def load_weights(model, path: str) -> None:
 
 def autocast(precision: str):
     """bf16 autocast for matmuls (weights, optimizer and loss stay fp32), or nothing for fp32."""
-    import contextlib
-
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision not in PRECISIONS:
@@ -279,6 +278,27 @@ def _load_full_states(path: str, lm, net, optimizer, strategy: str, dist: Distri
     optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
 
 
+def forward_backward(net, x: torch.Tensor, y: torch.Tensor, micro_batch_size: int, precision: str) -> torch.Tensor:
+    """The mean loss of this rank's rows, gradients accumulated over micro-batches of `micro_batch_size`
+    rows (0: all rows at once). Under DDP/FSDP2 the gradients are synchronised once, in the last
+    micro-batch's backward pass."""
+    size = micro_batch_size or len(x)
+    count = len(x) // size
+    total = torch.zeros((), device=x.device)
+    for i in range(count):
+        sync = i == count - 1
+        rows = slice(i * size, (i + 1) * size)
+        accumulate = isinstance(net, torch.nn.parallel.DistributedDataParallel) and not sync
+        if hasattr(net, "set_requires_gradient_sync"):  # FSDP2
+            net.set_requires_gradient_sync(sync)
+        with net.no_sync() if accumulate else contextlib.nullcontext():
+            with autocast(precision):
+                loss = net(x[rows], y[rows]) / count  # equal-sized micro-batches: the mean of means
+            loss.backward()
+        total += loss.detach()
+    return total
+
+
 class StopRequested:
     """SIGTERM/SIGUSR1 (Slurm preemption or time limit): checkpoint at the next step, then exit."""
 
@@ -316,8 +336,9 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()
-    if cfg.batch_size % dist.world:
-        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must be divisible by the {dist.world} ranks")
+    if cfg.batch_size % dist.world or (cfg.micro_batch_size and (cfg.batch_size // dist.world) % cfg.micro_batch_size):
+        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must split into {dist.world} ranks of whole "
+                         f"micro-batches of {cfg.micro_batch_size or 'any size'}")
     ckpt_root = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
@@ -346,10 +367,8 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
             group["lr"] = lr_at(step, cfg)
         x, y = get_batch(tokens, cfg.batch_size, cfg.seq_len, gen, dist.rank, dist.world)
         x, y = x.to(dist.device), y.to(dist.device)
-        with autocast(cfg.precision):
-            loss = net(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = forward_backward(net, x, y, cfg.micro_batch_size, cfg.precision)
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1

@@ -124,6 +124,21 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
     assert plain[-1] < plain[0] - 0.3
 
 
+def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, tmp_path):
+    """pretrain.micro_batch_size: a GPU-sized global batch in pieces that fit; same curve as all at once."""
+    tokens = indexed_data.load_tokens(packed[0])
+
+    def curve(run, micro):
+        model = build_model(SMALL, korean_tokenizer, seed=0)
+        cfg = _cfg(steps=8, precision="fp32", checkpoint_every=8, log_every=1, micro_batch_size=micro)
+        return [h["loss"] for h in pretrain.train(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
+
+    whole, pieces = curve("whole", 0), curve("pieces", 2)  # batch 8: 4 micro-batches of 2 rows
+    assert len(whole) == 8 and np.allclose(whole, pieces, atol=1e-5), (whole, pieces)
+    with pytest.raises(ValueError, match="micro-batches of 3"):
+        curve("uneven", 3)
+
+
 def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
     from kollm import mfu
 
@@ -231,7 +246,7 @@ from kollm.model import build_model
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
 small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 cfg = PretrainConfig(steps=12, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=2, checkpoint_every=6, log_every=1,
-                     threads=1, precision="fp32", strategy=sys.argv[4])
+                     threads=1, precision="fp32", strategy=sys.argv[4], micro_batch_size=int(sys.argv[5]))
 model = build_model(small, tok, seed=0)
 result = pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
 """
@@ -239,16 +254,17 @@ result = pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.a
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_gloo_ranks_train_like_one_process(packed, tokenizer_dir, tmp_path, strategy):
-    """torchrun, 2 CPU ranks: each takes half of the same global batch, so the loss curve is the
-    single-process one (fp32; tolerance 2e-3 for the different reduction order)."""
+    """torchrun, 2 CPU ranks: each takes half of the same global batch, in 2 micro-batches of 2 rows
+    (gradients synchronised once a step), so the loss curve is the single-process, whole-batch one
+    (fp32; tolerance 2e-3 for the different reduction order)."""
     script = tmp_path / "train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(script), tokenizer_dir, packed[0], str(tmp_path / "one"), strategy],
+    subprocess.run([sys.executable, str(script), tokenizer_dir, packed[0], str(tmp_path / "one"), strategy, "0"],
                    check=True, capture_output=True, timeout=300, env=env)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), tokenizer_dir, packed[0],
-                           str(tmp_path / "two"), strategy], capture_output=True, text=True, timeout=300, env=env)
+                           str(tmp_path / "two"), strategy, "2"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     def curve(run):
