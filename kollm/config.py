@@ -126,7 +126,7 @@ class PretrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # steps (and always the last); 0 = none: throughput benchmarks calling the loop
     log_every: int = 10
     seed: int = 1234
     threads: int = 0  # 0 = all cores
@@ -414,6 +414,9 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"pretrain.strategy={p.strategy!r}: choose ddp or fsdp")
     if p.attention not in ATTENTION_KERNELS:
         raise KollmError(f"pretrain.attention={p.attention!r}: choose {', '.join(ATTENTION_KERNELS)}")
+    if p.checkpoint_every < 1:
+        raise KollmError(f"pretrain.checkpoint_every={p.checkpoint_every}: the pretrain stage exports its last "
+                         "checkpoint, so it needs them (every N >= 1 steps)")
     if p.loss_chunk < 0:
         raise KollmError(f"pretrain.loss_chunk={p.loss_chunk}: tokens per chunk (>= 1), or 0 for the plain loss")
     if p.fp8 not in ("", "hybrid", "e4m3"):

@@ -395,7 +395,8 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
             t_last, tok_since = time.perf_counter(), 0
         # any rank asked to stop -> all stop at this step (one collective; free on one process)
         stopping = dist.mean(float(stop.requested)) > 0
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
+        due = cfg.checkpoint_every > 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
+        if due or stopping:
             model_state, optim_state = _full_states(model, net, optimizer, cfg.strategy, dist)
             if dist.main:
                 save_checkpoint(ckpt_root, step, model_state, optim_state, gen)

@@ -27,6 +27,7 @@ def assert_one_clear_error(proc, fragment):
     (["run", "--dryrun", "pretrain", "preset=ci", "pretrain.attention=flash"], "choose auto, eager, sdpa"),
     (["run", "--dryrun", "pretrain", "preset=1b", "run.executor=slurm", "pretrain.loss_chunk=-1"],
      "pretrain.loss_chunk=-1"),
+    (["run", "--dryrun", "pretrain", "preset=ci", "pretrain.checkpoint_every=0"], "exports its last checkpoint"),
     (["run", "--dryrun", "pretrain", "preset=1b", "pretrain.micro_batch_size=3"],
      "must divide the 32 rows each of the 8 data-parallel ranks gets"),
 ])

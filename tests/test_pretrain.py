@@ -290,3 +290,26 @@ def test_cli_pretrain_on_two_torchrun_ranks_through_nemo_run(packed, tokenizer_d
     assert manifest["counts"]["vocab_size"] == len(__import__("transformers").AutoTokenizer.from_pretrained(
         tokenizer_dir))
     assert os.path.exists(manifest["outputs"]["model_dir"] + "/model.safetensors")
+
+
+def test_gpu_benchmark_plumbing_on_cpu(tmp_path):
+    """benchmarks/pretrain_gpu.py, everything but the GPU: prepare the data, run the torch backend under
+    torchrun with the benchmark's settings (no checkpoints), and write the result fields the README and
+    the issue ask for. Without a GPU and without --allow-cpu it refuses in one line."""
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretrain_gpu.py")
+    data, out = tmp_path / "data", tmp_path / "gpu.json"
+    subprocess.run([sys.executable, script, "prepare", str(data), "--reviews", "3000"], check=True,
+                   capture_output=True, timeout=300)
+    refused = subprocess.run([sys.executable, script, "run", str(data)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and refused.stderr.strip().startswith("error: no CUDA GPU")
+    proc = subprocess.run([sys.executable, script, "run", str(data), "pretrain.micro_batch_size=2", "--allow-cpu",
+                           "--preset", "ci", "--backends", "torch", "--steps", "15", "--rows-per-gpu", "4",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    torch_run = result["backends"]["torch"]
+    assert torch_run["steps"] == 15 and torch_run["steady_windows"] == 1  # logs at 5, 10, 15; 2 warm-up windows
+    assert 0 < result["mfu"] == torch_run["mfu"] < 1 and result["tokens_per_s_per_gpu"] > 0
+    assert result["device"] == "cpu" and result["micro_batch_size"] == 2 and result["global_batch_rows"] == 4
+    assert all(result[k] for k in ("command", "machine", "date")) and "pretrain.micro_batch_size=2" in result["command"]
+    assert not list(tmp_path.glob("**/checkpoints/step_*"))

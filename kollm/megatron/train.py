@@ -230,7 +230,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
                 print(f"step {step}/{p.steps} loss {row['loss']:.4f} tokens/s {tps:,.0f} mfu {row['mfu']:.3f}",
                       flush=True)
             t_last, tok_since = time.perf_counter(), 0
-        if step % p.checkpoint_every == 0 or step == p.steps:
+        if p.checkpoint_every > 0 and (step % p.checkpoint_every == 0 or step == p.steps):
             last_ckpt = save(ckpt_root, step, model, optimizer, dist)
     if log:
         log.close()
