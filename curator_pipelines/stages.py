@@ -26,7 +26,7 @@ from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.tasks import DocumentBatch, FileGroupTask
 
 from kollm.curation.minhash import MinHasher, MinHashParams, canonical, exact_key
-from kollm.io import atomic_open, write_json
+from kollm.io import atomic_open, line_ranges, write_json
 
 DEDUP_ID = "_curator_dedup_id"  # Curator's id column for its removal stage
 ALIVE = ""
@@ -55,17 +55,8 @@ def plan_shards(inputs: list[str], shard_docs: int) -> list[Shard]:
         if path.endswith((".gz", ".parquet")):
             shards.append(Shard(len(shards), f"{stem}-00000", path))
             continue
-        start, line, lines_in_shard, chunk = 0, 1, 0, 0
-        offset = 0
-        with open(path, "rb") as f:
-            for raw in f:
-                offset += len(raw)
-                lines_in_shard += 1
-                if lines_in_shard == shard_docs:
-                    shards.append(Shard(len(shards), f"{stem}-{chunk:05d}", path, start, offset, line, lines_in_shard))
-                    start, line, lines_in_shard, chunk = offset, line + lines_in_shard, 0, chunk + 1
-        if lines_in_shard or chunk == 0:
-            shards.append(Shard(len(shards), f"{stem}-{chunk:05d}", path, start, offset, line, lines_in_shard))
+        for chunk, (start, end, first_line, lines) in enumerate(line_ranges(path, shard_docs)):
+            shards.append(Shard(len(shards), f"{stem}-{chunk:05d}", path, start, end, first_line, lines))
     return shards
 
 

@@ -22,28 +22,13 @@ import numpy as np
 from tqdm import tqdm
 
 from kollm.errors import KollmError
-from kollm.io import read_json, write_json
+from kollm.io import line_ranges, read_json, write_json
 
 
 def document_text(doc: dict, rating_in_text: bool) -> str:
     if rating_in_text and doc.get("rating") is not None:
         return f"{doc['text']} 평점: {doc['rating']}"
     return doc["text"]
-
-
-def line_ranges(path: str, lines_per_range: int) -> list[tuple[int, int, int]]:
-    """(start byte, end byte, first line number) of consecutive ranges of whole lines."""
-    ranges, start, first, count, offset = [], 0, 1, 0, 0
-    with open(path, "rb") as f:
-        for raw in f:
-            offset += len(raw)
-            count += 1
-            if count == lines_per_range:
-                ranges.append((start, offset, first))
-                start, first, count = offset, first + count, 0
-    if count or not ranges:
-        ranges.append((start, offset, first))
-    return ranges
 
 
 def token_dtype(vocab_size: int):
@@ -103,7 +88,7 @@ def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers:
     os.makedirs(parts_dir, exist_ok=True)
     jobs = [{"corpus": corpus, "tokenizer_dir": tokenizer_dir, "start": s, "end": e, "first_line": first,
              "part": os.path.join(parts_dir, f"{n:05d}"), "rating_in_text": rating_in_text, "batch": batch}
-            for n, (s, e, first) in enumerate(line_ranges(corpus, lines_per_range))]
+            for n, (s, e, first, _) in enumerate(line_ranges(corpus, lines_per_range))]
     todo = [j for j in jobs if not os.path.exists(j["part"] + ".done")]
     workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="tokenize", unit="range",

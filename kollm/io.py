@@ -82,3 +82,19 @@ def write_json(path: str, obj) -> None:
 def read_json(path: str):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def line_ranges(path: str, lines_per_range: int) -> list[tuple[int, int, int, int]]:
+    """(start byte, end byte, first line number, lines) of consecutive ranges of whole lines
+    (one empty range for an empty file)."""
+    ranges, start, first, count, offset = [], 0, 1, 0, 0
+    with open(path, "rb") as f:
+        for raw in f:
+            offset += len(raw)
+            count += 1
+            if count == lines_per_range:
+                ranges.append((start, offset, first, count))
+                start, first, count = offset, first + count, 0
+    if count or not ranges:
+        ranges.append((start, offset, first, count))
+    return ranges

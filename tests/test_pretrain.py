@@ -11,6 +11,7 @@ import torch
 
 from kollm import indexed_data, pretrain
 from kollm.config import ModelConfig, PretrainConfig
+from kollm.io import line_ranges
 from kollm.model import build_model, flops_per_token
 
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
@@ -59,7 +60,7 @@ def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_pa
     parts.mkdir()
     job = {"corpus": corpus, "tokenizer_dir": tokenizer_dir, "start": 0, "first_line": 1, "rating_in_text": False,
            "batch": 1000, "part": str(parts / "00000")}
-    job["end"] = indexed_data.line_ranges(corpus, 1000)[0][1]
+    job["end"] = line_ranges(corpus, 1000)[0][1]
     indexed_data._tokenize_range(job)
     stamp = os.path.getmtime(parts / "00000.bin")
     calls = []
