@@ -11,6 +11,10 @@ Engine layers where TE is installed), one process per GPU under torchrun, no che
 records tokens/s per GPU and MFU over the steps after a warm-up. MFU = tokens/s x FLOPs per token
 (6N + 12 x layers x hidden x seq_len) / the GPUs' datasheet bf16 peak (`kollm.mfu`).
 
+Needs torch with CUDA, transformers and megatron-core (an NGC NeMo or PyTorch container has them or
+takes `pip install megatron-core`); a host with no network takes DATA and a megatron-core wheel
+copied over (on PYTHONPATH), nothing else.
+
 The global batch is `--rows-per-gpu` x GPUs sequences of the preset's 4,096 tokens, in micro-batches
 of the preset's 4 rows; any `section.key=value` override is applied after. `--allow-cpu` runs the
 same plumbing on a CPU (the tests do, with a tiny model) and never writes the results file.
@@ -123,7 +127,9 @@ def run(args) -> dict:
         with open(job, "w") as f:
             json.dump({"config": config.to_dict(cfg), "data": os.path.abspath(args.data), "out": out}, f)
         proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(ranks), os.path.abspath(__file__),
-                               "_train", job], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+                               "_train", job], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  [REPO, *filter(None, [os.environ.get("PYTHONPATH")])])})
         if proc.returncode:
             results[backend] = {"error": f"exit status {proc.returncode} (its output is above)"}
             continue
