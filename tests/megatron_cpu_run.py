@@ -45,21 +45,22 @@ def distributed_optimizer_state_on_cpu() -> None:
 
     real_load = train.load
 
+    def adam_params(optimizer):
+        """(torch Adam state, param group, parameter) under Megatron's (chained) optimizer."""
+        for inner in getattr(optimizer, "chained_optimizers", [optimizer]):
+            for group in inner.optimizer.param_groups:
+                for param in group["params"]:
+                    yield inner.optimizer.state, group, param
+
     def load(path, model, optimizer):
-        for inner in getattr(optimizer, "chained_optimizers", [optimizer]):
-            adam = inner.optimizer
-            for group in adam.param_groups:
-                for param in group["params"]:
-                    if not adam.state[param]:
-                        adam.state[param].update(exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param),
-                                                 step=torch.tensor(0.0))
+        for state, _, param in adam_params(optimizer):
+            if not state[param]:
+                state[param].update(exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param),
+                                    step=torch.tensor(0.0))
         step = real_load(path, model, optimizer)
-        for inner in getattr(optimizer, "chained_optimizers", [optimizer]):
-            adam = inner.optimizer
-            for group in adam.param_groups:
-                for param in group["params"]:
-                    if "step" in group:
-                        adam.state[param]["step"] = torch.tensor(float(group["step"]))
+        for state, group, param in adam_params(optimizer):
+            if "step" in group:
+                state[param]["step"] = torch.tensor(float(group["step"]))
         return step
 
     train.load = load
