@@ -54,6 +54,20 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
+def check_batch_split(cfg: PretrainConfig, data_parallel: int) -> None:
+    """Both loops: the global batch must split into equal rows per data-parallel rank, and those into
+    whole micro-batches."""
+    per_rank = cfg.batch_size // data_parallel
+    if cfg.batch_size % data_parallel or (cfg.micro_batch_size and per_rank % cfg.micro_batch_size):
+        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must split into {data_parallel} data-parallel ranks "
+                         f"of whole micro-batches of {cfg.micro_batch_size or 'any size'}")
+
+
+def checkpoint_due(step: int, cfg: PretrainConfig) -> bool:
+    """Every checkpoint_every steps and at the last one; never with checkpoint_every=0 (benchmarks)."""
+    return cfg.checkpoint_every > 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
+
+
 def make_optimizer(model, cfg: PretrainConfig):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -336,9 +350,7 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()
-    if cfg.batch_size % dist.world or (cfg.micro_batch_size and (cfg.batch_size // dist.world) % cfg.micro_batch_size):
-        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must split into {dist.world} ranks of whole "
-                         f"micro-batches of {cfg.micro_batch_size or 'any size'}")
+    check_batch_split(cfg, dist.world)
     ckpt_root = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
@@ -395,8 +407,7 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
             t_last, tok_since = time.perf_counter(), 0
         # any rank asked to stop -> all stop at this step (one collective; free on one process)
         stopping = dist.mean(float(stop.requested)) > 0
-        due = cfg.checkpoint_every > 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
-        if due or stopping:
+        if checkpoint_due(step, cfg) or stopping:
             model_state, optim_state = _full_states(model, net, optimizer, cfg.strategy, dist)
             if dist.main:
                 save_checkpoint(ckpt_root, step, model_state, optim_state, gen)

@@ -24,7 +24,8 @@ import torch
 
 from kollm import mfu
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.pretrain import Distributed, commit_checkpoint, latest_checkpoint, lr_at, reset_metrics
+from kollm.pretrain import (Distributed, check_batch_split, checkpoint_due, commit_checkpoint, latest_checkpoint,
+                            lr_at, reset_metrics)
 
 
 class _TokenizerInfo:
@@ -151,9 +152,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     on_gpu = dist.device.type == "cuda"
     dp_size = parallel_state.get_data_parallel_world_size()
     dp_rank = parallel_state.get_data_parallel_rank()
-    if p.batch_size % dp_size or (p.micro_batch_size and (p.batch_size // dp_size) % p.micro_batch_size):
-        raise ValueError(f"pretrain.batch_size={p.batch_size} must split into {dp_size} data-parallel ranks "
-                         f"of whole micro-batches of {p.micro_batch_size or 'any size'}")
+    check_batch_split(p, dp_size)
     gpt = mmodel.build(model_cfg, p, len(tokenizer), on_gpu,
                        pre_process=parallel_state.is_pipeline_first_stage(),
                        post_process=parallel_state.is_pipeline_last_stage())
@@ -230,7 +229,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
                 print(f"step {step}/{p.steps} loss {row['loss']:.4f} tokens/s {tps:,.0f} mfu {row['mfu']:.3f}",
                       flush=True)
             t_last, tok_since = time.perf_counter(), 0
-        if p.checkpoint_every > 0 and (step % p.checkpoint_every == 0 or step == p.steps):
+        if checkpoint_due(step, p):
             last_ckpt = save(ckpt_root, step, model, optimizer, dist)
     if log:
         log.close()
