@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     overrides = argv or ["preset=tiny"]
     preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
     root = tempfile.mkdtemp(prefix="kollm-bench-")
-    cmd = [sys.executable, "-m", "kollm", "run", "pipeline", *overrides, f"run.root={root}"]
+    cmd = [sys.executable, "-m", "recipes.cli", "run", "pipeline", *overrides, f"run.root={root}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO)
     wall = time.perf_counter() - t0

@@ -34,8 +34,9 @@ import torch  # noqa: E402
 from benchmarks.pipeline_tiny import machine  # noqa: E402
 from kollm import config, indexed_data, pretrain  # noqa: E402
 from kollm.data import sources  # noqa: E402
-from kollm.model import build_model, count_params, flops_per_token  # noqa: E402
+from kollm.model import build_model, flops_per_token, parameter_count  # noqa: E402
 from kollm.tokenizer import train_bpe  # noqa: E402
+from recipes import presets  # noqa: E402
 
 STEPS, WARMUP_STEPS = 60, 10
 
@@ -82,7 +83,7 @@ def hf_trainer_tokens_per_s(model, tokens, cfg, work: str, attention: str = "sdp
 def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float, **overrides) -> float:
     cfg = dataclasses.replace(cfg, log_every=WARMUP_STEPS, checkpoint_every=STEPS,  # one checkpoint, at the end,
                               steps=STEPS, **overrides)  # outside the window
-    history = pretrain.train(model, tokens, cfg, work, fpt)["history"]
+    history = pretrain.train_loop(model, tokens, cfg, work, fpt)["history"]
     # log windows after the first WARMUP_STEPS steps; the last one includes the final checkpoint: excluded
     steady = [h["tokens_per_s"] for h in history if WARMUP_STEPS < h["step"] < STEPS]
     return float(np.mean(steady))
@@ -90,7 +91,7 @@ def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float, **overrides) -
 
 def main() -> int:
     torch.set_num_threads(os.cpu_count())
-    cfg = config.tiny()
+    cfg = presets.llama_5m_cpu_demo()
     data_dir = sources.resolve_data_dir()
     reviews = [r["text"] for r in sources.iter_nsmc(data_dir, limit=100_000)]
     work = tempfile.mkdtemp(prefix="kollm-bench-pretrain-")
@@ -106,7 +107,7 @@ def main() -> int:
     def model():  # the same initial weights for every run
         return build_model(cfg.model, tokenizer, seed=cfg.pretrain.seed)
 
-    fpt = flops_per_token(model(), cfg.pretrain.seq_len)
+    fpt = flops_per_token(cfg.model, len(tokenizer), cfg.pretrain.seq_len)
     hf_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf"))
     kollm_tps = kollm_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "kollm"), fpt)
     hf_eager_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf_eager"), "eager")
@@ -126,7 +127,7 @@ def main() -> int:
             "hf_trainer_eager_attention": round(hf_eager_tps, 1),
             "kollm_plain_loss_sdpa": round(plain_tps, 1),
         },
-        "model": {"preset": "tiny", "parameters": count_params(model()), "flops_per_token": fpt,
+        "model": {"preset": "tiny", "parameters": parameter_count(cfg.model, len(tokenizer)), "flops_per_token": fpt,
                   **config.to_dict(cfg)["model"]},
         "training": {"batch_size": cfg.pretrain.batch_size, "seq_len": cfg.pretrain.seq_len,
                      "precision": cfg.pretrain.precision, "steps": STEPS, "excluded_warmup_steps": WARMUP_STEPS,

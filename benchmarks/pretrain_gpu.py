@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import subprocess
@@ -38,11 +39,12 @@ WARMUP_LOGS = 2  # logged windows left out of the steady state (compilation, all
 
 
 def prepare(data: str, reviews: int) -> dict:
-    from kollm import config, indexed_data
+    from kollm import indexed_data
     from kollm.data import sources
     from kollm.tokenizer import train_bpe
+    from recipes import presets
 
-    vocab = config.llama_1b().tokenizer.vocab_size
+    vocab = presets.llama_1b_8gpu().tokenizer.vocab_size
     texts = [r["text"] for r in sources.iter_nsmc(sources.resolve_data_dir(), limit=reviews)]
     tokenizer = train_bpe(texts, vocab_size=vocab)
     tokenizer.save_pretrained(os.path.join(data, "tokenizer"))
@@ -58,9 +60,9 @@ def prepare(data: str, reviews: int) -> dict:
 
 
 def bench_config(preset: str, gpus: int, rows_per_gpu: int, steps: int, overrides: list[str]):
-    from kollm import config
+    from recipes import presets
 
-    cfg = config.build(preset, [f"pretrain.nproc_per_node={gpus}", "run.nodes=1",
+    cfg = presets.build(preset, [f"pretrain.nproc_per_node={gpus}", "run.nodes=1",
                                 f"pretrain.batch_size={rows_per_gpu * gpus}", f"pretrain.steps={steps}",
                                 "pretrain.log_every=5", *overrides])
     cfg.pretrain.checkpoint_every = 0  # throughput only: the loop writes no checkpoint
@@ -72,24 +74,19 @@ def train_one(job_path: str) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from kollm import config, indexed_data, pretrain
-    from kollm.model import build_model, count_params, flops_per_token
+    from kollm import config, training
+    from kollm.model import flops_per_token, parameter_count
 
     job = json.load(open(job_path))
     cfg = config.from_dict(job["config"])
     p = cfg.pretrain
     tokenizer = AutoTokenizer.from_pretrained(os.path.join(job["data"], "tokenizer"))
-    with torch.device("meta"):  # the HF model's shape, for the FLOPs, without its memory
-        shape = build_model(cfg.model, tokenizer)
-    fpt, parameters = flops_per_token(shape, p.seq_len), count_params(shape)
-    if p.backend == "megatron":
-        from kollm.megatron.train import teardown, train
-
-        result = train(cfg.model, p, {"train": os.path.join(job["data"], "train")}, tokenizer, job["out"], fpt)
-        teardown()
-    else:
-        tokens = indexed_data.load_tokens(os.path.join(job["data"], "train"))
-        result = pretrain.train(build_model(cfg.model, tokenizer, seed=p.seed), tokens, p, job["out"], fpt)
+    fpt = flops_per_token(cfg.model, len(tokenizer), p.seq_len)
+    parameters = parameter_count(cfg.model, len(tokenizer))
+    # the backend's loop without the export: no checkpoint is written in the timed run
+    backend = importlib.import_module(training.BACKENDS[p.backend])
+    result = backend.train(cfg.model, p, {"train": os.path.join(job["data"], "train")}, tokenizer, job["out"], fpt)
+    backend.teardown()
     if int(os.environ.get("RANK", 0)) == 0:
         result.update(flops_per_token=fpt, parameters=parameters,
                       device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")

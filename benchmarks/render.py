@@ -71,7 +71,7 @@ def pretrain_cpu_table(r: dict) -> str:
         "",
         "| | tokens/s |",
         "|---|---:|",
-        f"| kollm torch backend (`kollm.pretrain.train`, defaults: fused chunked LM head + loss, "
+        f"| kollm torch backend (`kollm.pretrain.train_loop`, defaults: fused chunked LM head + loss, "
         f"{r['kollm_settings']['attention']} attention) | {r['kollm_tokens_per_s']:,.0f} |",
         f"| HF `Trainer`, same model, data and settings (its default SDPA attention) | "
         f"{r['hf_trainer_tokens_per_s']:,.0f} |",

@@ -1,4 +1,4 @@
-"""Data card: score histograms (PNG, summed over shards) and examples of each removal reason."""
+"""The curation report: per-stage summary table, score histograms (PNG, summed over shards), examples of each removal reason."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from kollm.io import atomic_open
+from kollm.plotting import pyplot
 
 EXAMPLES = 3
 
@@ -50,13 +51,17 @@ def _examples(out_dir: str) -> dict[str, list[str]]:
     return found
 
 
+def summary_markdown(summary: dict) -> str:
+    lines = ["| stage | in | kept | removed | reason |", "|---|---:|---:|---:|---|"]
+    for row in summary["stages"]:
+        lines.append(f"| {row['stage']} | {row['in']:,} | {row['kept']:,} | {row['removed']:,} | {row['reason']} |")
+    lines.append(f"\n{summary['lines_in']:,} lines in = {summary['kept']:,} kept + {summary['removed']:,} removed"
+                 f" + {summary['quarantined']:,} quarantined.\n")
+    return "\n".join(lines)
+
+
 def write_datacard(out_dir: str, summary: dict, thresholds: dict | None = None) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from curator_pipelines.korean import summary_markdown
-
+    plt = pyplot()
     hists = _histograms(out_dir)
     lines = ["# Data card: Korean curation", "", summary_markdown(summary), "## Score histograms", "",
              "Each score over the documents that reached its filter (the red line is the threshold).", ""]

@@ -100,7 +100,8 @@ class KoreanLangId(FastTextLangId):
 
     MAX_HANGUL_FOR_OTHER = 0.5
 
-    HANGUL = re.compile(r"([\uac00-\ud7a3\u3130-\u318f])")
+    # each syllable or typed letter spaced out: lid.176 then reads unspaced Korean as Korean
+    HANGUL = re.compile(f"([{korean.SYLLABLES}{korean.COMPATIBILITY_JAMO}])")
 
     def __init__(self, model_path: str | None = None, min_langid_score: float = 0.5, lang: str = "ko"):
         super().__init__(model_path or bundled_langid_model(), min_langid_score, lang)

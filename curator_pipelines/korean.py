@@ -38,12 +38,13 @@ from nemo_curator.tasks import DocumentBatch, FileGroupTask
 from tqdm import tqdm
 
 from curator_pipelines import filters as F
+from curator_pipelines.datacard import summary_markdown, write_datacard
 from curator_pipelines.executors import make_executor
 from curator_pipelines.stages import (DEDUP_ID, AccountedFilter, DedupSignatures, ReadCandidates, ReadShard, Shard,
                                       ShardWriter, plan_shards, removed_record)
 from kollm.config import CurateConfig
 from kollm.curation.minhash import MinHashParams, find_duplicates
-from kollm.io import atomic_open, write_json
+from kollm.io import atomic_open, sha256_file, write_json
 
 VERSION = 1  # bump when stage logic changes: finished shards of an older version are redone
 
@@ -81,9 +82,11 @@ def filter_stages(cfg: CurateConfig, toxicity_model: str | None, text_field: str
 def _fingerprint(cfg: CurateConfig, inputs: list[str], toxicity_model: str | None, text_field: str) -> str:
     h = hashlib.sha256(json.dumps({"v": VERSION, "cfg": dataclasses.asdict(cfg), "text_field": text_field},
                                   sort_keys=True).encode())
-    for path in inputs + ([toxicity_model] if toxicity_model else []):
+    for path in inputs:  # inputs can be huge: their size and mtime, not their content
         st = os.stat(path)
         h.update(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    if toxicity_model:  # small, and rewritten by whoever trains it: what it holds, not when it was written
+        h.update(sha256_file(toxicity_model).encode())
     # executor and shard size don't change the output
     return h.hexdigest()[:16]
 
@@ -269,7 +272,6 @@ def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: s
     write_json(os.path.join(out_dir, "summary.json"), summary)
     with atomic_open(os.path.join(out_dir, "summary.md")) as f:
         f.write(summary_markdown(summary))
-    from curator_pipelines.datacard import write_datacard
     write_datacard(out_dir, summary, thresholds(cfg))
     return summary
 
@@ -339,12 +341,3 @@ def counts_by_input(out_dir: str) -> dict[str, dict]:
             c["removed_by_reason"][r] = c["removed_by_reason"].get(r, 0) + n
             c["removed"] += n
     return out
-
-
-def summary_markdown(summary: dict) -> str:
-    lines = ["| stage | in | kept | removed | reason |", "|---|---:|---:|---:|---|"]
-    for row in summary["stages"]:
-        lines.append(f"| {row['stage']} | {row['in']:,} | {row['kept']:,} | {row['removed']:,} | {row['reason']} |")
-    lines.append(f"\n{summary['lines_in']:,} lines in = {summary['kept']:,} kept + {summary['removed']:,} removed"
-                 f" + {summary['quarantined']:,} quarantined.\n")
-    return "\n".join(lines)

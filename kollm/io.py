@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -82,6 +83,15 @@ def write_json(path: str, obj) -> None:
 def read_json(path: str):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def sha256_file(path: str) -> str:
+    """SHA-256 of a file's content: what it holds, whenever and however often it was written."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def line_ranges(path: str, lines_per_range: int) -> list[tuple[int, int, int, int]]:

@@ -33,11 +33,17 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
     return LlamaForCausalLM(llama_config(cfg, tokenizer))
 
 
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
+    """Parameters of `build_model(cfg, tokenizer)` from the config alone, without building it (an 8B model
+    would take ~30 GB of host memory per rank): tied embedding, per layer GQA attention (q and o of
+    hidden x hidden, k and v of hidden x kv_heads*head_dim), SwiGLU (3 x hidden x intermediate), two
+    RMSNorms; the final norm."""
+    h, head_dim = cfg.hidden_size, cfg.hidden_size // cfg.num_heads
+    attention = 2 * h * h + 2 * h * cfg.num_kv_heads * head_dim
+    layer = attention + 3 * h * cfg.intermediate_size + 2 * h
+    return vocab_size * h + cfg.num_layers * layer + h
 
 
-def flops_per_token(model, seq_len: int) -> float:
+def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
     """6N + attention (12 * layers * hidden * seq): the usual training FLOPs per token."""
-    c = model.config
-    return 6 * count_params(model) + 12 * c.num_hidden_layers * c.hidden_size * seq_len
+    return 6 * parameter_count(cfg, vocab_size) + 12 * cfg.num_layers * cfg.hidden_size * seq_len

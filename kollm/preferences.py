@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import random
 
-from kollm.sentiment import INSTRUCTION, LABELS, labelled
-
-POSITIVE = "이 영화에 대한 긍정적인 리뷰를 써 주세요."
-NEGATIVE = "이 영화에 대한 부정적인 리뷰를 써 주세요."
-COMMENT = "연예 기사에 댓글을 달아 주세요."
+from kollm import prompts
+from kollm.sentiment import labelled
 
 
 def _usable(text: str) -> bool:
@@ -50,14 +47,14 @@ def _triples(nsmc_rows, hate_rows, n: int, seed: int):
     for i in range(n):
         kind = KINDS[i % len(KINDS)]
         if kind == "positive_review":
-            yield kind, POSITIVE, rng.choice(reviews[1]), rng.choice(reviews[0])
+            yield kind, prompts.WRITE_POSITIVE_REVIEW, rng.choice(reviews[1]), rng.choice(reviews[0])
         elif kind == "negative_review":
-            yield kind, NEGATIVE, rng.choice(reviews[0]), rng.choice(reviews[1])
+            yield kind, prompts.WRITE_NEGATIVE_REVIEW, rng.choice(reviews[0]), rng.choice(reviews[1])
         elif kind == "clean_comment":
-            yield kind, COMMENT, rng.choice(comments["clean"]), rng.choice(comments["toxic"])
+            yield kind, prompts.WRITE_COMMENT, rng.choice(comments["clean"]), rng.choice(comments["toxic"])
         else:
-            label = rng.randrange(2)
-            yield kind, INSTRUCTION + rng.choice(reviews[label]), LABELS[label], LABELS[1 - label]
+            label, answers = rng.randrange(2), prompts.SENTIMENT_LABELS
+            yield kind, prompts.SENTIMENT_INSTRUCTION + rng.choice(reviews[label]), answers[label], answers[1 - label]
 
 
 def sft_examples(nsmc_rows, hate_rows, n: int, seed: int) -> list[dict]:

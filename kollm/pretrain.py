@@ -14,13 +14,13 @@
   folder and renamed, so a killed run never leaves a half checkpoint that looks valid; the
   trainer state lists every file's size, so a checkpoint truncated later (a full disk, a
   partial copy) is skipped with a warning and the run resumes from the one before
+- the frame both backends share (ranks, LR schedule, checkpoint commit and validity, stop
+  signals, metrics rows, HF export): `kollm.training`; this module is its `torch` backend
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import shutil
 import time
@@ -30,9 +30,10 @@ import torch
 from tqdm import tqdm
 
 from kollm import mfu
-from kollm.config import PRECISIONS, PretrainConfig
-from kollm.io import write_json
+from kollm.config import PRECISIONS, ModelConfig, PretrainConfig
 from kollm.losses import linear_cross_entropy
+from kollm.training import (Distributed, MetricsLog, StopSignals, check_batch_split, checkpoint_due, checkpoint_path,
+                            checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
 
 
 def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator, rank: int = 0,
@@ -46,28 +47,6 @@ def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Gene
     return x[:, :-1], x[:, 1:]
 
 
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
-
-
-def check_batch_split(cfg: PretrainConfig, data_parallel: int) -> None:
-    """Both loops: the global batch must split into equal rows per data-parallel rank, and those into
-    whole micro-batches."""
-    per_rank = cfg.batch_size // data_parallel
-    if cfg.batch_size % data_parallel or (cfg.micro_batch_size and per_rank % cfg.micro_batch_size):
-        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must split into {data_parallel} data-parallel ranks "
-                         f"of whole micro-batches of {cfg.micro_batch_size or 'any size'}")
-
-
-def checkpoint_due(step: int, cfg: PretrainConfig) -> bool:
-    """Every checkpoint_every steps and at the last one; never with checkpoint_every=0 (benchmarks)."""
-    return cfg.checkpoint_every > 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
-
-
 def make_optimizer(model, cfg: PretrainConfig):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -77,23 +56,10 @@ def make_optimizer(model, cfg: PretrainConfig):
 
 # ---- checkpoints ----------------------------------------------------------------------
 
-def _file_sizes(folder: str) -> dict[str, int]:
-    return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-            if name != "trainer_state.json"}
-
-
-def commit_checkpoint(tmp: str, final: str, state: dict) -> str:
-    """Record the files' sizes in trainer_state.json, then rename tmp -> final (atomic)."""
-    write_json(os.path.join(tmp, "trainer_state.json"), {**state, "files": _file_sizes(tmp)})
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
-
-
 def save_checkpoint(ckpt_root: str, step: int, model_state: dict, optim_state: dict, gen: torch.Generator) -> str:
     from safetensors.torch import save_file
 
-    final = os.path.join(ckpt_root, f"step_{step:07d}")
+    final = checkpoint_path(ckpt_root, step)
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -108,38 +74,6 @@ def save_checkpoint(ckpt_root: str, step: int, model_state: dict, optim_state: d
     torch.save(optim_state, os.path.join(tmp, "optimizer.pt"))
     torch.save({"generator": gen.get_state()}, os.path.join(tmp, "rng.pt"))
     return commit_checkpoint(tmp, final, {"step": step})
-
-
-def checkpoint_problem(path: str) -> str | None:
-    """Why the checkpoint folder cannot be resumed from, or None when it is complete."""
-    state_path = os.path.join(path, "trainer_state.json")
-    if not os.path.exists(state_path):
-        return "no trainer_state.json (killed while writing?)"
-    try:
-        state = json.load(open(state_path))
-    except (OSError, json.JSONDecodeError):
-        return "unreadable trainer_state.json"
-    for name, size in state.get("files", {}).items():
-        file = os.path.join(path, name)
-        if not os.path.exists(file):
-            return f"{name} is missing"
-        if os.path.isfile(file) and os.path.getsize(file) != size:
-            return f"{name} is truncated ({os.path.getsize(file)} of {size} bytes)"
-    return None
-
-
-def latest_checkpoint(ckpt_root: str, warn=print) -> str | None:
-    """Newest complete checkpoint; `.tmp` folders and truncated checkpoints are skipped (with a warning)."""
-    if not os.path.isdir(ckpt_root):
-        return None
-    for name in sorted((d for d in os.listdir(ckpt_root) if d.startswith("step_") and not d.endswith(".tmp")),
-                       reverse=True):
-        path = os.path.join(ckpt_root, name)
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path
-        warn(f"warning: skipping checkpoint {path}: {problem}")
-    return None
 
 
 def load_weights(model, path: str) -> None:
@@ -174,44 +108,6 @@ def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batc
               for x, _ in (get_batch(tokens, batch_size, seq_len, gen) for _ in range(batches))]
     model.train()
     return float(np.mean(losses))
-
-
-def _tensorboard(path: str):
-    """A TensorBoard writer, or None where tensorboard is not installed (it is optional)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(path)
-
-
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when run plainly)."""
-
-    def __init__(self):
-        self.rank = int(os.environ.get("RANK", 0))
-        self.world = int(os.environ.get("WORLD_SIZE", 1))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        self.device = torch.device(f"cuda:{self.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        if self.world > 1 and not torch.distributed.is_initialized():
-            if self.device.type == "cuda":
-                torch.cuda.set_device(self.device)
-            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def mean(self, value: float) -> float:
-        if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        torch.distributed.all_reduce(t)
-        return t.item() / self.world
 
 
 class CausalLMLoss(torch.nn.Module):
@@ -313,39 +209,10 @@ def forward_backward(net, x: torch.Tensor, y: torch.Tensor, micro_batch_size: in
     return total
 
 
-class StopRequested:
-    """SIGTERM/SIGUSR1 (Slurm preemption or time limit): checkpoint at the next step, then exit."""
-
-    def __init__(self):
-        import signal
-
-        self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-
-def reset_metrics(metrics_path: str, resumed_from: str | None, step: int) -> None:
-    """Rank 0, at start: keep the log lines up to the resumed checkpoint (no duplicated steps), or start empty."""
-    if resumed_from:
-        print(f"resumed from {resumed_from} (step {step})", flush=True)
-        if os.path.exists(metrics_path):
-            lines = [l for l in open(metrics_path) if json.loads(l)["step"] <= step]
-            open(metrics_path, "w").writelines(lines)
-    elif os.path.exists(metrics_path):
-        os.unlink(metrics_path)
-
-
-def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
-          val_tokens: np.ndarray | None = None) -> dict:
-    """Train to cfg.steps, resuming from the newest valid checkpoint in out_dir/checkpoints.
-
-    Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
+def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
+               val_tokens: np.ndarray | None = None) -> dict:
+    """Train `model` to cfg.steps on a packed token stream, resuming from the newest valid checkpoint in
+    out_dir/checkpoints. Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -353,27 +220,23 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     check_batch_split(cfg, dist.world)
     ckpt_root = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
-    metrics_path = os.path.join(out_dir, "metrics.jsonl")
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
-    resumed_from = latest_checkpoint(ckpt_root, warn=print if dist.main else (lambda *_: None))
+    resumed_from = latest_checkpoint(ckpt_root, warn=dist.warn)
     net = wrap(model, cfg, dist)
     optimizer = make_optimizer(net, cfg)
     if resumed_from:
         _load_full_states(resumed_from, model, net, optimizer, cfg.strategy, dist)
         gen.set_state(torch.load(os.path.join(resumed_from, "rng.pt"), weights_only=True)["generator"])
-        step = json.load(open(os.path.join(resumed_from, "trainer_state.json")))["step"]
-    if dist.main:
-        reset_metrics(metrics_path, resumed_from, step)
+        step = checkpoint_step(resumed_from)
+    log = MetricsLog(out_dir, dist, resumed_from, step)
     tokens_per_step = cfg.batch_size * cfg.seq_len  # global, all ranks together
     peak, peak_source = mfu.peak_flops(cfg.precision, dist.device.type)
-    board = _tensorboard(os.path.join(out_dir, "tensorboard")) if dist.main else None
-    stop = StopRequested()
+    stop = StopSignals()
     net.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", mininterval=2, disable=not dist.main)
     t_last, tok_since = time.perf_counter(), 0
-    last = {}
-    log = open(metrics_path, "a") if dist.main else None
+    checkpoint = resumed_from
     while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -387,44 +250,26 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
         tok_since += tokens_per_step
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            mean_loss = dist.mean(loss.item())
-            dt = time.perf_counter() - t_last
-            tps = tok_since / dt
-            last = {"step": step, "loss": round(mean_loss, 4), "lr": group["lr"],
-                    "grad_norm": round(float(grad_norm), 4), "tokens_per_s": round(tps, 1),
-                    "tflops": round(tps * flops_per_token / 1e12, 4),
-                    "mfu": round(tps * flops_per_token / (peak * dist.world), 4),
-                    "peak_mem_mb": round(mfu.peak_memory_mb(dist.device.type), 1),
-                    "tokens_seen": step * tokens_per_step}
-            if log:
-                log.write(json.dumps(last) + "\n")
-                log.flush()
-            if board:
-                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_mb"):
-                    board.add_scalar(f"train/{key}", last[key], step)
-                board.flush()
-            bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
+            tps = tok_since / (time.perf_counter() - t_last)
+            row = MetricsLog.row(step, dist.mean(loss.item()), group["lr"], grad_norm, tps, flops_per_token, peak,
+                                 dist.world, step * tokens_per_step, mfu.peak_memory_mb(dist.device.type))
+            log.write(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{tps:,.0f}")
             t_last, tok_since = time.perf_counter(), 0
-        # any rank asked to stop -> all stop at this step (one collective; free on one process)
-        stopping = dist.mean(float(stop.requested)) > 0
-        if checkpoint_due(step, cfg) or stopping:
+        stopping = stop.requested(dist)
+        if checkpoint_due(step, cfg, stopping):
             model_state, optim_state = _full_states(model, net, optimizer, cfg.strategy, dist)
             if dist.main:
                 save_checkpoint(ckpt_root, step, model_state, optim_state, gen)
+            checkpoint = checkpoint_path(ckpt_root, step)
             dist.barrier()
         if stopping:
-            if dist.main:
-                print(f"stop requested (SIGTERM/SIGUSR1): checkpoint at step {step} saved; "
-                      "rerun (or let Slurm requeue) to continue", flush=True)
+            StopSignals.announce(dist, step)
             break
     bar.close()
-    if log:
-        log.close()
-    if board:
-        board.close()
-    history = [json.loads(l) for l in open(metrics_path)] if dist.main else []
-    result = {"steps": step, "resumed_from": resumed_from, "history": history, "stopped_early": step < cfg.steps,
-              "peak_flops": peak, "peak_flops_source": peak_source, "world_size": dist.world}
+    result = {"steps": step, "resumed_from": resumed_from, "history": log.close(), "checkpoint": checkpoint,
+              "stopped_early": step < cfg.steps, "peak_flops": peak, "peak_flops_source": peak_source,
+              "world_size": dist.world}
     if val_tokens is not None and len(val_tokens) > cfg.seq_len + 1:
         # every rank: under FSDP the forward pass gathers shards from all of them
         result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len,
@@ -432,18 +277,28 @@ def train(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_pe
     return result
 
 
-def plot_loss(history: list[dict], path: str, title: str = "pretraining loss") -> None:
-    import matplotlib
+# ---- the backend interface (kollm.training) -------------------------------------------
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
+          flops_per_token: float) -> dict:
+    """Every rank: the HF Llama built from the config (seeded), trained on the indexed data's token stream."""
+    from kollm import indexed_data
+    from kollm.model import build_model
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([h["step"] for h in history], [h["loss"] for h in history])
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss (nats/token)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    model = build_model(model_cfg, tokenizer, seed=p.seed)
+    val = indexed_data.load_tokens(prefixes["val"]) if "val" in prefixes else None
+    return train_loop(model, indexed_data.load_tokens(prefixes["train"]), p, out_dir, flops_per_token,
+                      val_tokens=val)
+
+
+def to_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer):
+    """The checkpoint's full weights in a fresh HF model: one path for 1 process, DDP and FSDP."""
+    from kollm.model import build_model
+
+    model = build_model(model_cfg, tokenizer)
+    load_weights(model, os.path.join(checkpoint, "model.safetensors"))
+    return model, {}
+
+
+def teardown() -> None:
+    """Nothing to leave: rank 0 exports from the checkpoint file, without a process group."""

@@ -11,27 +11,26 @@ import random
 import torch
 
 from kollm.data.sources import nsmc_label
-
-INSTRUCTION = "다음 영화 리뷰의 감정을 분류하세요.\n리뷰: "
-LABELS = ["부정", "긍정"]  # index = NSMC label (0 negative, 1 positive)
+from kollm.prompts import SENTIMENT_INSTRUCTION, SENTIMENT_LABELS
+from kollm.tokenizer import ASSISTANT, EOS
 
 
 def prompt_ids(tokenizer, review: str, max_len: int) -> list[int]:
     # Truncate the review, not the template: the answer slot must always be present.
-    text = tokenizer.apply_chat_template([{"role": "user", "content": INSTRUCTION + review}],
+    text = tokenizer.apply_chat_template([{"role": "user", "content": SENTIMENT_INSTRUCTION + review}],
                                          add_generation_prompt=True, tokenize=False)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) > max_len:
-        head = tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": INSTRUCTION}],
+        head = tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": SENTIMENT_INSTRUCTION}],
                                                        tokenize=False), add_special_tokens=False)["input_ids"]
-        tail = tokenizer("</s><|assistant|>", add_special_tokens=False)["input_ids"]
+        tail = tokenizer(EOS + ASSISTANT, add_special_tokens=False)["input_ids"]
         body = tokenizer(review, add_special_tokens=False)["input_ids"][: max_len - len(head) - len(tail) + 1]
-        ids = head[:-1] + body + tail  # head ends with </s>; tail restores it
+        ids = head[:-1] + body + tail  # head ends with EOS; tail restores it
     return ids
 
 
 def answer_ids(tokenizer, label: int) -> list[int]:
-    return tokenizer(LABELS[label] + "</s>", add_special_tokens=False)["input_ids"]
+    return tokenizer(SENTIMENT_LABELS[label] + EOS, add_special_tokens=False)["input_ids"]
 
 
 def labelled(rows, seed: int, per_class: int) -> list[dict]:

@@ -12,15 +12,16 @@ from typing import Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
+SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
+ROLE_TOKENS = [SYSTEM, USER, ASSISTANT]
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS, *ROLE_TOKENS]
 
-# Each turn ends with </s>, so generation stops at the end of the assistant's turn.
+# Each turn ends with EOS, so generation stops at the end of the assistant's turn.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>' + message['content'] + '</s>' }}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '" + EOS + "' }}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+    "{% if add_generation_prompt %}{{ '" + ASSISTANT + "' }}{% endif %}"
 )
 
 

@@ -1,6 +1,8 @@
-"""NeMo Run recipes for kollm: plain functions returning run.Partial / run.Script configs.
+"""The front end: recipes (presets.py: functions returning a typed PipelineConfig), their stages as NeMo Run
+tasks (tasks.py) under an executor chosen by config (executors.py), the experiment (pipeline.py), and the
+`kollm` command (cli.py).
 
-    from recipes import stages, pipeline
-    task = stages.pretrain(cfg)            # a run.Partial
-    executor = executors.for_config(cfg)   # local / slurm / docker, from cfg.run
+    from recipes import presets, pipeline
+    cfg = presets.build("1b", ["run.executor=slurm", "run.nodes=2"])
+    pipeline.launch(cfg, ["pretrain"], dryrun=True)   # prints the sbatch script
 """

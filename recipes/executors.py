@@ -14,6 +14,11 @@ CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the reposit
 
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
+# torchrun passes these signals on to its ranks (by default it handles SIGTERM but would die on
+# Slurm's SIGUSR1) and then waits this long for them to checkpoint and exit before killing them:
+# inside the two minutes of `--signal=USR1@120`
+TORCHRUN_ENV = {"PET_SIGNALS_TO_HANDLE": "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", "PET_SHUTDOWN_TIMEOUT": "100"}
+
 
 def distributed_pretrain(cfg: PipelineConfig, stages: list[str] | None) -> bool:
     """Pretraining alone, on more than one process: launched through torchrun."""
@@ -24,7 +29,7 @@ def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExec
     """This machine: CPU, or one GPU; `pretrain.nproc_per_node=N` runs pretraining on N torchrun ranks."""
     if distributed_pretrain(cfg, stages):
         return run.LocalExecutor(ntasks_per_node=cfg.pretrain.nproc_per_node, launcher="torchrun",
-                                 env_vars=dict(ENV))
+                                 env_vars={**ENV, **TORCHRUN_ENV})
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
@@ -33,9 +38,10 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
 
     Several nodes: pretraining (torchrun on every node, `pretrain.nproc_per_node` ranks each,
     rendezvous on the first node), or curation on Ray (`curate.executor=ray`: Curator's
-    SlurmRayClient makes node 0 the Ray head and the others Ray workers). Pretraining jobs are
-    `--requeue`d and get SIGUSR1 two minutes before the time limit: the loop checkpoints and
-    exits, and the requeued job resumes from that checkpoint.
+    SlurmRayClient makes node 0 the Ray head and the others Ray workers). Pretraining jobs get
+    SIGUSR1 two minutes before the time limit: the loop (either backend) checkpoints and exits
+    with a non-zero status (kollm.errors.StoppedEarly), NeMo Run's sbatch script then requeues the
+    job (up to `run.requeues` times) and the requeued job resumes from that checkpoint.
     """
     r = cfg.run
     multi_node_ok = (stages == ["curate"] and cfg.curate.executor == "ray") or stages == ["pretrain"]
@@ -57,14 +63,16 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
         # The run directory must be on a filesystem every node sees.
         mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"]
     torchrun = distributed_pretrain(cfg, stages)
-    extra = {"requeue": True} if stages == ["pretrain"] else {}
+    pretraining = stages == ["pretrain"]
+    extra = {"requeue": True} if pretraining else {}
     return run.SlurmExecutor(
         account=r.account, partition=r.partition or None, nodes=r.nodes,
         ntasks_per_node=cfg.pretrain.nproc_per_node if torchrun else 1, launcher="torchrun" if torchrun else None,
         gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=r.container_image or None,
-        container_mounts=mounts, tunnel=tunnel, packager=run.Packager(), env_vars=dict(ENV),
-        exclusive=True if r.gpus_per_node else None,
-        signal="USR1@120" if stages == ["pretrain"] else None, additional_parameters=extra,
+        container_mounts=mounts, tunnel=tunnel, packager=run.Packager(),
+        env_vars={**ENV, **(TORCHRUN_ENV if torchrun else {})}, exclusive=True if r.gpus_per_node else None,
+        signal="USR1@120" if pretraining else None, additional_parameters=extra,
+        retries=r.requeues if pretraining else 0,
     )
 
 
@@ -85,9 +93,8 @@ FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
 
 
 def for_config(cfg: PipelineConfig, stages: list[str] | None = None):
-    """The executor for a run of `stages` (None: the whole pipeline)."""
-    if cfg.run.executor not in FACTORIES:
-        raise KollmError(f"unknown executor {cfg.run.executor!r}; choose one of: {', '.join(FACTORIES)}")
+    """The executor for a run of `stages` (None: the whole pipeline); run.executor is one of FACTORIES
+    (a Literal of kollm.config, checked by config.validate)."""
     if cfg.run.executor == "docker":
         return docker(cfg)
     return FACTORIES[cfg.run.executor](cfg, stages)

@@ -1,4 +1,3 @@
-import itertools
 import os
 import sys
 
@@ -59,7 +58,7 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
                                        workers=1, progress=False)
     model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
                                     intermediate_size=128, max_seq_len=64), korean_tokenizer, seed=0)
-    pretrain.train(model, indexed_data.load_tokens(str(work / "tokens")),
+    pretrain.train_loop(model, indexed_data.load_tokens(str(work / "tokens")),
                    PretrainConfig(steps=200, batch_size=16, seq_len=64, lr=5e-3, warmup_steps=10, checkpoint_every=1000,
                                   log_every=10), str(work), 1.0)
     model.save_pretrained(path, safe_serialization=True)
@@ -71,9 +70,6 @@ def run_cli(args, env=None, python=sys.executable, timeout=600, cwd=None):
     import subprocess
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([python, "-m", "kollm", *args], capture_output=True, text=True, env=full_env,
+    return subprocess.run([python, "-m", "recipes.cli", *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=cwd or REPO)
 
-
-def first(iterable, n):
-    return list(itertools.islice(iterable, n))

@@ -1,4 +1,4 @@
-"""Test-only entry: the megatron backend's train-and-export on CPU ranks (torchrun, gloo).
+"""Test-only entry: the megatron backend through kollm.training.train_and_export on CPU ranks (torchrun, gloo).
 
     torchrun --nproc-per-node 2 tests/megatron_cpu_run.py <job.json>
 
@@ -73,14 +73,12 @@ def main(job_path: str) -> None:
     from transformers import AutoTokenizer
 
     from kollm.config import ModelConfig, PretrainConfig
-    from kollm.megatron.train import train_and_export
-    from kollm.model import build_model, flops_per_token
+    from kollm.training import train_and_export
 
     job = json.load(open(job_path))
     model_cfg, p = ModelConfig(**job["model"]), PretrainConfig(**job["pretrain"])
     tokenizer = AutoTokenizer.from_pretrained(job["tokenizer_dir"])
-    fpt = flops_per_token(build_model(model_cfg, tokenizer), p.seq_len)
-    result = train_and_export(model_cfg, p, job["prefixes"], tokenizer, job["out_dir"], fpt, job["hf_dir"])
+    result = train_and_export("megatron", model_cfg, p, job["prefixes"], tokenizer, job["out_dir"], job["hf_dir"])
     if int(os.environ.get("RANK", 0)) == 0:
         with open(job["result"], "w") as f:
             json.dump(result, f)

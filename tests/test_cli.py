@@ -20,7 +20,8 @@ def assert_one_clear_error(proc, fragment):
     (["run", "pipeline", "preset=ci", "pretrain.stepz=3"], "unknown override key 'pretrain.stepz'"),
     (["run", "pipeline", "preset=ci", "pretrain.steps=lots"], "expected a value of type int"),
     (["run", "nosuch", "preset=ci"], "unknown recipe 'nosuch'"),
-    (["run", "pipeline", "preset=ci", "run.executor=k8s"], "unknown executor 'k8s'"),
+    (["run", "pipeline", "preset=ci", "run.executor=k8s"], "run.executor='k8s': choose local, slurm, docker"),
+    (["run", "--dryrun", "pretrain", "preset=ci", "pretrain.fp8=fp4"], "pretrain.fp8='fp4': choose '' (off), hybrid, e4m3"),
     (["stage", "pretrain", "preset=ci", "pretrain.seq_len=4096"], "exceeds model.max_seq_len"),
     (["config", "preset=ci", "model.hidden=3"], "unknown override key 'model.hidden'"),
     # config mistakes are refused before a dry run or a cluster submission too, not only local runs

@@ -2,17 +2,18 @@ import pytest
 
 from kollm import config
 from kollm.errors import KollmError
+from recipes import presets
 
 
 def test_presets_differ_and_ci_is_smaller():
-    tiny, ci = config.from_preset("tiny"), config.from_preset("ci")
+    tiny, ci = presets.from_preset("tiny"), presets.from_preset("ci")
     assert ci.pretrain.steps < tiny.pretrain.steps
     assert ci.model.hidden_size < tiny.model.hidden_size
     assert ci.run_dir.endswith("ci") and tiny.run_dir.endswith("tiny")
 
 
 def test_overrides_are_typed():
-    cfg = config.build("ci", ["pretrain.steps=7", "pretrain.lr=0.01", "run.force=true", "run.name=x",
+    cfg = presets.build("ci", ["pretrain.steps=7", "pretrain.lr=0.01", "run.force=true", "run.name=x",
                               'evaluate.prompts=["안녕"]'])
     assert cfg.pretrain.steps == 7 and isinstance(cfg.pretrain.steps, int)
     assert cfg.pretrain.lr == 0.01
@@ -31,14 +32,14 @@ def test_overrides_are_typed():
 ])
 def test_bad_overrides_raise_clear_errors(override, message):
     with pytest.raises(KollmError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        config.build("tiny", [override])
+        presets.build("tiny", [override])
 
 
 def test_unknown_preset():
     with pytest.raises(KollmError, match="unknown preset 'huge'; choose one of: tiny, ci"):
-        config.from_preset("huge")
+        presets.from_preset("huge")
 
 
 def test_dict_round_trip():
-    cfg = config.build("ci", ["pretrain.steps=9"])
+    cfg = presets.build("ci", ["pretrain.steps=9"])
     assert config.from_dict(config.to_dict(cfg)) == cfg

@@ -11,6 +11,7 @@ import pytest
 
 from kollm.data import download, sources
 from kollm.errors import KollmError
+from kollm.io import sha256_file
 from tests.http_fixture import FileServer
 
 
@@ -21,7 +22,7 @@ def test_mirror_download_is_complete_and_verified(data_dir, tmp_path):
     assert set(sources.REQUIRED) <= set(done)
     assert sources.resolve_data_dir(str(dest)) == str(dest)
     for rel in done:
-        assert sources.sha256_file(str(dest / rel)) == sources.FILES[rel][0]
+        assert sha256_file(str(dest / rel)) == sources.FILES[rel][0]
     # the downloaded copy reads exactly like the original
     assert sum(1 for _ in sources.iter_nsmc(str(dest))) == 676624
 
@@ -34,7 +35,7 @@ def test_interrupted_download_resumes_with_range(data_dir, tmp_path):
         assert os.path.getsize(tmp_path / (rel + ".part")) == 100_000
         download.download_mirror(server.url, str(tmp_path), files=[rel])
         assert ("/" + rel, "bytes=100000-") in server.handler.requests
-    assert sources.sha256_file(str(tmp_path / rel)) == sources.FILES[rel][0]
+    assert sha256_file(str(tmp_path / rel)) == sources.FILES[rel][0]
     assert not os.path.exists(tmp_path / (rel + ".part"))
 
 

@@ -3,10 +3,12 @@ a real tritonserver. Then the same command again, which must do nothing."""
 
 import json
 import os
+import time
 
 import pytest
 
-from kollm.stages import STAGES
+from stages import NAMES as STAGES
+from stages import STAGES as DECLARED
 from tests.conftest import SERVE_PYTHON, run_cli
 
 pytestmark = pytest.mark.slow
@@ -16,7 +18,9 @@ pytestmark = pytest.mark.slow
 def ci_run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("runs")
     args = ["run", "pipeline", "preset=ci", f"run.root={root}", f"serve.python={SERVE_PYTHON}"]
+    t0 = time.time()
     first = run_cli(args, timeout=1200)
+    first.elapsed_s = time.time() - t0
     manifests_after_first = {s: open(root / "ci" / s / "manifest.json").read()
                              for s in STAGES if os.path.exists(root / "ci" / s / "manifest.json")}
     second = run_cli(args, timeout=1200)
@@ -31,11 +35,18 @@ def test_pipeline_completes_every_stage(ci_run):
     run_dir, first, _, manifests = ci_run
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert set(manifests) == set(STAGES)
-    for stage in STAGES:
-        m = manifest(run_dir, stage)
-        assert m["status"] == "complete" and m["stage"] == stage
-        assert m["wall_s"] >= 0 and m["versions"]["python"] and m["fingerprint"]
-        assert set(m["inputs"]) <= set(STAGES)
+    walls = []
+    for stage in DECLARED:
+        m = manifest(run_dir, stage.name)
+        assert m["status"] == "complete" and m["stage"] == stage.name
+        assert m["versions"]["python"] and m["fingerprint"]
+        # it read what its declaration says, from where those stages wrote it, and recorded what it declares
+        assert m["inputs"] == {u: str(run_dir / u) for u in stage.upstream}
+        assert set(m["outputs"]) == set(stage.outputs)
+        assert all(os.path.exists(path) for path in m["outputs"].values()), m["outputs"]
+        walls.append(m["wall_s"])
+    # each stage's own time, measured inside its task: all positive, together less than the whole command
+    assert all(w > 0 for w in walls) and sum(walls) < first.elapsed_s
     assert "report:" in first.stdout and "nsmc_tfidf_accuracy" in first.stdout
 
 
@@ -80,9 +91,18 @@ def test_training_learned_something(ci_run):
 def test_report_has_the_headline_numbers(ci_run):
     run_dir = ci_run[0]
     report = json.load(open(run_dir / "evaluate" / "report.json"))
+    n = report["nsmc"]["examples"]
+    test_rows = [json.loads(line) for line in open(run_dir / "data" / "nsmc_test.jsonl")]
+    positives = sum(r["rating"] >= 9 for r in test_rows)
+    negatives = sum(r["rating"] <= 4 for r in test_rows)
+    # the test sample is balanced (as many of each class as the scarcer one allows), so always answering
+    # the majority class scores exactly 0.5; every accuracy counts whole reviews out of that sample
+    assert n == 2 * min(positives, negatives, 300 // 2)
     for key in ("finetuned_accuracy", "aligned_accuracy", "tfidf_logreg_accuracy"):
-        assert 0.0 <= report["nsmc"][key] <= 1.0
-    assert report["nsmc"]["tfidf_logreg_accuracy"] > 0.6  # the baseline is real
+        assert abs(report["nsmc"][key] * n - round(report["nsmc"][key] * n)) < 1e-6, key
+    # the baseline beats the majority class by a wide margin. The ci LM does not (300 steps, 0.6M parameters:
+    # it answers one class, 0.500); a preset whose LM must beat it is issue 11's laptop preset.
+    assert report["nsmc"]["tfidf_logreg_accuracy"] > 0.5 + 0.1
     assert report["perplexity"]["pretrained"]["perplexity"] > 1
     assert len(report["generations"]) == 3
     md = open(run_dir / "evaluate" / "report.md").read()

@@ -5,8 +5,10 @@ resume, and conversion to a HF model whose logits match."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from kollm import indexed_data
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.megatron import convert
 from kollm.megatron import model as mmodel
+from recipes import executors
 from tests.conftest import REPO
 
 TINY = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128, max_seq_len=64)
@@ -32,7 +35,9 @@ def indexed(korean_tokenizer, nsmc_rows, tmp_path_factory):
     return folder
 
 
-def run_megatron(indexed, out, nproc=2, **pretrain):
+def run_megatron(indexed, out, nproc=2, signal_after_rows=0, **pretrain):
+    """torchrun tests/megatron_cpu_run.py; with signal_after_rows, SIGUSR1 to torchrun once the metrics log
+    has that many rows (torchrun passes it on to the ranks, as kollm's executors configure it)."""
     base = dict(steps=6, batch_size=8, seq_len=32, lr=1e-2, warmup_steps=1, checkpoint_every=3, log_every=1,
                 threads=1, precision="fp32", seed=7)
     base.update(pretrain)
@@ -41,13 +46,23 @@ def run_megatron(indexed, out, nproc=2, **pretrain):
            "out_dir": str(out), "hf_dir": str(out / "hf"), "result": str(out / "result.json")}
     out.mkdir(exist_ok=True)
     (out / "job.json").write_text(json.dumps(job))
+    (out / "result.json").unlink(missing_ok=True)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(nproc),
-                           os.path.join(REPO, "tests", "megatron_cpu_run.py"), str(out / "job.json")],
-                          capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return json.load(open(out / "result.json")), proc.stdout
+    proc = subprocess.Popen([torchrun, "--standalone", "--nproc-per-node", str(nproc),
+                             os.path.join(REPO, "tests", "megatron_cpu_run.py"), str(out / "job.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **executors.TORCHRUN_ENV})
+    if signal_after_rows:
+        metrics, deadline = out / "metrics.jsonl", time.time() + 300
+        while time.time() < deadline and proc.poll() is None and (
+                not metrics.exists() or len(metrics.read_text().splitlines()) < signal_after_rows):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)
+    stdout, stderr = proc.communicate(timeout=600)
+    if not signal_after_rows:  # a signalled torchrun reports the signal; its ranks' result is what counts
+        assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    assert (out / "result.json").exists(), stdout[-3000:] + stderr[-6000:]
+    return json.load(open(out / "result.json")), stdout
 
 
 @pytest.mark.parametrize("parallel", [{"tensor_parallel": 2},
@@ -86,6 +101,24 @@ def test_resume_from_a_distributed_checkpoint_continues_the_same_curve(indexed, 
     full = {h["step"]: h["loss"] for h in first["history"]}
     for h in resumed["history"]:  # fixed sample order, all state restored: same losses (tolerance 1e-4)
         assert abs(h["loss"] - full[h["step"]]) < 1e-4, (h, full)
+
+
+def test_sigusr1_checkpoints_stops_and_the_resumed_run_continues_the_same_curve(indexed, tmp_path):
+    """Slurm's `--signal=USR1@120` before the time limit, on the megatron backend (2 gloo ranks, TP=2):
+    the ranks checkpoint at the step they are on and stop; the rerun resumes there and reproduces the
+    uninterrupted loss curve."""
+    steps = dict(steps=40, checkpoint_every=100, tensor_parallel=2)  # no periodic checkpoint: only the stop's
+    full, _ = run_megatron(indexed, tmp_path / "full", **steps)
+    stopped, stdout = run_megatron(indexed, tmp_path / "stopped", signal_after_rows=8, **steps)
+    assert stopped["stopped_early"] and "stop requested (SIGTERM/SIGUSR1)" in stdout
+    assert 8 <= stopped["steps"] < 40 and "export" not in stopped  # a stopped run exports nothing
+    assert sorted(os.listdir(tmp_path / "stopped" / "checkpoints")) == [f"step_{stopped['steps']:07d}"]
+    resumed, stdout = run_megatron(indexed, tmp_path / "stopped", **steps)
+    assert not resumed["stopped_early"] and resumed["resumed_from"].endswith(f"step_{stopped['steps']:07d}")
+    assert [h["step"] for h in resumed["history"]] == list(range(1, 41))  # the log continues, no repeats
+    for a, b in zip(full["history"], resumed["history"]):  # fp32, all state restored (tolerance 1e-4)
+        assert abs(a["loss"] - b["loss"]) < 1e-4, (a, b)
+    assert resumed["export"]["max_abs_logit_diff"] < 1e-4
 
 
 def test_distributed_optimizer_resumes_on_fewer_ranks(indexed, tmp_path):

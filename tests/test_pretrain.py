@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import signal
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from kollm import indexed_data, pretrain
+from kollm import indexed_data, pretrain, training
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.io import line_ranges
-from kollm.model import build_model, flops_per_token
+from kollm.model import build_model, flops_per_token, parameter_count
 
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 
@@ -87,7 +88,7 @@ def _cfg(**kw):
 def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer, tmp_path):
     tokens = indexed_data.load_tokens(packed[0])
     model = build_model(SMALL, korean_tokenizer, seed=0)
-    result = pretrain.train(model, tokens, _cfg(), str(tmp_path), flops_per_token(model, 32))
+    result = pretrain.train_loop(model, tokens, _cfg(), str(tmp_path), flops_per_token(SMALL, len(korean_tokenizer), 32))
     losses = [h["loss"] for h in result["history"]]
     assert losses[-1] < losses[0] - 0.5
     assert all(h["tokens_per_s"] > 0 for h in result["history"])
@@ -113,7 +114,7 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
     def curve(run, **kw):
         model = build_model(SMALL, korean_tokenizer, seed=0)
         cfg = _cfg(steps=12, precision="fp32", checkpoint_every=12, log_every=1, **kw)
-        return [h["loss"] for h in pretrain.train(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
+        return [h["loss"] for h in pretrain.train_loop(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
 
     plain = curve("plain", loss_chunk=0, attention="sdpa")
     fused = curve("fused", loss_chunk=50)  # 50 does not divide the 8 x 32 tokens of a batch
@@ -132,7 +133,7 @@ def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, t
     def curve(run, micro):
         model = build_model(SMALL, korean_tokenizer, seed=0)
         cfg = _cfg(steps=8, precision="fp32", checkpoint_every=8, log_every=1, micro_batch_size=micro)
-        return [h["loss"] for h in pretrain.train(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
+        return [h["loss"] for h in pretrain.train_loop(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
 
     whole, pieces = curve("whole", 0), curve("pieces", 2)  # batch 8: 4 micro-batches of 2 rows
     assert len(whole) == 8 and np.allclose(whole, pieces, atol=1e-5), (whole, pieces)
@@ -156,7 +157,7 @@ def test_torn_and_truncated_checkpoints_are_skipped_with_a_warning(tmp_path):
         tmp = tmp_path / f"step_{step:07d}.tmp"
         tmp.mkdir()
         (tmp / "model.safetensors").write_bytes(payload)
-        return pretrain.commit_checkpoint(str(tmp), str(tmp_path / f"step_{step:07d}"), {"step": step})
+        return training.commit_checkpoint(str(tmp), str(tmp_path / f"step_{step:07d}"), {"step": step})
 
     checkpoint(10)
     checkpoint(20)
@@ -166,7 +167,7 @@ def test_torn_and_truncated_checkpoints_are_skipped_with_a_warning(tmp_path):
     with open(os.path.join(last, "model.safetensors"), "r+b") as f:
         f.truncate(60)  # e.g. a partial copy or a full disk after the fact
     warnings = []
-    assert pretrain.latest_checkpoint(str(tmp_path), warn=warnings.append).endswith("step_0000020")
+    assert training.latest_checkpoint(str(tmp_path), warn=warnings.append).endswith("step_0000020")
     assert warnings == [f"warning: skipping checkpoint {tmp_path}/step_0000050: model.safetensors is truncated "
                         "(60 of 100 bytes)",
                         f"warning: skipping checkpoint {tmp_path}/step_0000040: no trainer_state.json "
@@ -183,7 +184,7 @@ tok = AutoTokenizer.from_pretrained(sys.argv[1])
 small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 cfg = PretrainConfig(steps=40, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=5, checkpoint_every=10, log_every=1, threads=1)
 model = build_model(small, tok, seed=0)
-pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
+pretrain.train_loop(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
 """
 
 
@@ -249,7 +250,7 @@ small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, i
 cfg = PretrainConfig(steps=12, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=2, checkpoint_every=6, log_every=1,
                      threads=1, precision="fp32", strategy=sys.argv[4], micro_batch_size=int(sys.argv[5]))
 model = build_model(small, tok, seed=0)
-result = pretrain.train(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
+result = pretrain.train_loop(model, indexed_data.load_tokens(sys.argv[2]), cfg, sys.argv[3], 1.0)
 """
 
 
@@ -314,3 +315,59 @@ def test_gpu_benchmark_plumbing_on_cpu(tmp_path):
     assert result["device"] == "cpu" and result["micro_batch_size"] == 2 and result["global_batch_rows"] == 4
     assert all(result[k] for k in ("command", "machine", "date")) and "pretrain.micro_batch_size=2" in result["command"]
     assert not list(tmp_path.glob("**/checkpoints/step_*"))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "ci", "8b"])
+def test_parameters_and_flops_are_counted_from_the_config(preset, korean_tokenizer):
+    """The pretrain stage counts without building the model (8b: ~30 GB of host memory per rank):
+    the count equals the built model's, on a real build for the CPU presets and a meta-device one for 8b."""
+    from recipes import presets
+
+    cfg = presets.from_preset(preset)
+    vocab = len(korean_tokenizer)
+    with torch.device("meta") if preset == "8b" else contextlib.nullcontext():
+        model = build_model(cfg.model, korean_tokenizer)
+    assert parameter_count(cfg.model, vocab) == sum(p.numel() for p in model.parameters())
+    c = model.config
+    assert flops_per_token(cfg.model, vocab, 128) == (6 * parameter_count(cfg.model, vocab)
+                                                      + 12 * c.num_hidden_layers * c.hidden_size * 128)
+
+
+def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(packed, tokenizer_dir, tmp_path):
+    """The torch backend through the stage (`kollm stage pretrain`): SIGUSR1 mid-run -> a checkpoint at that
+    step, one `error:` line, exit status 75 (kollm.errors.StoppedEarly; non-zero so a Slurm job requeues);
+    the same command again resumes there and finishes, with the uninterrupted run's loss curve."""
+    from kollm.errors import StoppedEarly
+
+    args = [sys.executable, "-m", "recipes.cli", "stage", "pretrain", "preset=ci", f"pretrain.corpus={packed[2]}",
+            f"pretrain.tokenizer_dir={tokenizer_dir}", "pretrain.steps=120", "pretrain.checkpoint_every=1000",
+            "pretrain.log_every=1", "pretrain.threads=1", "pretrain.precision=fp32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args + [f"run.root={tmp_path / 'clean'}"], check=True, capture_output=True, timeout=300, env=env)
+    root = tmp_path / "signalled"
+    proc = subprocess.Popen(args + [f"run.root={root}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    metrics = root / "ci" / "pretrain" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and (
+            not metrics.exists() or len(metrics.read_text().splitlines()) < 20):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == StoppedEarly.exit_code == 75, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "rerun the same command to resume" in errors[0] and "Traceback" not in stderr
+    [checkpoint] = os.listdir(root / "ci" / "pretrain" / "checkpoints")
+    stopped_at = int(checkpoint.split("_")[1])
+    assert 20 <= stopped_at < 120 and not (root / "ci" / "pretrain" / "manifest.json").exists()
+    again = subprocess.run(args + [f"run.root={root}"], capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    manifest = json.load(open(root / "ci" / "pretrain" / "manifest.json"))
+    assert manifest["resumed_from"].endswith(checkpoint) and manifest["counts"]["steps"] == 120
+
+    def curve(run):
+        return [json.loads(line) for line in open(tmp_path / run / "ci" / "pretrain" / "metrics.jsonl")]
+
+    clean, resumed = curve("clean"), curve("signalled")
+    assert [h["step"] for h in resumed] == list(range(1, 121))
+    assert np.allclose([h["loss"] for h in clean], [h["loss"] for h in resumed], atol=1e-4)

@@ -1,6 +1,6 @@
 import torch
 
-from kollm import sentiment
+from kollm import prompts, sentiment
 from kollm.serve.generation import IncrementalDecoder
 
 
@@ -87,9 +87,9 @@ def test_preference_pairs_come_from_real_labels(nsmc_rows, data_dir):
         elif p["kind"] == "clean_comment":
             assert label[chosen] == "none" and label[rejected] in ("hate", "offensive")
         else:
-            review = p["prompt"][0]["content"].removeprefix(sentiment.INSTRUCTION)
-            assert {chosen, rejected} == set(sentiment.LABELS)
+            review = p["prompt"][0]["content"].removeprefix(prompts.SENTIMENT_INSTRUCTION)
+            assert {chosen, rejected} == set(prompts.SENTIMENT_LABELS)
             assert max(rating[review]) >= 9 if chosen == "긍정" else min(rating[review]) <= 4
     assert {p["kind"] for p in pairs} == set(preferences.KINDS)
     sft = preferences.sft_examples(nsmc_rows, hate, 9, seed=0)
-    assert [s["prompt"][0]["content"] for s in sft[:3]] == [preferences.POSITIVE, preferences.NEGATIVE, preferences.COMMENT]
+    assert [s["prompt"][0]["content"] for s in sft[:3]] == prompts.GENERATION_PROMPTS

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SERVE_PYTHON), reason="serve 
 SCRIPT = r"""
 import json, sys, time
 from kollm.serve.client import generate_grpc_stream, generate_http
-from kollm.serve.repository import write_repository
 from kollm.serve.server import TritonServer
+from triton_model_repo import write_repository
 model_dir, work = sys.argv[1], sys.argv[2]
 write_repository(work + "/repo", model_dir, max_new_tokens=8)
 server = TritonServer(work + "/repo", work)
@@ -55,7 +55,7 @@ def test_triton_answers_over_http_and_grpc_stream(tiny_model_dir, tmp_path):
 
 
 def test_repository_refuses_a_folder_without_a_model(tmp_path):
-    proc = subprocess.run([SERVE_PYTHON, "-c", "import sys; from kollm.serve.repository import write_repository; "
+    proc = subprocess.run([SERVE_PYTHON, "-c", "import sys; from triton_model_repo import write_repository; "
                            "write_repository(sys.argv[1] + '/repo', sys.argv[1])", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "is not a HF model directory" in proc.stderr

@@ -1,6 +1,7 @@
 """The pretrain recipe on a real Slurm cluster (one node on 127.0.0.1, with accounting), submitted
 through NeMo Run's SlurmExecutor (LocalTunnel): a job that succeeds and leaves a checkpoint, one that
-fails, one that is cancelled. `tests/install_slurm.sh` (run by `make test`) installs Debian's Slurm."""
+is signalled (SIGUSR1, as before its time limit), requeues itself and resumes, one that fails, one that
+is cancelled. `tests/install_slurm.sh` (run by `make test`) installs Debian's Slurm."""
 
 import json
 import os
@@ -12,9 +13,7 @@ import warnings
 import nemo_run as run
 import pytest
 
-from kollm import config
-from recipes import executors
-from recipes import pretrain as pretrain_recipes
+from recipes import executors, presets, tasks
 from tests import slurm_cluster
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,7 @@ def corpus(korean_tokenizer, nsmc_rows, tmp_path_factory):
 
 
 def _cfg(corpus, root, *overrides):
-    return pretrain_recipes.standalone(
+    return presets.standalone_pretraining(
         str(corpus / "corpus.jsonl"), str(corpus / "tok"), preset="ci",
         overrides=[f"run.root={root}", "run.executor=slurm", "run.partition=debug", "run.time_limit=00:10:00",
                    "pretrain.steps=20", "pretrain.checkpoint_every=10", "pretrain.log_every=5",
@@ -62,9 +61,9 @@ def _cfg(corpus, root, *overrides):
 
 
 def _submit(cfg, name: str, detach: bool):
-    exp = run.Experiment(name, executor=pretrain_recipes.executor(cfg), log_level="WARN")
+    exp = run.Experiment(name, executor=executors.for_config(cfg, ["pretrain"]), log_level="WARN")
     with exp:
-        exp.add(pretrain_recipes.recipe(cfg), name="pretrain", tail_logs=False)
+        exp.add(tasks.task("pretrain", cfg, tasks.write_config(cfg)), name="pretrain", tail_logs=False)
         exp.run(detach=detach)
     return exp
 
@@ -98,14 +97,43 @@ def test_pretrain_job_succeeds_and_leaves_a_checkpoint(slurm_env, corpus, tmp_pa
     assert "COMPLETED" in jobs
 
 
-def test_a_failing_job_is_reported_failed(slurm_env, corpus, tmp_path):
-    cfg = _cfg(corpus, tmp_path)
+def _logs(exp) -> dict[str, str]:
+    return {f: open(os.path.join(root, f)).read() for root, _, files in os.walk(exp._exp_dir)
+            for f in files if f.endswith(".out")}
+
+
+def test_a_signalled_job_checkpoints_requeues_and_resumes(slurm_env, corpus, tmp_path):
+    """What `--signal=USR1@120` does before the time limit: the loop checkpoints and exits non-zero, NeMo
+    Run's sbatch script requeues the job (run.requeues), the requeued job resumes from the checkpoint."""
+    cfg = _cfg(corpus, tmp_path, "pretrain.steps=400", "pretrain.checkpoint_every=1000", "run.requeues=1")
+    exp = _submit(cfg, "kollm-slurm-requeue", detach=True)
+    out = tmp_path / cfg.run_dir.split(os.sep)[-1] / "pretrain"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.5)  # training has started (tokenisation done)
+    [job_id] = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
+                              env=slurm_env.env).stdout.split()
+    subprocess.run(["scancel", "--signal=USR1", job_id], check=True, env=slurm_env.env)
+    assert _wait_for(exp, {"SUCCEEDED", "FAILED"}, timeout=300) == "SUCCEEDED", _logs(exp)
+    logs = "\n".join(_logs(exp).values())
+    assert "stop requested (SIGTERM/SIGUSR1)" in logs and "resumed from" in logs, logs[-3000:]
+    manifest = json.load(open(out / "manifest.json"))
+    stopped_at = int(manifest["resumed_from"].rsplit("_", 1)[1])
+    assert 0 < stopped_at < 400 and manifest["counts"]["steps"] == 400
+    steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl")]
+    assert steps == list(range(5, 401, 5))  # the resumed log continues the stopped one: no gap, no repeat
+
+
+def test_a_failing_job_is_retried_then_reported_failed(slurm_env, corpus, tmp_path):
+    cfg = _cfg(corpus, tmp_path, "run.requeues=1")
     cfg.pretrain.corpus = str(tmp_path / "no-such-corpus.jsonl")  # a user mistake found on the cluster
     exp = _submit(cfg, "kollm-slurm-fail", detach=False)
     assert _wait_for(exp, {"SUCCEEDED", "FAILED"}) == "FAILED"
-    logs = "".join(open(os.path.join(root, f)).read() for root, _, files in os.walk(exp._exp_dir)
-                   for f in files if f.endswith(".out"))
-    assert "no-such-corpus.jsonl: no such corpus file" in logs
+    logs = _logs(exp)
+    assert "no-such-corpus.jsonl: no such corpus file" in "".join(logs.values())
+    # NeMo Run's script requeued it once (run.requeues=1): two attempts, each with its own log
+    attempts = {name.rsplit("_", 1)[1] for name in logs if name.startswith("log-")}
+    assert attempts == {"0.out", "1.out"}, sorted(logs)
 
 
 def test_a_cancelled_job_is_reported_cancelled(slurm_env, corpus, tmp_path):
@@ -118,7 +146,7 @@ def test_a_cancelled_job_is_reported_cancelled(slurm_env, corpus, tmp_path):
 
 
 def test_executor_for_a_multi_node_pretrain_uses_torchrun(tmp_path):
-    cfg = config.build("ci", [f"run.root={tmp_path}", "run.executor=slurm", "run.nodes=2",
+    cfg = presets.build("ci", [f"run.root={tmp_path}", "run.executor=slurm", "run.nodes=2",
                               "pretrain.nproc_per_node=4", "pretrain.batch_size=16"])
     ex = executors.for_config(cfg, ["pretrain"])
     assert (ex.nodes, ex.launcher) == (2, "torchrun")

@@ -26,11 +26,14 @@ def normalize(text: str) -> str:
     return SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
-# precomposed syllables, conjoining jamo, compatibility jamo (ㅋ, ㅠ), jamo extended A/B
-HANGUL_CLASS = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff"
+# The Hangul blocks, as regex character-class ranges: the one definition every module uses
+SYLLABLES = "\uac00-\ud7a3"  # precomposed syllables (한)
+COMPATIBILITY_JAMO = "\u3130-\u318f"  # standalone letters as typed in chat (ㅋ, ㅠ)
+# + conjoining jamo and jamo extended A/B (left over where NFC cannot compose them)
+HANGUL_CLASS = f"{SYLLABLES}\u1100-\u11ff{COMPATIBILITY_JAMO}\ua960-\ua97f\ud7b0-\ud7ff"
 HANGUL = re.compile(f"[{HANGUL_CLASS}]")
 NOT_HANGUL = re.compile(f"[^{HANGUL_CLASS}]+")
-NOT_JAMO = re.compile("[^\u3130-\u318f]+")
+NOT_JAMO = re.compile(f"[^{COMPATIBILITY_JAMO}]+")
 NOT_WORD = re.compile(r"[\W_]+")
 
 

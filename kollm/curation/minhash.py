@@ -54,11 +54,6 @@ def shingles(key: str, n: int) -> set[str]:
     return {key[i:i + n] for i in range(len(key) - n + 1)}
 
 
-def jaccard(a: str, b: str, n: int) -> float:
-    sa, sb = shingles(a, n), shingles(b, n)
-    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
-
-
 def _splitmix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

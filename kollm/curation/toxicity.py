@@ -8,7 +8,6 @@ model is two arrays in a `.npz` (loaded with allow_pickle=False, never a pickle)
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 
@@ -77,8 +76,3 @@ def train(train_rows: Iterable[dict], dev_rows: Iterable[dict], seed: int = 0) -
         metrics[f"dev_precision_at_{cut}"] = round(float(dev_y[sel].mean()), 4) if sel.any() else None
         metrics[f"dev_recall_at_{cut}"] = round(float(sel[dev_y == 1].mean()), 4)
     return model, metrics
-
-
-def write_metrics(path: str, metrics: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)

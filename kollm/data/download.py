@@ -24,7 +24,8 @@ import urllib.request
 
 from tqdm import tqdm
 
-from kollm.data.sources import FILES, cache_dir, sha256_file
+from kollm.data.sources import FILES, cache_dir
+from kollm.io import sha256_file
 from kollm.errors import KollmError
 from kollm.io import atomic_open, write_json
 

@@ -8,7 +8,6 @@ beside the repository (every machine here has it), then the download cache fille
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -73,14 +72,6 @@ def resolve_data_dir(explicit: str = "") -> str:
     raise KollmError("no Korean data found (looked in: " + "; ".join(tried) + "); "
                      "run `kollm data download` to fetch NSMC, KLUE and korean-hate-speech into "
                      f"{cache_dir()}, or set data.data_dir=PATH")
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---- readers -------------------------------------------------------------------------

@@ -1,13 +1,12 @@
-"""A megatron distributed checkpoint -> a HF Llama folder the rest of the pipeline loads.
+"""A megatron distributed checkpoint -> the HF Llama the rest of the pipeline loads.
 
 Runs in one process: the checkpoint (any TP/PP it was saved with) is loaded into a TP=1
 GPTModel — `dist_checkpointing` reshards on load — converted (`convert.megatron_to_hf`)
-and checked: both models' logits on real tokens must agree before the folder is written.
+and checked: both models' logits must agree before the model is handed on (kollm.training
+writes the folder, for both backends).
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 
@@ -37,8 +36,8 @@ def load_full(checkpoint: str, model_cfg: ModelConfig, vocab_size: int, on_gpu: 
 
 
 @torch.no_grad()
-def export_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer, out_dir: str, check_ids=None) -> dict:
-    """Write the HF model + tokenizer to out_dir; returns the largest logit difference seen."""
+def export_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer, check_ids=None):
+    """(the HF model, {"max_abs_logit_diff": the largest logit difference seen})."""
     from kollm.model import build_model
 
     on_gpu = torch.cuda.is_available()
@@ -61,6 +60,4 @@ def export_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer, out_dir: str, 
     diff = float((ours - theirs).abs().max())
     if diff > 1e-3 * max(1.0, float(theirs.abs().max())):
         raise RuntimeError(f"converted HF model disagrees with the megatron model: max |logit diff| {diff:.2e}")
-    hf.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return {"max_abs_logit_diff": diff, "checkpoint": os.path.abspath(checkpoint)}
+    return hf, {"max_abs_logit_diff": diff}

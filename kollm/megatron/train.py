@@ -9,12 +9,13 @@ Every rank of a torchrun job calls `train`. The loop is Megatron-LM's, small:
 - the schedule from `get_forward_backward_func` (1F1B when PP > 1);
 - checkpoints: `dist_checkpointing` (sharded, resharding on load) written to
   `step_N.tmp` and renamed by rank 0 after every rank finished, with the same
-  trainer_state.json (step + file sizes) as the torch backend, so a truncated one is skipped.
+  trainer_state.json (step + file sizes) as the torch backend, so a truncated one is skipped;
+- the frame shared with the torch backend (ranks, LR schedule, checkpoint validity, SIGTERM/SIGUSR1
+  -> checkpoint -> stop, metrics rows + TensorBoard, HF export): `kollm.training`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -24,8 +25,8 @@ import torch
 
 from kollm import mfu
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.pretrain import (Distributed, check_batch_split, checkpoint_due, commit_checkpoint, latest_checkpoint,
-                            lr_at, reset_metrics)
+from kollm.training import (Distributed, MetricsLog, StopSignals, check_batch_split, checkpoint_due, checkpoint_path,
+                            checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
 
 
 class _TokenizerInfo:
@@ -113,7 +114,7 @@ def _sharded_state(model, optimizer=None, is_loading: bool = False) -> dict:
 def save(ckpt_root: str, step: int, model, optimizer, dist: Distributed) -> str:
     from megatron.core import dist_checkpointing
 
-    final = os.path.join(ckpt_root, f"step_{step:07d}")
+    final = checkpoint_path(ckpt_root, step)
     tmp = final + ".tmp"
     if dist.main:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,7 +135,7 @@ def load(path: str, model, optimizer) -> int:
     with torch.no_grad():  # the distributed optimizer copies into views of the parameters
         getattr(model, "module", model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    return json.load(open(os.path.join(path, "trainer_state.json")))["step"]
+    return checkpoint_step(path)
 
 
 def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
@@ -177,14 +178,12 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     config.grad_scale_func = optimizer.scale_loss
 
     ckpt_root = os.path.join(out_dir, "checkpoints")
-    metrics_path = os.path.join(out_dir, "metrics.jsonl")
     step = 0
-    resumed_from = latest_checkpoint(ckpt_root, warn=print if dist.main else (lambda *_: None))
-    last_ckpt = resumed_from
+    resumed_from = latest_checkpoint(ckpt_root, warn=dist.warn)
+    checkpoint = resumed_from
     if resumed_from:
         step = load(resumed_from, model, optimizer)
-    if dist.main:
-        reset_metrics(metrics_path, resumed_from, step)
+    log = MetricsLog(out_dir, dist, resumed_from, step)
     dataset = build_dataset(prefixes["train"], tokenizer, p, p.steps * p.batch_size,
                             os.path.join(out_dir, "data", "cache"))
     forward_backward = get_forward_backward_func()
@@ -192,7 +191,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     mbs = p.micro_batch_size or per_rank
     peak, peak_source = mfu.peak_flops(p.precision, dist.device.type)
     tokens_per_step = p.batch_size * p.seq_len
-    log = open(metrics_path, "a") if dist.main else None
+    stop = StopSignals()
     t_last, tok_since = time.perf_counter(), 0
     model.train()
     while step < p.steps:
@@ -208,35 +207,39 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
         step += 1
         tok_since += tokens_per_step
         if step % p.log_every == 0 or step == p.steps:
-            # the loss lives on the last pipeline stage; average it over data-parallel ranks there
-            local = torch.tensor([sum(l["lm loss"].item() for l in losses) / len(losses) if losses else 0.0],
-                                 dtype=torch.float64, device=dist.device)
-            torch.distributed.all_reduce(local, group=parallel_state.get_data_parallel_group())
-            local /= dp_size
-            if parallel_state.get_pipeline_model_parallel_world_size() > 1:
-                torch.distributed.broadcast(local, src=parallel_state.get_pipeline_model_parallel_last_rank(),
-                                            group=parallel_state.get_pipeline_model_parallel_group())
-            dt = time.perf_counter() - t_last
-            tps = tok_since / dt
-            row = {"step": step, "loss": round(local.item(), 4), "lr": lr_at(step - 1, p),
-                   "grad_norm": round(float(grad_norm or 0.0), 4), "tokens_per_s": round(tps, 1),
-                   "tflops": round(tps * flops_per_token / 1e12, 4),
-                   "mfu": round(tps * flops_per_token / (peak * dist.world), 4),
-                   "peak_mem_mb": round(mfu.peak_memory_mb(dist.device.type), 1), "tokens_seen": step * tokens_per_step}
-            if log:
-                log.write(json.dumps(row) + "\n")
-                log.flush()
+            tps = tok_since / (time.perf_counter() - t_last)
+            row = MetricsLog.row(step, _mean_loss(losses, dp_size, dist), lr_at(step - 1, p), grad_norm or 0.0, tps,
+                                 flops_per_token, peak, dist.world, step * tokens_per_step,
+                                 mfu.peak_memory_mb(dist.device.type))
+            log.write(row)
+            if dist.main:
                 print(f"step {step}/{p.steps} loss {row['loss']:.4f} tokens/s {tps:,.0f} mfu {row['mfu']:.3f}",
                       flush=True)
             t_last, tok_since = time.perf_counter(), 0
-        if checkpoint_due(step, p):
-            last_ckpt = save(ckpt_root, step, model, optimizer, dist)
-    if log:
-        log.close()
-    history = [json.loads(l) for l in open(metrics_path)] if dist.main else []
-    return {"steps": step, "resumed_from": resumed_from, "history": history, "checkpoint": last_ckpt,
-            "peak_flops": peak, "peak_flops_source": peak_source, "world_size": dist.world,
-            "stopped_early": False}
+        stopping = stop.requested(dist)
+        if checkpoint_due(step, p, stopping):
+            checkpoint = save(ckpt_root, step, model, optimizer, dist)
+        if stopping:
+            StopSignals.announce(dist, step)
+            break
+    return {"steps": step, "resumed_from": resumed_from, "history": log.close(), "checkpoint": checkpoint,
+            "stopped_early": step < p.steps, "peak_flops": peak, "peak_flops_source": peak_source,
+            "world_size": dist.world}
+
+
+def _mean_loss(losses: list[dict], dp_size: int, dist: Distributed) -> float:
+    """The step's loss, averaged over data-parallel ranks on the last pipeline stage (where it lives) and
+    broadcast along the pipeline, so every rank logs the same number."""
+    from megatron.core import parallel_state
+
+    local = torch.tensor([sum(l["lm loss"].item() for l in losses) / len(losses) if losses else 0.0],
+                         dtype=torch.float64, device=dist.device)
+    torch.distributed.all_reduce(local, group=parallel_state.get_data_parallel_group())
+    local /= dp_size
+    if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+        torch.distributed.broadcast(local, src=parallel_state.get_pipeline_model_parallel_last_rank(),
+                                    group=parallel_state.get_pipeline_model_parallel_group())
+    return local.item()
 
 
 def teardown() -> None:
@@ -248,14 +251,8 @@ def teardown() -> None:
         torch.distributed.destroy_process_group()
 
 
-def train_and_export(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
-                     flops_per_token: float, hf_dir: str) -> dict:
-    """Every rank trains; then rank 0 alone converts the last checkpoint to a HF folder."""
+def to_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer):
+    """The distributed checkpoint resharded into one process, converted to HF and checked by logits."""
     from kollm.megatron.export import export_hf
 
-    result = train(model_cfg, p, prefixes, tokenizer, out_dir, flops_per_token)
-    main = torch.distributed.get_rank() == 0
-    teardown()
-    if main:
-        result["export"] = export_hf(result["checkpoint"], model_cfg, tokenizer, hf_dir)
-    return result
+    return export_hf(checkpoint, model_cfg, tokenizer)

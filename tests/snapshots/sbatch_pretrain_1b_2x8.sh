@@ -22,7 +22,7 @@ set -evx
 
 export PYTHONUNBUFFERED=1
 export SLURM_UNBUFFEREDIO=1
-export TORCHX_MAX_RETRIES=0
+export TORCHX_MAX_RETRIES=3
 
 set +e
 
@@ -36,6 +36,8 @@ head_node_ip=$(srun --nodes=1 --ntasks=1 -w "$head_node" hostname --ip-address)
 export HF_HUB_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1
+export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1
+export PET_SHUTDOWN_TIMEOUT=100
 export LOGLEVEL=INFO
 
 

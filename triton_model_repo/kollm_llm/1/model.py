@@ -1,6 +1,6 @@
 """Triton python-backend model: kollm's HF causal LM on CPU (PyTorch).
 
-One file serves both deployments written by `kollm.serve.repository`:
+One file serves both deployments written by `triton_model_repo.write_repository`:
 - `kollm`        : request/response (HTTP or gRPC `infer`), returns the whole answer
 - `kollm_stream` : decoupled (gRPC streaming), sends each complete UTF-8 piece as it is made
 Weights load from the `model_dir` parameter with safetensors (never pickle).

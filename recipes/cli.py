@@ -7,8 +7,9 @@
   kollm data download [--mirror URL] [--dest DIR]
   kollm config preset=ci pretrain.steps=10       # print the resolved config
 
-Overrides are `section.key=value`; `preset=NAME` picks the starting config (tiny, ci).
-User mistakes print one `error:` line and exit with status 2.
+Overrides are `section.key=value`; `preset=NAME` picks the recipe to start from
+(recipes/presets.py: tiny, ci, small, 1b, 8b). User mistakes print one `error:` line and exit
+with status 2.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import sys
 
 from kollm.errors import KollmError
 
-RECIPE_NAMES = ["pipeline", "data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
-
 
 def _config(tokens: list[str], config_file: str = ""):
     """The config from a preset (or a JSON file) and overrides, checked as a whole (`config.validate`)
     before anything is launched anywhere: a dry run or a Slurm job gets the same one-line errors."""
     from kollm import config
+    from recipes import presets
 
     if config_file:
         try:
@@ -44,19 +44,19 @@ def _config(tokens: list[str], config_file: str = ""):
                 preset = t.split("=", 1)[1]
             else:
                 rest.append(t)
-        cfg = config.build(preset, rest)
+        cfg = presets.build(preset, rest)
     config.validate(cfg)
     return cfg
 
 
-def preflight(cfg, stages: list[str]) -> None:
+def preflight(cfg, names: list[str]) -> None:
     """Catch user mistakes in this machine's files before launching: bad data dir, bad evaluation file."""
     from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
     from kollm.io import read_jsonl
 
-    if "data" in stages:
+    if "data" in names:
         resolve_data_dir(cfg.data.data_dir)
-    if "evaluate" in stages and cfg.evaluate.nsmc_path:
+    if "evaluate" in names and cfg.evaluate.nsmc_path:
         for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
             pass
 
@@ -70,14 +70,14 @@ def _prepare_environment(cfg) -> None:
 
 
 def cmd_run(args) -> int:
-    from kollm.stages import STAGES
-    from kollm.stages.runner import load_manifest
+    from stages import NAMES
+    from stages.base import load_manifest
 
     cfg = _config(args.overrides)
     cfg.run.root = os.path.abspath(cfg.run.root)  # tasks may run elsewhere (container workdir, other node)
-    if args.recipe not in RECIPE_NAMES:
-        raise KollmError(f"unknown recipe {args.recipe!r}; choose one of: {', '.join(RECIPE_NAMES)}")
-    only = STAGES if args.recipe == "pipeline" else [args.recipe]
+    if args.recipe not in ["pipeline", *NAMES]:
+        raise KollmError(f"unknown recipe {args.recipe!r}; choose one of: pipeline, {', '.join(NAMES)}")
+    only = NAMES if args.recipe == "pipeline" else [args.recipe]
     if cfg.run.executor == "local" and not args.dryrun:
         preflight(cfg, only)
     _prepare_environment(cfg)
@@ -106,8 +106,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_stage(args) -> int:
-    from kollm.stages.runner import main
+    from stages import by_name
+    from stages.runner import main
 
+    by_name(args.name)  # an unknown stage is one line, before the config is read
     cfg = _config(args.overrides, args.config)
     preflight(cfg, [args.name])
     main(args.name, cfg)
@@ -132,17 +134,33 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _stage_list() -> str:
+    """The stages, from their declarations: name, what it reads, what it does."""
+    from stages import STAGES
+
+    rows = [f"  {'pipeline':<10} every stage below, in this order"]
+    for s in STAGES:
+        reads = f" (reads {', '.join(s.upstream)})" if s.upstream else ""
+        env = " [serving environment]" if s.env == "serve" else ""
+        rows.append(f"  {s.name:<10} {s.about}{reads}{env}")
+    return "\n".join(rows)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kollm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a recipe (the pipeline or one stage) through NeMo Run",
-                       description="Run a recipe through NeMo Run. Recipes: " + ", ".join(RECIPE_NAMES))
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run the pipeline or one stage through NeMo Run, under the executor "
+                                   "run.executor names (local, slurm, docker).\n\n" + _stage_list())
     r.add_argument("recipe", help="pipeline or a stage name")
     r.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides")
     r.add_argument("--dryrun", action="store_true", help="print what would be launched (e.g. the sbatch script)")
     r.set_defaults(fn=cmd_run)
-    s = sub.add_parser("stage", help="run one stage in this process (no NeMo Run)")
-    s.add_argument("name")
+    s = sub.add_parser("stage", help="run one stage in this process (no NeMo Run)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run one stage in this process, without NeMo Run.\n\n" + _stage_list())
+    s.add_argument("name", help="a stage name")
     s.add_argument("overrides", nargs="*")
     s.add_argument("--config", default="", help="a config.json written by a previous run")
     s.set_defaults(fn=cmd_stage)

@@ -1,4 +1,4 @@
-"""Stage 1, data: read the Korean sources and write the run's splits and raw corpus.
+"""Read NSMC, korean-hate-speech and KLUE; write the run's splits (by movie) and raw corpus.
 
 Outputs (JSONL): nsmc_{train,val,test} (reviews with ratings, split by movie_id),
 hate_{train,dev} (labelled comments), corpus_raw (pretraining documents from the train
@@ -26,12 +26,16 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     for row in tqdm(reviews, desc="nsmc", unit="review", mininterval=2):
         split = movie_split(int(row["movie_id"]), cfg.data.val_fraction, cfg.data.test_fraction)
         splits[split].append(row)
-    counts = {}
+    outputs, counts = {}, {}
+
+    def write(name: str, rows) -> None:
+        outputs[name] = os.path.abspath(os.path.join(out, f"{name}.jsonl"))
+        counts[name] = write_jsonl(outputs[name], rows)
+
     for split, rows in splits.items():
-        counts[f"nsmc_{split}"] = write_jsonl(os.path.join(out, f"nsmc_{split}.jsonl"), rows)
+        write(f"nsmc_{split}", rows)
     for split in ("train", "dev"):
-        counts[f"hate_{split}"] = write_jsonl(os.path.join(out, f"hate_{split}.jsonl"),
-                                              sources.iter_hate_labeled(data_dir, split))
+        write(f"hate_{split}", sources.iter_hate_labeled(data_dir, split))
 
     def corpus():
         for r in splits["train"]:
@@ -50,9 +54,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
             by_source[row["source"]] += 1
             yield row
 
-    counts["corpus_raw"] = write_jsonl(os.path.join(out, "corpus_raw.jsonl"), counted(corpus()))
-    counts["heldout_raw"] = write_jsonl(
-        os.path.join(out, "heldout_raw.jsonl"),
-        ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]} for r in splits["val"]))
+    write("corpus_raw", counted(corpus()))
+    write("heldout_raw", ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]}
+                          for r in splits["val"]))
     movies = {s: len({r["movie_id"] for r in rows}) for s, rows in splits.items()}
-    return {"data_dir": data_dir, "counts": counts, "corpus_by_source": dict(by_source), "movies": movies}
+    return {"data_dir": data_dir, "outputs": outputs, "counts": counts, "corpus_by_source": dict(by_source),
+            "movies": movies}

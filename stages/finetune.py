@@ -1,4 +1,4 @@
-"""Stage 5, finetune: LoRA (HF PEFT) on the pretrained LM for NSMC sentiment."""
+"""Fine-tune the pretrained LM with LoRA (HF PEFT) to answer 긍정/부정 for NSMC reviews."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from kollm.config import PipelineConfig
 from kollm.io import read_jsonl
-from kollm.stages.runner import stage_dir
+from stages.base import inputs
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -20,9 +20,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kollm import sentiment
+    from kollm.training import loss_window
 
     ft = cfg.finetune
-    base = os.path.join(stage_dir(cfg, "pretrain"), "model")
+    base = inputs(cfg, "pretrain")["model_dir"]
+    data = inputs(cfg, "data")
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     lora = LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout, task_type="CAUSAL_LM",
@@ -30,9 +32,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     model = get_peft_model(model, lora)
     trainable, total = model.get_nb_trainable_parameters()
 
-    rows = sentiment.labelled(read_jsonl(os.path.join(stage_dir(cfg, "data"), "nsmc_train.jsonl")),
-                              ft.seed, ft.examples_per_class)
-    val_rows = sentiment.labelled(read_jsonl(os.path.join(stage_dir(cfg, "data"), "nsmc_val.jsonl")), ft.seed, 250)
+    rows = sentiment.labelled(read_jsonl(data["nsmc_train"]), ft.seed, ft.examples_per_class)
+    val_rows = sentiment.labelled(read_jsonl(data["nsmc_val"]), ft.seed, 250)
     examples = [sentiment.training_example(tokenizer, r, ft.max_len) for r in rows]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=ft.lr, weight_decay=0.0)
     steps = ft.epochs * ((len(examples) + ft.batch_size - 1) // ft.batch_size)
@@ -65,13 +66,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     tokenizer.save_pretrained(os.path.join(out, "model"))
     with open(os.path.join(out, "metrics.jsonl"), "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in history)
-    window = max(1, len(history) // 10)
+    loss_first, loss_last = loss_window(history)
     return {
         "outputs": {"adapter_dir": os.path.abspath(os.path.join(out, "adapter")),
                     "model_dir": os.path.abspath(os.path.join(out, "model"))},
         "counts": {"train_examples": len(rows), "val_examples": len(val_rows), "steps": step,
                    "trainable_parameters": trainable, "total_parameters": total},
-        "metrics": {"loss_first": round(sum(h["loss"] for h in history[:window]) / window, 4),
-                    "loss_last": round(sum(h["loss"] for h in history[-window:]) / window, 4),
-                    "val_accuracy": round(val_acc, 4), "train_s": round(train_s, 1)},
+        "metrics": {"loss_first": loss_first, "loss_last": loss_last, "val_accuracy": round(val_acc, 4), "train_s": round(train_s, 1)},
     }

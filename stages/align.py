@@ -1,6 +1,7 @@
-"""Stage 6, align: a short SFT then DPO with TRL, from the pretrained LM, on real labelled data.
+"""Align the pretrained LM: a short SFT, then DPO (TRL) on preference pairs from real labels.
 
-CPU path: TRL. The GPU path (NeMo-RL DPO) is configured in aligner/.
+CPU path: TRL. The GPU path (NeMo-RL DPO) is configured in aligner/. Outputs: model_dir (the
+aligned model), sft_model_dir, dpo_metrics (DPO's held-out metrics before and after, JSON).
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 import os
 
 from kollm.config import PipelineConfig
-from kollm.io import read_jsonl, write_jsonl
-from kollm.stages.runner import stage_dir
+from kollm.io import read_jsonl, write_json, write_jsonl
+from stages.base import inputs
 
 
 def _common(out_dir: str, a, lr: float, epochs: int) -> dict:
@@ -28,11 +29,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm import preferences
 
     a = cfg.align
-    data = stage_dir(cfg, "data")
-    train_reviews = list(read_jsonl(os.path.join(data, "nsmc_train.jsonl")))
-    val_reviews = list(read_jsonl(os.path.join(data, "nsmc_val.jsonl")))
-    hate_train = list(read_jsonl(os.path.join(data, "hate_train.jsonl")))
-    hate_dev = list(read_jsonl(os.path.join(data, "hate_dev.jsonl")))
+    data = inputs(cfg, "data")
+    train_reviews = list(read_jsonl(data["nsmc_train"]))
+    val_reviews = list(read_jsonl(data["nsmc_val"]))
+    hate_train = list(read_jsonl(data["hate_train"]))
+    hate_dev = list(read_jsonl(data["hate_dev"]))
 
     sft_rows = preferences.sft_examples(train_reviews, hate_train, a.sft_examples, a.seed)
     pairs = preferences.dpo_pairs(train_reviews, hate_train, a.dpo_pairs, a.seed + 1)
@@ -44,7 +45,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     # Start from the pretrained LM, not the LoRA-merged sentiment model: the adapter is a task
     # adapter (it drives held-out perplexity up several-fold), while SFT mixes sentiment in with the rest.
-    base = os.path.join(stage_dir(cfg, "pretrain"), "model")
+    base = inputs(cfg, "pretrain")["model_dir"]
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(a.seed)
 
@@ -74,11 +75,15 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         keys = ("eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "eval_logps/chosen", "eval_logps/rejected")
         return {k.removeprefix("eval_"): round(float(metrics[k]), 4) for k in keys if k in metrics}
 
+    dpo_eval = {"before": pick(before), "after": pick(after)}
+    dpo_eval_path = os.path.join(out, "dpo_metrics.json")
+    write_json(dpo_eval_path, dpo_eval)
     return {
-        "outputs": {"model_dir": os.path.abspath(final), "sft_model_dir": os.path.abspath(os.path.join(sft_dir, "model"))},
+        "outputs": {"model_dir": os.path.abspath(final), "sft_model_dir": os.path.abspath(os.path.join(sft_dir, "model")),
+                    "dpo_metrics": os.path.abspath(dpo_eval_path)},
         "counts": {"sft_examples": len(sft_rows), "dpo_pairs": len(pairs), "dpo_eval_pairs": len(eval_pairs),
                    "sft_steps": sft_result.global_step, "dpo_steps": dpo_result.global_step},
         "metrics": {"sft_train_loss": round(sft_result.training_loss, 4),
                     "dpo_train_loss": round(dpo_result.training_loss, 4),
-                    "dpo_eval_before": pick(before), "dpo_eval_after": pick(after)},
+                    "dpo_eval_before": dpo_eval["before"], "dpo_eval_after": dpo_eval["after"]},
     }

@@ -1,5 +1,7 @@
-"""Stage 8, serve: write a Triton repository for the aligned model, start a real tritonserver
-on 127.0.0.1, ask it a Korean prompt over HTTP and over gRPC streaming, then stop it.
+"""Serve the aligned model from a real tritonserver on 127.0.0.1; ask it over HTTP and gRPC streaming.
+
+Writes a Triton model repository (triton_model_repo/, python backend), starts the server, asks
+a Korean prompt both ways, then stops it (serve.keep_running=true leaves it up).
 
 Runs in the serve environment (.venv-serve), like NVIDIA's separate Triton container.
 """
@@ -11,16 +13,16 @@ import time
 
 from kollm.config import PipelineConfig
 from kollm.curation.korean import hangul_ratio, normalize
-from kollm.stages.runner import stage_dir
+from stages.base import inputs
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.serve.client import generate_grpc_stream, generate_http
-    from kollm.serve.repository import write_repository
     from kollm.serve.server import TritonServer
+    from triton_model_repo import write_repository
 
     s = cfg.serve
-    model_dir = os.path.join(stage_dir(cfg, "align"), "model")
+    model_dir = inputs(cfg, "align")["model_dir"]
     repo = os.path.join(out, "model_repository")
     models = write_repository(repo, model_dir, max_new_tokens=s.max_new_tokens)
     server = TritonServer(repo, out, http_port=s.http_port, grpc_port=s.grpc_port, metrics_port=s.metrics_port)

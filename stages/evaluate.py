@@ -1,4 +1,4 @@
-"""Stage 7, evaluate: NSMC accuracy vs a TF-IDF baseline, held-out perplexity, generations.
+"""Evaluate: NSMC accuracy of the LMs vs a TF-IDF baseline, held-out perplexity, generations.
 
 `evaluate.nsmc_path=FILE` evaluates any JSONL with the NSMC schema instead of the run's
 test split. Writes report.md, report.json and plots.
@@ -14,15 +14,12 @@ from kollm.curation.korean import hangul_ratio, normalize
 from kollm.data.sources import NSMC_FIELDS
 from kollm.errors import KollmError
 from kollm.io import read_json, read_jsonl, write_json
-from kollm.stages.runner import require, stage_dir
+from kollm.plotting import pyplot
+from stages.base import inputs
 
 
 def _bar_plot(values: dict[str, float], path: str, title: str, ylabel: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(values)])
     ax.bar_label(bars, fmt="%.3f")
@@ -39,32 +36,29 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kollm import evaluation, sentiment
+    from kollm.training import read_history, summarize
 
     ev = cfg.evaluate
-    data = stage_dir(cfg, "data")
-    test_path = ev.nsmc_path or os.path.join(data, "nsmc_test.jsonl")
+    data, pretrained = inputs(cfg, "data"), inputs(cfg, "pretrain")
+    test_path = ev.nsmc_path or data["nsmc_test"]
     test_rows = sentiment.labelled(read_jsonl(test_path, required=NSMC_FIELDS), 0, ev.max_examples // 2)
     if not test_rows:
         raise KollmError(f"{test_path}: no labelled reviews (need ratings 1-4 and 9-10 in the NSMC schema)")
-    train_rows = sentiment.labelled(read_jsonl(os.path.join(data, "nsmc_train.jsonl")), 0,
-                                    require(cfg, "finetune")["counts"]["train_examples"] // 2)
+    train_rows = sentiment.labelled(read_jsonl(data["nsmc_train"]), 0, ev.baseline_examples_per_class)
     texts = [r["text"] for r in test_rows]
     torch.manual_seed(0)
 
-    models = {"pretrained": os.path.join(stage_dir(cfg, "pretrain"), "model"),
-              "finetuned": os.path.join(stage_dir(cfg, "finetune"), "model"),
-              "aligned": os.path.join(stage_dir(cfg, "align"), "model")}
+    models = {"pretrained": pretrained["model_dir"], "finetuned": inputs(cfg, "finetune")["model_dir"],
+              "aligned": inputs(cfg, "align")["model_dir"]}
     tokenizer = AutoTokenizer.from_pretrained(models["aligned"])
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(os.path.join(stage_dir(cfg, "curate"), "heldout.jsonl")),
-                                                   ev.perplexity_docs)]
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
     results: dict = {"nsmc": {"path": os.path.abspath(test_path), "examples": len(test_rows)}, "perplexity": {},
                      "generations": []}
-    max_len = cfg.finetune.max_len
     for name, path in models.items():
         model = AutoModelForCausalLM.from_pretrained(path)
         results["perplexity"][name] = evaluation.perplexity(model, tokenizer, heldout)
         if name != "pretrained":
-            probs = sentiment.predict(model, tokenizer, texts, max_len)
+            probs = sentiment.predict(model, tokenizer, texts, ev.max_len)
             results["nsmc"][f"{name}_accuracy"] = evaluation.accuracy(probs, test_rows)
         if name == "aligned":
             for prompt in ev.prompts:
@@ -73,16 +67,16 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                                                "hangul_share": round(hangul_ratio(normalize(text)), 3)})
     results["nsmc"]["tfidf_logreg_accuracy"] = evaluation.tfidf_baseline(train_rows, test_rows)["accuracy"]
     results["nsmc"]["baseline_train_examples"] = len(train_rows)
-    results["align"] = require(cfg, "align")["metrics"]
-    results["pretrain"] = require(cfg, "pretrain")["metrics"]
+    results["dpo"] = read_json(inputs(cfg, "align")["dpo_metrics"])
+    results["pretrain"] = summarize(read_history(pretrained["metrics"]))
 
     acc = {"LoRA LM": results["nsmc"]["finetuned_accuracy"], "aligned LM": results["nsmc"]["aligned_accuracy"],
            "TF-IDF+LR": results["nsmc"]["tfidf_logreg_accuracy"]}
     _bar_plot(acc, os.path.join(out, "nsmc_accuracy.png"), f"NSMC accuracy (n={len(test_rows)})", "accuracy")
-    loss_png = os.path.join(stage_dir(cfg, "pretrain"), "loss.png")
+    loss_png = pretrained["loss_png"]
     write_json(os.path.join(out, "report.json"), results)
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(render_markdown(results, cfg, loss_png))
+        f.write(render_markdown(results, cfg, loss_png, out))
     return {
         "outputs": {"report_md": os.path.abspath(os.path.join(out, "report.md")),
                     "report_json": os.path.abspath(os.path.join(out, "report.json"))},
@@ -101,7 +95,7 @@ def _shown(path: str, run_dir: str) -> str:
     return rel if not rel.startswith("..") else path
 
 
-def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str) -> str:
+def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> str:
     n = r["nsmc"]
     lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
              "## NSMC sentiment (balanced, official labelling: 1–4 negative, 9–10 positive)", "",
@@ -117,10 +111,10 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str) -> str:
         lines.append(f"| {name} | {p['perplexity']:.2f} | {p['bits_per_char']:.3f} | {p['tokens']} |")
     pt = r["pretrain"]
     lines += ["", f"Pretraining: loss {pt['loss_first']} → {pt['loss_last']}, {pt['tokens_per_s']:.0f} tokens/s.", "",
-              f"![loss]({os.path.relpath(loss_png, os.path.join(cfg.run_dir, 'evaluate'))})", "",
+              f"![loss]({os.path.relpath(loss_png, os.path.abspath(out))})", "",
               "## DPO (held-out preference pairs)", "", "| | loss | reward accuracy | margin |", "|---|---|---|---|"]
     for when in ("before", "after"):
-        m = r["align"][f"dpo_eval_{when}"]
+        m = r["dpo"][when]
         lines.append(f"| {when} DPO | {m.get('loss', float('nan')):.4f} | {m.get('rewards/accuracies', float('nan')):.3f} "
                      f"| {m.get('rewards/margins', float('nan')):.4f} |")
     lines += ["", "## Generations (aligned model, greedy)", ""]

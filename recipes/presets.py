@@ -1,0 +1,132 @@
+"""The recipes: plain functions returning a typed `PipelineConfig` (Megatron-Bridge style), one per preset.
+
+    from recipes import presets
+    cfg = presets.llama_1b_8gpu()                                 # or presets.build("1b", [...])
+    cfg = presets.build("ci", ["pretrain.steps=50", "run.executor=slurm"])
+    cfg = presets.standalone_pretraining("corpus.jsonl", "tokenizer/", preset="tiny")
+
+A preset is a recipe's short name (`kollm run pipeline preset=tiny`); everything else is a dotted
+override. The same recipe runs on one CPU or a Slurm cluster: the executor is config (`run.executor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kollm import config
+from kollm.config import ModelConfig, PipelineConfig
+from kollm.errors import KollmError
+
+
+def llama_5m_cpu_demo() -> PipelineConfig:
+    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in < 15 minutes
+    on 2 CPU cores."""
+    cfg = PipelineConfig(preset="tiny")
+    cfg.pretrain.steps = 800  # 3.3M tokens: about 4 of the 10 minutes on 2 cores (benchmarks/results/pipeline_tiny.json)
+    cfg.finetune.examples_per_class = cfg.evaluate.baseline_examples_per_class = 3500
+    cfg.evaluate.perplexity_docs = 500
+    return cfg
+
+
+def llama_600k_ci() -> PipelineConfig:
+    """Preset `ci`, the end-to-end test: 30k reviews and a 0.6M-parameter Llama, ~2 minutes on 2 CPU cores."""
+    cfg = PipelineConfig(preset="ci")
+    cfg.data.max_reviews = 30000
+    cfg.data.max_comments = 3000
+    cfg.tokenizer.vocab_size = 2000
+    cfg.model = ModelConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
+                            intermediate_size=352, max_seq_len=128)
+    cfg.pretrain.steps = 300
+    cfg.pretrain.batch_size = 16
+    cfg.pretrain.seq_len = 64
+    cfg.pretrain.warmup_steps = 10
+    cfg.pretrain.checkpoint_every = 50
+    cfg.finetune.examples_per_class = cfg.evaluate.baseline_examples_per_class = 300
+    cfg.finetune.batch_size = 16
+    cfg.finetune.max_len = cfg.evaluate.max_len = 64
+    cfg.align.sft_examples = 64
+    cfg.align.dpo_pairs = 32
+    cfg.align.eval_pairs = 16
+    cfg.align.max_len = 64
+    cfg.evaluate.max_examples = 300
+    cfg.evaluate.perplexity_docs = 200
+    cfg.evaluate.max_new_tokens = 16
+    cfg.serve.max_new_tokens = 12
+    return cfg
+
+
+def _gpu_pretrain(cfg: PipelineConfig, nodes: int, gpus: int) -> PipelineConfig:
+    """Shared by the GPU presets: megatron backend, bf16, a 32k Korean vocab, one process per GPU."""
+    cfg.tokenizer.vocab_size = 32000
+    cfg.run.nodes, cfg.run.gpus_per_node = nodes, gpus
+    cfg.run.time_limit = "04:00:00"
+    p = cfg.pretrain
+    p.backend, p.precision, p.nproc_per_node = "megatron", "bf16", gpus
+    p.warmup_steps, p.min_lr_ratio, p.weight_decay = 500, 0.1, 0.1
+    p.checkpoint_every, p.log_every = 1000, 10
+    p.threads = 0
+    # torch backend on GPUs: 4,096-token chunks (x 32k vocab) keep the LM-head matmuls GPU-sized;
+    # the default 256 suits a CPU's cache
+    p.loss_chunk = 4096
+    return cfg
+
+
+def llama_125m_1gpu() -> PipelineConfig:
+    """Preset `small`: ~125M parameters (GPT-2 small width, Llama layout) on one GPU."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="small"), nodes=1, gpus=1)
+    cfg.model = ModelConfig(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
+                            max_seq_len=2048)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 20000, 64, 16
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 2048, 6e-4
+    return cfg
+
+
+def llama_1b_8gpu() -> PipelineConfig:
+    """Preset `1b`: ~1.2B parameters (Llama 3.2 1B shape, our vocab) on one node of 8 GPUs, data parallel
+    with the distributed optimizer."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="1b"), nodes=1, gpus=8)
+    cfg.model = ModelConfig(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
+                            max_seq_len=4096)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 50000, 256, 4
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 4096, 3e-4
+    cfg.pretrain.distributed_optimizer = True
+    return cfg
+
+
+def llama_8b_32gpu() -> PipelineConfig:
+    """Preset `8b`: ~8B parameters (Llama 3 8B shape, our vocab) on 4 nodes x 8 GPUs: TP 2 + sequence
+    parallel, distributed optimizer."""
+    cfg = _gpu_pretrain(PipelineConfig(preset="8b"), nodes=4, gpus=8)
+    cfg.model = ModelConfig(hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=8, intermediate_size=14336,
+                            max_seq_len=8192)
+    cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 100000, 512, 1
+    cfg.pretrain.seq_len, cfg.pretrain.lr = 8192, 3e-4
+    cfg.pretrain.tensor_parallel, cfg.pretrain.sequence_parallel = 2, True
+    cfg.pretrain.distributed_optimizer = True
+    cfg.run.time_limit = "12:00:00"
+    return cfg
+
+
+PRESETS: dict[str, Callable[[], PipelineConfig]] = {"tiny": llama_5m_cpu_demo, "ci": llama_600k_ci,
+                                                     "small": llama_125m_1gpu, "1b": llama_1b_8gpu,
+                                                     "8b": llama_8b_32gpu}
+
+
+def from_preset(name: str) -> PipelineConfig:
+    if name not in PRESETS:
+        raise KollmError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def build(preset: str, overrides: list[str]) -> PipelineConfig:
+    """A preset with `section.key=value` overrides applied (not yet validated: see config.validate)."""
+    return config.apply_overrides(from_preset(preset), overrides)
+
+
+def standalone_pretraining(corpus: str, tokenizer_dir: str, preset: str = "tiny", overrides: list[str] | None = None,
+                           val_corpus: str = "") -> PipelineConfig:
+    """Pretrain on any JSONL corpus with a HF tokenizer folder, outside a pipeline run."""
+    cfg = build(preset, list(overrides or []))
+    cfg.pretrain.corpus, cfg.pretrain.tokenizer_dir, cfg.pretrain.val_corpus = corpus, tokenizer_dir, val_corpus
+    config.validate(cfg)
+    return cfg

@@ -1,0 +1,37 @@
+"""The pipeline's stages, each declared once, in the order they run.
+
+The runner (stages.runner), the NeMo Run tasks (recipes.tasks), the CLI and `kollm run --help`
+all read this list. Adding a stage is three things: its module here (`run(cfg, out) -> dict` with
+the manifest's "outputs"), its config section (kollm/config.py), and one `Stage(...)` line below.
+"""
+
+from __future__ import annotations
+
+from stages import align, curate, data, evaluate, finetune, pretrain, serve, tokenizer
+from stages.base import Stage
+
+STAGES: tuple[Stage, ...] = (
+    Stage("data", data.run, outputs=("nsmc_train", "nsmc_val", "nsmc_test", "hate_train", "hate_dev",
+                                     "corpus_raw", "heldout_raw")),
+    Stage("curate", curate.run, upstream=("data",),
+          outputs=("corpus", "heldout", "toxicity_model", "curation_dir")),
+    Stage("tokenizer", tokenizer.run, upstream=("curate",), outputs=("tokenizer_dir",)),
+    Stage("pretrain", pretrain.run, upstream=("curate", "tokenizer"), sections=("model", "pretrain"),
+          outputs=("model_dir", "loss_png", "metrics", "indexed_data"), standalone=pretrain.standalone),
+    Stage("finetune", finetune.run, upstream=("data", "pretrain"), outputs=("adapter_dir", "model_dir")),
+    Stage("align", align.run, upstream=("data", "pretrain"), outputs=("model_dir", "sft_model_dir", "dpo_metrics")),
+    Stage("evaluate", evaluate.run, upstream=("data", "curate", "pretrain", "finetune", "align"),
+          outputs=("report_md", "report_json")),
+    Stage("serve", serve.run, upstream=("align",), env="serve", outputs=("model_repository", "server_log")),
+)
+
+NAMES: list[str] = [s.name for s in STAGES]
+
+
+def by_name(name: str) -> Stage:
+    from kollm.errors import KollmError
+
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KollmError(f"unknown stage {name!r}; choose one of: {', '.join(NAMES)}")

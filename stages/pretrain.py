@@ -1,0 +1,95 @@
+"""Pretrain the Llama from scratch (backend torch or megatron): tokenise, train, export a HF model.
+
+Runs as one process or as every rank of a torchrun job (`pretrain.nproc_per_node`, and
+`run.nodes` on Slurm): rank 0 tokenises the curated corpus into Megatron's indexed .bin/.idx
+while the others wait, every rank trains, rank 0 writes the HF model the later stages load.
+With `pretrain.corpus` and `pretrain.tokenizer_dir` set it reads no other stage (standalone).
+"""
+
+from __future__ import annotations
+
+import os
+
+from kollm.config import PipelineConfig, validate
+from kollm.errors import KollmError, StoppedEarly
+from kollm.io import read_json
+from stages.base import inputs
+
+
+def standalone(cfg: PipelineConfig) -> bool:
+    """A corpus and tokenizer given in the config: the curate and tokenizer stages are not read."""
+    return bool(cfg.pretrain.corpus)
+
+
+def data_paths(cfg: PipelineConfig) -> tuple[str, str, str]:
+    """(train corpus, validation corpus, tokenizer folder): standalone paths or the upstream stages'."""
+    p = cfg.pretrain
+    if standalone(cfg):
+        return p.corpus, p.val_corpus, p.tokenizer_dir
+    curated = inputs(cfg, "curate")
+    return curated["corpus"], curated["heldout"], inputs(cfg, "tokenizer")["tokenizer_dir"]
+
+
+def tokenize(cfg: PipelineConfig, out: str, dist) -> dict:
+    """Rank 0 builds the indexed datasets (resumable), the other ranks wait for them."""
+    from kollm import indexed_data
+
+    corpus, val_corpus, tokenizer_dir = data_paths(cfg)
+    prefixes = {"train": os.path.join(out, "data", "train"), "val": os.path.join(out, "data", "val")}
+    if dist.main:
+        indexed_data.build_indexed_dataset(corpus, tokenizer_dir, prefixes["train"],
+                                           workers=cfg.pretrain.tokenize_workers,
+                                           rating_in_text=cfg.pretrain.rating_in_text)
+        if val_corpus:
+            indexed_data.build_indexed_dataset(val_corpus, tokenizer_dir, prefixes["val"],
+                                               workers=cfg.pretrain.tokenize_workers)
+    dist.barrier()
+    if not val_corpus:
+        prefixes.pop("val")
+    return prefixes
+
+
+def run(cfg: PipelineConfig, out: str) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    from kollm import training
+    from kollm.model import parameter_count
+
+    validate(cfg)
+    if cfg.pretrain.backend == "megatron" and not torch.cuda.is_available():
+        raise KollmError("pretrain.backend=megatron needs NVIDIA GPUs (megatron-core is CUDA-only); "
+                         "on a CPU use pretrain.backend=torch")
+    dist = training.Distributed()
+    prefixes = tokenize(cfg, out, dist)
+    tokenizer = AutoTokenizer.from_pretrained(data_paths(cfg)[2])
+    final = os.path.join(out, "model")
+    result = training.train_and_export(cfg.pretrain.backend, cfg.model, cfg.pretrain, prefixes, tokenizer, out,
+                                       final)
+    if result["stopped_early"]:  # every rank: each exits with the status that requeues the job
+        raise StoppedEarly(f"stopped at step {result['steps']} of {cfg.pretrain.steps} on request "
+                           "(SIGTERM/SIGUSR1); the checkpoint is saved: rerun the same command to resume")
+    if not dist.main:
+        return {}
+    history = result.pop("history")
+    training.plot_loss(history, os.path.join(out, "loss.png"))
+    summary = training.summarize(history)
+    train_meta = read_json(prefixes["train"] + ".json")
+    return {
+        "outputs": {"model_dir": os.path.abspath(final), "loss_png": os.path.abspath(os.path.join(out, "loss.png")),
+                    "metrics": os.path.abspath(os.path.join(out, "metrics.jsonl")),
+                    "indexed_data": os.path.abspath(prefixes["train"])},
+        "counts": {"train_tokens": train_meta["tokens"], "train_documents": train_meta["documents"],
+                   "vocab_size": len(tokenizer), "parameters": parameter_count(cfg.model, len(tokenizer)),
+                   "steps": result["steps"], "world_size": result["world_size"],
+                   "tokens_seen": result["steps"] * cfg.pretrain.batch_size * cfg.pretrain.seq_len},
+        "metrics": {"loss_first": summary["loss_first"], "loss_last": summary["loss_last"],
+                    "val_loss": result.get("val_loss"), "tokens_per_s": summary["tokens_per_s"],
+                    "flops_per_token": result["flops_per_token"],
+                    "flops_per_token_formula": "6N + 12 * layers * hidden * seq_len",
+                    "threads": torch.get_num_threads(), "mfu": summary["mfu"],
+                    "peak_flops": result["peak_flops"], "peak_flops_source": result["peak_flops_source"],
+                    "peak_mem_mb": summary["peak_mem_mb"]},
+        "backend": cfg.pretrain.backend,
+        "resumed_from": result["resumed_from"],
+    }
