@@ -29,6 +29,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     model = AutoModelForCausalLM.from_pretrained(base)
     lora = LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    torch.manual_seed(ft.seed)  # before the adapter exists: LoRA's A matrices are drawn from this generator
     model = get_peft_model(model, lora)
     trainable, total = model.get_nb_trainable_parameters()
 
@@ -39,7 +40,6 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     steps = ft.epochs * ((len(examples) + ft.batch_size - 1) // ft.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(1, steps))
     rng = random.Random(ft.seed)
-    torch.manual_seed(ft.seed)
     history, step, t0 = [], 0, time.perf_counter()
     model.train()
     with tqdm(total=steps, desc="finetune (LoRA)", unit="step", mininterval=2) as bar:
