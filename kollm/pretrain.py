@@ -214,6 +214,7 @@ def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flo
     """Train `model` to cfg.steps on a packed token stream, resuming from the newest valid checkpoint in
     out_dir/checkpoints. Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
     """
+    stop = StopSignals()  # first: a signal during set-up stops the run after its first step, not mid-write
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()
@@ -232,7 +233,6 @@ def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flo
     log = MetricsLog(out_dir, dist, resumed_from, step)
     tokens_per_step = cfg.batch_size * cfg.seq_len  # global, all ranks together
     peak, peak_source = mfu.peak_flops(cfg.precision, dist.device.type)
-    stop = StopSignals()
     net.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="pretrain", unit="step", mininterval=2, disable=not dist.main)
     t_last, tok_since = time.perf_counter(), 0

@@ -108,9 +108,10 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes(slurm_env, corpus, tmp
     cfg = _cfg(corpus, tmp_path, "pretrain.steps=400", "pretrain.checkpoint_every=1000", "run.requeues=1")
     exp = _submit(cfg, "kollm-slurm-requeue", detach=True)
     out = tmp_path / cfg.run_dir.split(os.sep)[-1] / "pretrain"
-    deadline = time.time() + 180
-    while time.time() < deadline and not (out / "metrics.jsonl").exists():
-        time.sleep(0.5)  # training has started (tokenisation done)
+    deadline, metrics = time.time() + 180, out / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().strip()):
+        time.sleep(0.5)  # training has logged a step
+    # (Slurm holds a requeued job for about two minutes before it is eligible again: this test takes ~3)
     [job_id] = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
                               env=slurm_env.env).stdout.split()
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True, env=slurm_env.env)

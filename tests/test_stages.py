@@ -49,7 +49,7 @@ def test_folders_are_layers_with_no_cycles():
 
 
 def test_declarations_are_consistent():
-    assert NAMES == ["data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
+    assert len(set(NAMES)) == len(NAMES) and not STAGES[0].upstream
     for i, stage in enumerate(STAGES):
         assert set(stage.upstream) <= set(NAMES[:i]), stage.name  # reads only stages that ran before it
         assert stage.outputs and stage.about, stage.name

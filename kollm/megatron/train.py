@@ -147,6 +147,7 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
 
     from kollm.megatron import model as mmodel
 
+    stop = StopSignals()  # first: a signal during set-up stops the run after its first step, not mid-write
     if p.threads:
         torch.set_num_threads(p.threads)
     dist = initialize(p)
@@ -191,7 +192,6 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
     mbs = p.micro_batch_size or per_rank
     peak, peak_source = mfu.peak_flops(p.precision, dist.device.type)
     tokens_per_step = p.batch_size * p.seq_len
-    stop = StopSignals()
     t_last, tok_since = time.perf_counter(), 0
     model.train()
     while step < p.steps:
