@@ -13,7 +13,6 @@ Exact duplicates are still found on CPU (their hashes are already computed).
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import numpy as np
