@@ -36,6 +36,16 @@ def test_bad_arguments(args, fragment, tmp_path):
     assert_one_clear_error(run_cli(args + [f"run.root={tmp_path}"] if args[0] != "config" else args), fragment)
 
 
+def test_overrides_after_the_config_option_apply(tmp_path):
+    """`kollm stage NAME --config run/config.json section.key=value`: the file, then the overrides."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(run_cli(["config", "preset=ci", f"run.root={tmp_path}"]).stdout)
+    proc = run_cli(["stage", "pretrain", "--config", str(config_file), "pretrain.seq_len=4096"])
+    assert_one_clear_error(proc, "pretrain.seq_len=4096 exceeds model.max_seq_len=128")
+    bogus = run_cli(["stage", "pretrain", "--config", str(config_file), "--bogus"])  # argparse's own usage error
+    assert bogus.returncode == 2 and "unrecognized arguments: --bogus" in bogus.stderr and "Traceback" not in bogus.stderr
+
+
 def test_missing_data_dir(tmp_path):
     proc = run_cli(["run", "pipeline", "preset=ci", f"run.root={tmp_path}", f"data.data_dir={tmp_path}/nope"])
     assert_one_clear_error(proc, "no Korean data found")
