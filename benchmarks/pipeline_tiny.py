@@ -21,7 +21,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-STAGES = ["data", "curate", "tokenizer", "pretrain", "finetune", "align", "evaluate", "serve"]
+sys.path.insert(0, REPO)
+
+from stages import NAMES as STAGES  # noqa: E402  the declared stages, in pipeline order
 
 
 def machine() -> str:

@@ -19,10 +19,10 @@ from kollm.errors import KollmError
 
 
 def llama_5m_cpu_demo() -> PipelineConfig:
-    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in < 15 minutes
-    on 2 CPU cores."""
+    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in 10-16 minutes
+    on 2 CPU cores (benchmarks/results/pipeline_tiny.json; the same code's speed varies with the host)."""
     cfg = PipelineConfig(preset="tiny")
-    cfg.pretrain.steps = 800  # 3.3M tokens: about 4 of the 10 minutes on 2 cores (benchmarks/results/pipeline_tiny.json)
+    cfg.pretrain.steps = 800  # 3.3M tokens: 4-8 minutes of the run on 2 cores
     cfg.finetune.examples_per_class = cfg.evaluate.baseline_examples_per_class = 3500
     cfg.evaluate.perplexity_docs = 500
     return cfg
