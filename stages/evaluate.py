@@ -39,7 +39,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.training import read_history, summarize
 
     ev = cfg.evaluate
-    data, pretrained = inputs(cfg, "data"), inputs(cfg, "pretrain")
+    data, pretrained, aligned = inputs(cfg, "data"), inputs(cfg, "pretrain"), inputs(cfg, "align")
     test_path = ev.nsmc_path or data["nsmc_test"]
     test_rows = sentiment.labelled(read_jsonl(test_path, required=NSMC_FIELDS), 0, ev.max_examples // 2)
     if not test_rows:
@@ -49,7 +49,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     torch.manual_seed(0)
 
     models = {"pretrained": pretrained["model_dir"], "finetuned": inputs(cfg, "finetune")["model_dir"],
-              "aligned": inputs(cfg, "align")["model_dir"]}
+              "aligned": aligned["model_dir"]}
     tokenizer = AutoTokenizer.from_pretrained(models["aligned"])
     heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
     results: dict = {"nsmc": {"path": os.path.abspath(test_path), "examples": len(test_rows)}, "perplexity": {},
@@ -67,7 +67,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                                                "hangul_share": round(hangul_ratio(normalize(text)), 3)})
     results["nsmc"]["tfidf_logreg_accuracy"] = evaluation.tfidf_baseline(train_rows, test_rows)["accuracy"]
     results["nsmc"]["baseline_train_examples"] = len(train_rows)
-    results["dpo"] = read_json(inputs(cfg, "align")["dpo_metrics"])
+    results["dpo"] = read_json(aligned["dpo_metrics"])
     results["pretrain"] = summarize(read_history(pretrained["metrics"]))
 
     acc = {"LoRA LM": results["nsmc"]["finetuned_accuracy"], "aligned LM": results["nsmc"]["aligned_accuracy"],

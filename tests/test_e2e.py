@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from stages import NAMES as STAGES
-from stages import STAGES as DECLARED
+from stages import NAMES, STAGES
 from tests.conftest import SERVE_PYTHON, run_cli
 
 pytestmark = pytest.mark.slow
@@ -22,7 +21,7 @@ def ci_run(tmp_path_factory, data_dir):
     first = run_cli(args, timeout=1200)
     first.elapsed_s = time.time() - t0
     manifests_after_first = {s: open(root / "ci" / s / "manifest.json").read()
-                             for s in STAGES if os.path.exists(root / "ci" / s / "manifest.json")}
+                             for s in NAMES if os.path.exists(root / "ci" / s / "manifest.json")}
     second = run_cli(args, timeout=1200)
     return root / "ci", first, second, manifests_after_first
 
@@ -34,9 +33,9 @@ def manifest(run_dir, stage):
 def test_pipeline_completes_every_stage(ci_run):
     run_dir, first, _, manifests = ci_run
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert set(manifests) == set(STAGES)
+    assert set(manifests) == set(NAMES)
     walls = []
-    for stage in DECLARED:
+    for stage in STAGES:
         m = manifest(run_dir, stage.name)
         assert m["status"] == "complete" and m["stage"] == stage.name
         assert m["versions"]["python"] and m["fingerprint"]
@@ -126,8 +125,8 @@ def test_served_model_answers_in_korean_over_http_and_grpc(ci_run):
 def test_rerun_is_a_no_op(ci_run):
     run_dir, _, second, manifests = ci_run
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("up to date") == len(STAGES)
-    for stage in STAGES:
+    assert second.stdout.count("up to date") == len(NAMES)
+    for stage in NAMES:
         assert open(run_dir / stage / "manifest.json").read() == manifests[stage]
 
 

@@ -102,11 +102,11 @@ CURATE = ["preset=ci", "data.max_reviews=10000", "data.max_comments=1000", "cura
 
 
 def _stage(name, root, popen=False):
-    args = [sys.executable, "-m", "recipes.cli", "stage", name, *CURATE, f"run.root={root}"]
+    args = ["stage", name, *CURATE, f"run.root={root}"]
     if popen:  # its own process group: SIGKILL reaches everything it started
-        return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+        return subprocess.Popen([sys.executable, "-m", "recipes.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = run_cli(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
