@@ -1,23 +1,27 @@
 # kollm: two commands.
 #   make demo   -> set up .venv + .venv-serve, run the whole pipeline (preset tiny) on CPU
-#   make test   -> set up the same environments + pytest, run the test suite
+#   make test   -> set up the same environments (+ .venv-automodel) + pytest, run the test suite
+#   make env-automodel -> NeMo AutoModel's own environment, for finetune.backend=automodel
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SERVE_VENV := .venv-serve
+AUTOMODEL_VENV := .venv-automodel
 PRESET ?= tiny
 # pip's chatter about local index folders is noise here
 PIP_QUIET := -q --disable-pip-version-check
 
-.PHONY: demo test env clean
+.PHONY: demo test env env-automodel clean
 
 demo: env
 	$(VENV)/bin/kollm run pipeline preset=$(PRESET)
 
-test: env $(VENV)/.test-installed
+test: env env-automodel $(VENV)/.test-installed
 	bash tests/install_slurm.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 env: $(VENV)/.installed $(SERVE_VENV)/.installed
+
+env-automodel: $(AUTOMODEL_VENV)/.installed
 
 # torch is installed on its own first, so no other requirement can pull a CUDA build.
 # $(call make-venv,DIR,REQUIREMENTS)
@@ -35,9 +39,12 @@ $(VENV)/.installed: requirements/train.txt pyproject.toml
 $(SERVE_VENV)/.installed: requirements/serve.txt pyproject.toml
 	$(call make-venv,$(SERVE_VENV),requirements/serve.txt)
 
+$(AUTOMODEL_VENV)/.installed: requirements/automodel.txt pyproject.toml
+	$(call make-venv,$(AUTOMODEL_VENV),requirements/automodel.txt)
+
 $(VENV)/.test-installed: requirements/test.txt $(VENV)/.installed
 	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/test.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) runs
+	rm -rf $(VENV) $(SERVE_VENV) $(AUTOMODEL_VENV) runs

@@ -27,6 +27,11 @@ Strategy = Literal["ddp", "fsdp"]
 Attention = Literal["auto", "eager", "sdpa"]
 Fp8 = Literal["", "hybrid", "e4m3"]
 PRECISIONS = typing.get_args(Precision)
+# fine-tuning (kollm/finetuning): what trains, which head answers, which library runs it
+FinetuneMethod = Literal["full", "lora", "dora", "waveft", "prompt_tuning", "qlora"]
+FinetuneHead = Literal["lm", "cls"]  # lm: the causal LM answers a label word; cls: a classification head
+FinetuneBackend = Literal["hf", "automodel"]  # HF PEFT + kollm's loop, or NeMo AutoModel (.venv-automodel)
+FinetuneTask = Literal["nsmc", "klue_nli", "hate"]
 
 
 @dataclass
@@ -152,15 +157,25 @@ class PretrainConfig:
 
 @dataclass
 class FinetuneConfig:
-    examples_per_class: int = 4000
+    tasks: list[str] = field(default_factory=lambda: ["nsmc", "klue_nli", "hate"])  # FinetuneTask names
+    method: FinetuneMethod = "lora"
+    head: FinetuneHead = "lm"
+    backend: FinetuneBackend = "hf"
+    examples_per_class: int = 4000  # train rows per label (fewer if a task has fewer); 0 = all
     epochs: int = 1
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 2e-3  # adapters: LoRA, DoRA, WaveFT, QLoRA
+    full_lr: float = 3e-4  # full fine-tuning
+    prompt_lr: float = 3e-2  # prompt tuning: soft prompts need a much larger step
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    waveft_n_frequency: int = 2592  # per layer; capped at the smallest targeted layer's d_in * d_out
+    prompt_tokens: int = 16
     max_len: int = 96
     seed: int = 1234
+    # backend automodel: the interpreter of NeMo AutoModel's environment; empty = the repo's .venv-automodel
+    automodel_python: str = ""
 
 
 @dataclass
@@ -182,8 +197,10 @@ class AlignConfig:
 class EvaluateConfig:
     nsmc_path: str = ""  # any JSONL with the NSMC schema; empty = the run's test split
     max_examples: int = 2000  # balanced sample of the test set; 0 = all labelled rows
-    max_len: int = 96  # tokens of prompt + answer when scoring a review (the fine-tuning length)
-    baseline_examples_per_class: int = 4000  # train reviews per class for TF-IDF + logistic regression
+    # train rows per class for the TF-IDF + logistic-regression baselines; 0 = each task's whole train split
+    baseline_examples_per_class: int = 0
+    prompt_study_examples: int = 300  # NSMC test rows the prompting study asks each prompt on
+    shots: list[int] = field(default_factory=lambda: [0, 4])  # solved examples before the question
     perplexity_docs: int = 1000
     max_new_tokens: int = 48
     prompts: list[str] = field(default_factory=lambda: list(prompts.GENERATION_PROMPTS))
@@ -360,5 +377,8 @@ def validate(cfg: PipelineConfig) -> None:
                          f"pretrain.pipeline_parallel={p.pipeline_parallel}")
     if bool(p.corpus) != bool(p.tokenizer_dir):
         raise KollmError("standalone pretraining needs both pretrain.corpus and pretrain.tokenizer_dir")
+    for task in cfg.finetune.tasks:
+        if task not in typing.get_args(FinetuneTask):
+            raise KollmError(f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}")
     if cfg.curate.shard_docs < 1:
         raise KollmError(f"curate.shard_docs={cfg.curate.shard_docs}: must be at least 1")

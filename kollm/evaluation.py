@@ -1,29 +1,35 @@
-"""Evaluation pieces: NSMC accuracy (LM and TF-IDF baseline), perplexity, generations."""
+"""Evaluation pieces: the baselines (majority class, TF-IDF + LR), perplexity, generations."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 
-
-def tfidf_baseline(train_rows: list[dict], test_rows: list[dict]) -> dict:
-    """Character n-gram TF-IDF + logistic regression: the classic NSMC baseline."""
+def tfidf_predictions(train_texts: list[str], train_labels: list[int], test_texts: list[str]) -> list[int]:
+    """Character n-gram TF-IDF + logistic regression: the classic Korean text-classification baseline."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True, max_features=200_000)
-    x_train = vec.fit_transform([r["text"] for r in train_rows])
     clf = LogisticRegression(max_iter=1000, C=2.0)
-    clf.fit(x_train, [r["label"] for r in train_rows])
-    pred = clf.predict(vec.transform([r["text"] for r in test_rows]))
-    return {"accuracy": float(np.mean(pred == np.array([r["label"] for r in test_rows]))), "train_examples": len(train_rows)}
+    clf.fit(vec.fit_transform(train_texts), train_labels)
+    return clf.predict(vec.transform(test_texts)).tolist()
 
 
-def accuracy(probs: list[float], rows: list[dict]) -> float:
-    return float(np.mean([(p > 0.5) == bool(r["label"]) for p, r in zip(probs, rows)])) if rows else float("nan")
+def baselines(task, train_rows: list[dict], test_rows: list[dict]) -> dict:
+    """Majority class and TF-IDF + LR, both trained on `train_rows` (the whole train split)."""
+    from collections import Counter
+
+    from kollm import metrics
+
+    n, gold = len(task.labels), [r["label"] for r in test_rows]
+    majority = Counter(r["label"] for r in train_rows).most_common(1)[0][0]
+    tfidf = tfidf_predictions([task.classifier_text(r) for r in train_rows], [r["label"] for r in train_rows],
+                              [task.classifier_text(r) for r in test_rows])
+    return {"majority": metrics.classification([majority] * len(gold), gold, n),
+            "tfidf_logreg": metrics.classification(tfidf, gold, n), "train_examples": len(train_rows)}
 
 
 @torch.no_grad()

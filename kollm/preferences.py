@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from kollm import prompts
-from kollm.sentiment import labelled
+from kollm.finetuning.tasks import NSMC, rows_from
 
 
 def _usable(text: str) -> bool:
@@ -23,7 +23,7 @@ def _usable(text: str) -> bool:
 def _reviews(rows, seed: int) -> dict[int, list[str]]:
     """Usable reviews by label (0 negative, 1 positive)."""
     by = {0: [], 1: []}
-    for r in labelled(rows, seed, 0):
+    for r in rows_from(NSMC, rows, seed):
         if _usable(r["text"]):
             by[r["label"]].append(r["text"])
     return by

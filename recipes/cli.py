@@ -4,6 +4,8 @@
   kollm run pretrain preset=ci pretrain.steps=50 # one stage
   kollm run pipeline run.executor=slurm run.partition=gpu --dryrun
   kollm stage evaluate preset=ci evaluate.nsmc_path=my.jsonl   # in this process, no NeMo Run
+  kollm evaluate runs/tiny/align/model --tasks nsmc klue_sts   # any HF model folder, on lm-eval
+  kollm evaluate BASE_DIR --adapter ADAPTER_DIR --tasks hate --data my_comments.jsonl
   kollm data download [--mirror URL] [--dest DIR]
   kollm config preset=ci pretrain.steps=10       # print the resolved config
 
@@ -134,6 +136,27 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from kollm import harness
+
+    harness.check_model_dir(args.model_dir)  # one line before lm-eval loads anything
+    if args.adapter:
+        harness.check_adapter_dir(args.adapter)
+    rows = harness.rows_for(args.tasks, args.data, args.data_dir, args.nsmc_per_class)
+    folder = harness.write_rows(rows, os.path.join(args.out, "rows"))
+    scores = harness.evaluate(args.model_dir, list(rows), folder, adapter=args.adapter or None,
+                              batch_size=args.batch_size, limit=args.limit or None)
+    report = {"model_dir": os.path.abspath(args.model_dir), "adapter": args.adapter or None,
+              "rows": {n: len(r) for n, r in rows.items()}, "scores": scores,
+              "lm_eval_command": harness.command(args.model_dir, list(rows), folder, args.adapter or None)}
+    with open(os.path.join(args.out, "scores.json"), "w") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    for name, values in scores.items():
+        print(f"{name:<10} ({len(rows[name])} rows)  " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
+    print(f"wrote {os.path.join(args.out, 'scores.json')}")
+    return 0
+
+
 def _stage_list() -> str:
     """The stages, from their declarations: name, what it reads, what it does."""
     from stages import STAGES
@@ -167,6 +190,25 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(fn=cmd_config)
+    e = sub.add_parser("evaluate", help="evaluate any HF model folder (+ a PEFT adapter) on kollm's Korean tasks",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Score a causal LM on kollm's lm-evaluation-harness tasks (kollm/lm_eval_tasks/): "
+                                   "NSMC sentiment, KLUE-NLI, hate speech (accuracy, macro-F1, toxicity F1) and "
+                                   "KLUE-STS (accuracy, Pearson, Spearman), with the model's chat template.\n"
+                                   "Without --data, each task's test split comes from the Korean data (../shared/data "
+                                   "or `kollm data download`), split as the pipeline splits it.")
+    e.add_argument("model_dir", help="a HF model folder (config.json + safetensors)")
+    e.add_argument("--adapter", default="", help="a PEFT adapter folder to apply on top")
+    e.add_argument("--tasks", nargs="+", default=["nsmc", "klue_nli", "hate", "klue_sts"],
+                   help="nsmc, klue_nli, hate, klue_sts (default: all)")
+    e.add_argument("--data", default="", help="a JSONL of one task's rows (with --tasks NAME): that task's own "
+                                             "columns, or text[, text_pair] + an integer label")
+    e.add_argument("--data-dir", default="", help="where the Korean data is (default: searched)")
+    e.add_argument("--nsmc-per-class", type=int, default=1000, help="NSMC test reviews per class (0 = all)")
+    e.add_argument("--limit", type=int, default=0, help="at most this many rows per task (0 = all)")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--out", default="kollm_eval", help="folder for scores.json and the rows lm-eval read")
+    e.set_defaults(fn=cmd_evaluate)
     d = sub.add_parser("data", help="dataset commands")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="download NSMC, KLUE and korean-hate-speech (resumable, checksummed)")

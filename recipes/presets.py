@@ -23,7 +23,7 @@ def llama_5m_cpu_demo() -> PipelineConfig:
     on 2 CPU cores (benchmarks/results/pipeline_tiny.json; the same code's speed varies with the host)."""
     cfg = PipelineConfig(preset="tiny")
     cfg.pretrain.steps = 800  # 3.3M tokens: 4-8 minutes of the run on 2 cores
-    cfg.finetune.examples_per_class = cfg.evaluate.baseline_examples_per_class = 3500
+    cfg.finetune.examples_per_class = 3500
     cfg.evaluate.perplexity_docs = 500
     return cfg
 
@@ -41,9 +41,9 @@ def llama_600k_ci() -> PipelineConfig:
     cfg.pretrain.seq_len = 64
     cfg.pretrain.warmup_steps = 10
     cfg.pretrain.checkpoint_every = 50
-    cfg.finetune.examples_per_class = cfg.evaluate.baseline_examples_per_class = 300
+    cfg.finetune.examples_per_class = 300
     cfg.finetune.batch_size = 16
-    cfg.finetune.max_len = cfg.evaluate.max_len = 64
+    cfg.finetune.max_len = 64
     cfg.align.sft_examples = 64
     cfg.align.dpo_pairs = 32
     cfg.align.eval_pairs = 16

@@ -12,13 +12,13 @@ from stages.base import Stage
 
 STAGES: tuple[Stage, ...] = (
     Stage("data", data.run, outputs=("nsmc_train", "nsmc_val", "nsmc_test", "hate_train", "hate_dev",
-                                     "corpus_raw", "heldout_raw")),
+                                     "klue_nli_train", "klue_nli_test", "klue_sts", "corpus_raw", "heldout_raw")),
     Stage("curate", curate.run, upstream=("data",),
           outputs=("corpus", "heldout", "toxicity_model", "curation_dir")),
     Stage("tokenizer", tokenizer.run, upstream=("curate",), outputs=("tokenizer_dir",)),
     Stage("pretrain", pretrain.run, upstream=("curate", "tokenizer"), sections=("model", "pretrain"),
           outputs=("model_dir", "loss_png", "metrics", "indexed_data"), standalone=pretrain.standalone),
-    Stage("finetune", finetune.run, upstream=("data", "pretrain"), outputs=("adapter_dir", "model_dir")),
+    Stage("finetune", finetune.run, upstream=("data", "pretrain"), outputs=("results",)),
     Stage("align", align.run, upstream=("data", "pretrain"), outputs=("model_dir", "sft_model_dir", "dpo_metrics")),
     Stage("evaluate", evaluate.run, upstream=("data", "curate", "pretrain", "finetune", "align"),
           outputs=("report_md", "report_json")),

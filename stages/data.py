@@ -1,7 +1,9 @@
 """Read NSMC, korean-hate-speech and KLUE; write the run's splits (by movie) and raw corpus.
 
 Outputs (JSONL): nsmc_{train,val,test} (reviews with ratings, split by movie_id),
-hate_{train,dev} (labelled comments), corpus_raw (pretraining documents from the train
+hate_{train,dev} (labelled comments), klue_nli_{train,test} (KLUE-NLI dev split by premise
+into a fine-tuning 2/3 and a disjoint test 1/3: KLUE has no train set offline), klue_sts (KLUE-STS
+dev, evaluation only), corpus_raw (pretraining documents from the train
 split, web comments and KLUE NER/DP sentences), heldout_raw (val-split reviews, for
 perplexity).
 """
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from kollm.config import PipelineConfig
 from kollm.data import sources
-from kollm.data.split import movie_split
+from kollm.data.split import movie_split, nli_split
 from kollm.io import write_jsonl
 
 
@@ -36,6 +38,10 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         write(f"nsmc_{split}", rows)
     for split in ("train", "dev"):
         write(f"hate_{split}", sources.iter_hate_labeled(data_dir, split))
+    nli = list(sources.iter_klue_nli(data_dir))
+    for split in ("train", "test"):
+        write(f"klue_nli_{split}", (r for r in nli if nli_split(r["premise"]) == split))
+    write("klue_sts", sources.iter_klue_sts(data_dir))
 
     def corpus():
         for r in splits["train"]:

@@ -1,7 +1,11 @@
-"""Evaluate: NSMC accuracy of the LMs vs a TF-IDF baseline, held-out perplexity, generations.
+"""Evaluate on lm-evaluation-harness and against baselines: NSMC, KLUE-NLI, hate speech, KLUE-STS; perplexity; samples.
 
-`evaluate.nsmc_path=FILE` evaluates any JSONL with the NSMC schema instead of the run's
-test split. Writes report.md, report.json and plots.
+Every causal LM folder (pretrained, aligned, fine-tuned with the lm head) is scored by lm-eval with
+kollm's task YAMLs (kollm/lm_eval_tasks/); classification heads and soft prompts by kollm's scorer
+(the same label log-probabilities; tests/test_harness.py checks they agree). Baselines in the same
+run: majority class and TF-IDF + logistic regression trained on each task's whole train split.
+`evaluate.nsmc_path=FILE` scores any JSONL with the NSMC schema instead of the run's test split.
+Writes report.md, report.json, plots, and the rows lm-eval read (lm_eval_data/).
 """
 
 from __future__ import annotations
@@ -17,96 +21,199 @@ from kollm.io import read_json, read_jsonl, write_json
 from kollm.plotting import pyplot
 from stages.base import inputs
 
+ZERO_SHOT = ("pretrained", "aligned")
 
-def _bar_plot(values: dict[str, float], path: str, title: str, ylabel: str) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(values)])
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.set_ylim(0, 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+def test_rows(cfg: PipelineConfig, data: dict) -> dict[str, list[dict]]:
+    from kollm.finetuning import tasks
+
+    ev = cfg.evaluate
+    rows = {name: tasks.load_split(tasks.TASKS[name], data, "test", 0,
+                                   ev.max_examples // 2 if name == "nsmc" else 0) for name in tasks.TASKS}
+    if ev.nsmc_path:
+        rows["nsmc"] = tasks.rows_from(tasks.NSMC, read_jsonl(ev.nsmc_path, required=NSMC_FIELDS), 0,
+                                       ev.max_examples // 2)
+    if not rows["nsmc"]:
+        raise KollmError(f"{ev.nsmc_path or data['nsmc_test']}: no labelled reviews (need ratings 1-4 and 9-10 "
+                         "in the NSMC schema)")
+    return rows
+
+
+def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int) -> tuple[dict, str]:
+    """A fine-tuned model's test metrics, and what scored them."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from kollm import harness
+    from kollm.finetuning import train
+
+    if row["head"] == "lm" and row["model_dir"]:
+        return harness.evaluate(row["model_dir"], [task.name], folder)[task.name], "lm-eval"
+    from peft import PeftModel
+
+    path = row["model_dir"] or row["base_dir"]
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if row["head"] == "cls":
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(task.labels))
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    if not row["model_dir"]:  # prompt tuning: base + soft prompt
+        model = PeftModel.from_pretrained(model, row["adapter_dir"])
+    scores = train.score(row["head"], model, tokenizer, task, rows, max_len)
+    return {"acc": scores["accuracy"], "macro_f1": scores["macro_f1"]}, "kollm"
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm import evaluation, sentiment
+    from kollm import evaluation, harness, prompting, prompts
+    from kollm.finetuning import tasks
     from kollm.training import read_history, summarize
 
     ev = cfg.evaluate
     data, pretrained, aligned = inputs(cfg, "data"), inputs(cfg, "pretrain"), inputs(cfg, "align")
-    test_path = ev.nsmc_path or data["nsmc_test"]
-    test_rows = sentiment.labelled(read_jsonl(test_path, required=NSMC_FIELDS), 0, ev.max_examples // 2)
-    if not test_rows:
-        raise KollmError(f"{test_path}: no labelled reviews (need ratings 1-4 and 9-10 in the NSMC schema)")
-    train_rows = sentiment.labelled(read_jsonl(data["nsmc_train"]), 0, ev.baseline_examples_per_class)
-    texts = [r["text"] for r in test_rows]
+    finetuned = read_json(inputs(cfg, "finetune")["results"])
+    rows = test_rows(cfg, data)
+    folder = harness.write_rows(rows, os.path.join(out, "lm_eval_data"))
     torch.manual_seed(0)
+    zero_shot_dirs = {"pretrained": pretrained["model_dir"], "aligned": aligned["model_dir"]}
+    report: dict = {"tasks": {}, "test_rows": {n: len(r) for n, r in rows.items()}, "lm_eval_data": folder,
+                    "nsmc_path": os.path.abspath(ev.nsmc_path or data["nsmc_test"]),
+                    "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder),
+                    "finetune": {k: finetuned[k] for k in ("method", "head", "backend")}}
 
-    models = {"pretrained": pretrained["model_dir"], "finetuned": inputs(cfg, "finetune")["model_dir"],
-              "aligned": aligned["model_dir"]}
-    tokenizer = AutoTokenizer.from_pretrained(models["aligned"])
+    # zero-shot: every task, on lm-eval
+    for name, path in zero_shot_dirs.items():
+        for task, scores in harness.evaluate(path, list(rows), folder, limit=None).items():
+            report["tasks"].setdefault(task, {})[name] = scores
+    # fine-tuned (one model per task) and the baselines trained on each task's whole train split
+    for row in finetuned["tasks"]:
+        task = tasks.TASKS[row["task"]]
+        scores, scorer = score_finetuned(row, task, rows[task.name], folder, cfg.finetune.max_len)
+        report["tasks"][task.name]["finetuned"] = {**scores, "scored_by": scorer}
+    for name in rows:
+        if name == "klue_sts":
+            continue
+        task = tasks.TASKS[name]
+        train_rows = tasks.load_split(task, data, "train", 0, ev.baseline_examples_per_class)
+        if name != "nsmc":  # the whole train file: its validation part too
+            train_rows += tasks.load_split(task, data, "val", 0)
+        base = evaluation.baselines(task, train_rows, rows[name])
+        report["tasks"][name]["majority"] = {"acc": base["majority"]["accuracy"], "macro_f1": base["majority"]["macro_f1"]}
+        report["tasks"][name]["tfidf_logreg"] = {"acc": base["tfidf_logreg"]["accuracy"],
+                                                 "macro_f1": base["tfidf_logreg"]["macro_f1"],
+                                                 "train_examples": base["train_examples"]}
+
+    tokenizer = AutoTokenizer.from_pretrained(zero_shot_dirs["aligned"])
+    models = {name: AutoModelForCausalLM.from_pretrained(path) for name, path in zero_shot_dirs.items()}
+    nsmc_train = tasks.load_split(tasks.NSMC, data, "train", 0, 200)
+    report["prompting"] = prompting.study(models, tokenizer, tasks.NSMC, prompts.SENTIMENT_PHRASINGS,
+                                          rows["nsmc"][: ev.prompt_study_examples], nsmc_train, ev.shots,
+                                          cfg.model.max_seq_len)
     heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
-    results: dict = {"nsmc": {"path": os.path.abspath(test_path), "examples": len(test_rows)}, "perplexity": {},
-                     "generations": []}
-    for name, path in models.items():
-        model = AutoModelForCausalLM.from_pretrained(path)
-        results["perplexity"][name] = evaluation.perplexity(model, tokenizer, heldout)
-        if name != "pretrained":
-            probs = sentiment.predict(model, tokenizer, texts, ev.max_len)
-            results["nsmc"][f"{name}_accuracy"] = evaluation.accuracy(probs, test_rows)
-        if name == "aligned":
-            for prompt in ev.prompts:
-                text = evaluation.generate(model, tokenizer, prompt, ev.max_new_tokens)
-                results["generations"].append({"prompt": prompt, "response": text,
-                                               "hangul_share": round(hangul_ratio(normalize(text)), 3)})
-    results["nsmc"]["tfidf_logreg_accuracy"] = evaluation.tfidf_baseline(train_rows, test_rows)["accuracy"]
-    results["nsmc"]["baseline_train_examples"] = len(train_rows)
-    results["dpo"] = read_json(aligned["dpo_metrics"])
-    results["pretrain"] = summarize(read_history(pretrained["metrics"]))
+    report["perplexity"] = {name: evaluation.perplexity(m, tokenizer, heldout) for name, m in models.items()}
+    report["generations"] = []
+    for prompt in ev.prompts:
+        text = evaluation.generate(models["aligned"], tokenizer, prompt, ev.max_new_tokens)
+        report["generations"].append({"prompt": prompt, "response": text,
+                                      "hangul_share": round(hangul_ratio(normalize(text)), 3)})
+    report["dpo"] = read_json(aligned["dpo_metrics"])
+    report["pretrain"] = summarize(read_history(pretrained["metrics"]))
+    report["method_rows"] = finetuned["tasks"]
 
-    acc = {"LoRA LM": results["nsmc"]["finetuned_accuracy"], "aligned LM": results["nsmc"]["aligned_accuracy"],
-           "TF-IDF+LR": results["nsmc"]["tfidf_logreg_accuracy"]}
-    _bar_plot(acc, os.path.join(out, "nsmc_accuracy.png"), f"NSMC accuracy (n={len(test_rows)})", "accuracy")
-    loss_png = pretrained["loss_png"]
-    write_json(os.path.join(out, "report.json"), results)
+    _task_plot(report["tasks"], os.path.join(out, "tasks.png"))
+    write_json(os.path.join(out, "report.json"), report)
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(render_markdown(results, cfg, loss_png, out))
+        f.write(render_markdown(report, cfg, pretrained["loss_png"], out))
+    t = report["tasks"]
     return {
         "outputs": {"report_md": os.path.abspath(os.path.join(out, "report.md")),
                     "report_json": os.path.abspath(os.path.join(out, "report.json"))},
-        "counts": {"nsmc_examples": len(test_rows), "perplexity_docs": len(heldout)},
-        "metrics": {"nsmc_finetuned_accuracy": round(acc["LoRA LM"], 4),
-                    "nsmc_aligned_accuracy": round(acc["aligned LM"], 4),
-                    "nsmc_tfidf_accuracy": round(acc["TF-IDF+LR"], 4),
-                    "heldout_perplexity_pretrained": round(results["perplexity"]["pretrained"]["perplexity"], 2),
-                    "heldout_perplexity_aligned": round(results["perplexity"]["aligned"]["perplexity"], 2)},
+        "counts": {f"{n}_test_rows": len(r) for n, r in rows.items()} | {"perplexity_docs": len(heldout)},
+        "metrics": {"nsmc_finetuned_accuracy": round(t["nsmc"]["finetuned"]["acc"], 4) if "finetuned" in t["nsmc"] else None,
+                    "nsmc_aligned_accuracy": round(t["nsmc"]["aligned"]["acc"], 4),
+                    "nsmc_tfidf_accuracy": round(t["nsmc"]["tfidf_logreg"]["acc"], 4),
+                    "klue_nli_finetuned_accuracy": round(t["klue_nli"].get("finetuned", {}).get("acc", float("nan")), 4),
+                    "hate_finetuned_macro_f1": round(t["hate"].get("finetuned", {}).get("macro_f1", float("nan")), 4),
+                    "klue_sts_aligned_pearson": round(t["klue_sts"]["aligned"]["pearson"], 4),
+                    "heldout_perplexity_pretrained": round(report["perplexity"]["pretrained"]["perplexity"], 2),
+                    "heldout_perplexity_aligned": round(report["perplexity"]["aligned"]["perplexity"], 2)},
     }
 
 
-def _shown(path: str, run_dir: str) -> str:
-    """Paths inside the run directory are shown relative to it (reports get copied around)."""
-    rel = os.path.relpath(path, os.path.abspath(run_dir))
-    return rel if not rel.startswith("..") else path
+COLUMNS = [("finetuned", "fine-tuned"), ("pretrained", "pretrained, zero-shot"), ("aligned", "aligned, zero-shot"),
+           ("tfidf_logreg", "TF-IDF + LR"), ("majority", "majority class")]
+
+
+def _task_plot(results: dict, path: str) -> None:
+    plt = pyplot()
+    names = [n for n in results if n != "klue_sts"]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(COLUMNS)
+    for i, (key, label) in enumerate(COLUMNS):
+        values = [results[n].get(key, {}).get("acc", 0.0) for n in names]
+        bars = ax.bar([j + i * width for j in range(len(names))], values, width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncols=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
 
 def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> str:
-    n = r["nsmc"]
+    from kollm.finetuning import tasks
+
+    ft = r["finetune"]
     lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
-             "## NSMC sentiment (balanced, official labelling: 1–4 negative, 9–10 positive)", "",
-             f"Test file: `{_shown(n['path'], cfg.run_dir)}` ({n['examples']} reviews)", "",
-             "| model | accuracy |", "|---|---|",
-             f"| kollm LM + LoRA (finetune) | {n['finetuned_accuracy']:.4f} |",
-             f"| kollm LM after SFT + DPO (align) | {n['aligned_accuracy']:.4f} |",
-             f"| TF-IDF char 1–3-grams + logistic regression ({n['baseline_train_examples']} train reviews) | {n['tfidf_logreg_accuracy']:.4f} |",
-             "", "![accuracy](nsmc_accuracy.png)", "",
-             "## Held-out perplexity (curated validation-split reviews)", "",
-             "| model | perplexity | bits/char | tokens |", "|---|---|---|---|"]
+             f"Fine-tuning: method `{ft['method']}`, head `{ft['head']}`, backend `{ft['backend']}`. "
+             "Zero-shot and lm-head scores from lm-evaluation-harness; baselines trained on each task's whole train split.",
+             "", "## Tasks (test splits; accuracy / macro-F1)", "",
+             "| task | test rows | " + " | ".join(label for _, label in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for name, res in r["tasks"].items():
+        if name == "klue_sts":
+            continue
+        cells = [f"{_fmt(res[k]['acc'])} / {_fmt(res[k]['macro_f1'])}" if k in res else "–" for k, _ in COLUMNS]
+        lines.append(f"| {name} | {r['test_rows'][name]} | " + " | ".join(cells) + " |")
+    sts = r["tasks"]["klue_sts"]
+    lines += ["", "![tasks](tasks.png)", "",
+              "KLUE-STS (zero-shot, \"same meaning? 예/아니오\"): " + "; ".join(
+                  f"{m}: accuracy {_fmt(sts[m]['acc'])}, Pearson {_fmt(sts[m]['pearson'])}, "
+                  f"Spearman {_fmt(sts[m]['spearman'])}" for m in ZERO_SHOT) + ".", ""]
+    hate = r["tasks"]["hate"]
+    lines += ["Toxicity F1 (hate or offensive vs none, hate-speech dev): " + "; ".join(
+        f"{m}: {_fmt(hate[m].get('toxic_f1'))}" for m in ZERO_SHOT + ("finetuned",) if m in hate and "toxic_f1" in hate[m]) + ".", ""]
+    lines += ["Where the rows come from:", ""] + [f"- **{n}**: {tasks.TASKS[n].about}" for n in r["tasks"]] + [""]
+    lines += ["Rerun the zero-shot scores with lm-eval itself:", "", f"    {r['lm_eval_command']}", ""]
+
+    lines += ["## Fine-tuning runs (validation rows)", "",
+              "| task | method | head | trainable params | % | val score | train s | peak MB | adapter MB |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for m in r["method_rows"]:
+        metric = tasks.TASKS[m["task"]].metric
+        lines.append(f"| {m['task']} | {m['method']} | {m['head']} | {m['trainable_params']:,} | {m['trainable_pct']:.2f} "
+                     f"| {metric} {m[metric]:.3f} | {m['train_s']:.0f} | {m['peak_mem_mb']:.0f} | {m['adapter_mb'] or '–'} |")
+
+    lines += ["", "## Prompting study (NSMC, first rows of the test split)", "",
+              "| phrasing | shots | " + " | ".join(ZERO_SHOT) + " |", "|---|---|" + "---|" * len(ZERO_SHOT)]
+    by = {(p["phrasing"], p["shots"], p["model"]): p for p in r["prompting"]}
+    for (phrasing, shots) in dict.fromkeys((p["phrasing"], p["shots"]) for p in r["prompting"]):
+        prompt = by[(phrasing, shots, ZERO_SHOT[0])]["prompt"].replace("\n", " ⏎ ")
+        lines.append(f"| `{prompt}` | {shots} | " + " | ".join(_fmt(by[(phrasing, shots, m)]["accuracy"]) for m in ZERO_SHOT) + " |")
+    if "finetuned" in r["tasks"]["nsmc"]:
+        lines.append(f"\nFine-tuned ({ft['method']}, {ft['head']} head) on the full NSMC test split: "
+                     f"{_fmt(r['tasks']['nsmc']['finetuned']['acc'])}.")
+
+    lines += ["", "## Held-out perplexity (curated validation-split reviews)", "",
+              "| model | perplexity | bits/char | tokens |", "|---|---|---|---|"]
     for name, p in r["perplexity"].items():
         lines.append(f"| {name} | {p['perplexity']:.2f} | {p['bits_per_char']:.3f} | {p['tokens']} |")
     pt = r["pretrain"]

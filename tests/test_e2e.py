@@ -81,9 +81,11 @@ def test_training_learned_something(ci_run):
     assert pre["metrics"]["tokens_per_s"] > 0
     assert (run_dir / "pretrain" / "loss.png").stat().st_size > 1000
     assert (run_dir / "pretrain" / "model" / "model.safetensors").exists()
-    ft = manifest(run_dir, "finetune")
-    assert ft["metrics"]["loss_last"] < ft["metrics"]["loss_first"]
-    assert (run_dir / "finetune" / "adapter" / "adapter_config.json").exists()
+    ft = json.load(open(manifest(run_dir, "finetune")["outputs"]["results"]))
+    assert [r["task"] for r in ft["tasks"]] == ["nsmc", "klue_nli", "hate"]
+    for row in ft["tasks"]:
+        assert row["loss_last"] < row["loss_first"], row["task"]
+        assert os.path.isfile(os.path.join(row["adapter_dir"], "adapter_config.json"))  # HF-PEFT format
     al = manifest(run_dir, "align")
     assert al["counts"]["dpo_steps"] > 0 and al["counts"]["sft_steps"] > 0
 
@@ -91,22 +93,30 @@ def test_training_learned_something(ci_run):
 def test_report_has_the_headline_numbers(ci_run):
     run_dir = ci_run[0]
     report = json.load(open(run_dir / "evaluate" / "report.json"))
-    n = report["nsmc"]["examples"]
+    t, n = report["tasks"], report["test_rows"]
     test_rows = [json.loads(line) for line in open(run_dir / "data" / "nsmc_test.jsonl")]
     positives = sum(r["rating"] >= 9 for r in test_rows)
     negatives = sum(r["rating"] <= 4 for r in test_rows)
-    # the test sample is balanced (as many of each class as the scarcer one allows), so always answering
-    # the majority class scores exactly 0.5; every accuracy counts whole reviews out of that sample
-    assert n == 2 * min(positives, negatives, 300 // 2)
-    for key in ("finetuned_accuracy", "aligned_accuracy", "tfidf_logreg_accuracy"):
-        assert abs(report["nsmc"][key] * n - round(report["nsmc"][key] * n)) < 1e-6, key
-    # the baseline beats the majority class by a wide margin. The ci LM does not (300 steps, 0.6M parameters:
-    # it answers one class, 0.500); a preset whose LM must beat it is issue 11's laptop preset.
-    assert report["nsmc"]["tfidf_logreg_accuracy"] > 0.5 + 0.1
+    # the NSMC test sample is balanced (as many of each class as the scarcer one allows), so the majority
+    # class scores exactly 0.5; every accuracy counts whole reviews out of that sample
+    assert n["nsmc"] == 2 * min(positives, negatives, 300 // 2)
+    assert t["nsmc"]["majority"]["acc"] == 0.5
+    for key in ("finetuned", "aligned", "pretrained", "tfidf_logreg"):
+        assert abs(t["nsmc"][key]["acc"] * n["nsmc"] - round(t["nsmc"][key]["acc"] * n["nsmc"])) < 1e-6, key
+    # KLUE-NLI's test part has 311 pairs of each label; hate-speech dev's most common train label, none, is 160 of 471
+    assert n["klue_nli"] == 933 and t["klue_nli"]["majority"]["acc"] == 1 / 3
+    assert n["hate"] == 471 and t["hate"]["majority"]["acc"] == 160 / 471
+    assert n["klue_sts"] == 519 and -1 <= t["klue_sts"]["aligned"]["pearson"] <= 1
+    # the baselines beat the majority class by a wide margin. The ci LM does not (300 steps, 0.6M
+    # parameters); the laptop preset's is measured in benchmarks/
+    assert t["nsmc"]["tfidf_logreg"]["acc"] > 0.5 + 0.1
+    assert t["nsmc"]["tfidf_logreg"]["train_examples"] > 10 * n["nsmc"]  # the whole train split, not a sample
+    assert 0 <= t["hate"]["aligned"]["toxic_f1"] <= 1
+    assert len(report["prompting"]) == 3 * 2 * 2  # phrasings x shot counts x (pretrained, aligned)
     assert report["perplexity"]["pretrained"]["perplexity"] > 1
     assert len(report["generations"]) == 3
     md = open(run_dir / "evaluate" / "report.md").read()
-    assert "TF-IDF" in md and "perplexity" in md
+    assert "TF-IDF" in md and "perplexity" in md and "Prompting study" in md and "lm_eval --model hf" in md
 
 
 def test_served_model_answers_in_korean_over_http_and_grpc(ci_run):
@@ -141,4 +151,4 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
     proc = run_cli(["stage", "evaluate", "preset=ci", f"run.root={run_dir.parent}", f"evaluate.nsmc_path={path}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.load(open(run_dir / "evaluate" / "report.json"))
-    assert report["nsmc"]["path"] == str(path) and report["nsmc"]["examples"] == 40
+    assert report["nsmc_path"] == str(path) and report["test_rows"]["nsmc"] == 40

@@ -94,6 +94,7 @@ def test_triton_model_ships_inside_the_package(tmp_path):
     [wheel] = glob.glob(str(tmp_path / "kollm-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "triton_model_repo/kollm_llm/1/model.py" in names
+    assert {"kollm/lm_eval_tasks/utils.py", "kollm/lm_eval_tasks/kollm_nsmc.yaml"} <= set(names)  # lm-eval reads files
     assert {"kollm/training.py", "stages/__init__.py", "recipes/cli.py", "curator_pipelines/korean.py"} <= set(names)
 
 

@@ -130,3 +130,20 @@ def iter_synopses(data_dir: str) -> Iterator[str]:
             for item in json.load(f):
                 if item.get("synopsis"):
                     yield item["synopsis"]
+
+
+def _klue_json(data_dir: str, name: str) -> list[dict]:
+    with open_text(os.path.join(data_dir, "klue", name)) as f:
+        return json.load(f)
+
+
+def iter_klue_nli(data_dir: str) -> Iterator[dict]:
+    for item in _klue_json(data_dir, "klue-nli-v1.1_dev.json.gz"):
+        yield {"guid": item["guid"], "premise": item["premise"], "hypothesis": item["hypothesis"],
+               "gold_label": item["gold_label"]}
+
+
+def iter_klue_sts(data_dir: str) -> Iterator[dict]:
+    for item in _klue_json(data_dir, "klue-sts-v1.1_dev.json.gz"):
+        yield {"guid": item["guid"], "sentence1": item["sentence1"], "sentence2": item["sentence2"],
+               "score": item["labels"]["label"], "binary_label": item["labels"]["binary-label"]}

@@ -1,47 +1,5 @@
-import torch
-
-from kollm import prompts, sentiment
+from kollm import prompts
 from kollm.serve.generation import IncrementalDecoder
-
-
-def test_labelled_sample_is_balanced_with_official_labels(nsmc_rows):
-    rows = sentiment.labelled(nsmc_rows, seed=0, per_class=300)
-    assert len(rows) == 600 and sum(r["label"] for r in rows) == 300
-    assert all((r["rating"] >= 9) == bool(r["label"]) for r in rows)
-    assert all(r["rating"] <= 4 or r["rating"] >= 9 for r in rows)  # 5-8 excluded
-
-
-def test_long_reviews_keep_the_answer_slot(korean_tokenizer):
-    long_review = "이 영화는 정말 " * 200
-    ids = sentiment.prompt_ids(korean_tokenizer, long_review, max_len=48)
-    assert len(ids) <= 48
-    assistant = korean_tokenizer.convert_tokens_to_ids("<|assistant|>")
-    assert ids[-1] == assistant and ids[-2] == korean_tokenizer.eos_token_id
-
-
-def test_training_labels_mask_the_prompt(korean_tokenizer):
-    ids, labels = sentiment.training_example(korean_tokenizer, {"text": "최고의 영화", "label": 1}, 64)
-    answer = [t for t in labels if t != -100]
-    assert korean_tokenizer.decode(answer) == "긍정</s>"
-    assert ids[-len(answer):] == answer
-
-
-def test_predict_learns_a_separable_signal(tiny_model_dir, korean_tokenizer):
-    """A few LoRA-free steps on two real-looking reviews make predict() follow the labels."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    rows = [{"text": "최고의 영화 감동 그 자체", "label": 1}, {"text": "시간 낭비 최악의 영화", "label": 0}]
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(100):
-        ids, mask, labels = sentiment.collate([sentiment.training_example(korean_tokenizer, r, 64) for r in rows],
-                                              korean_tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    probs = sentiment.predict(model, korean_tokenizer, [r["text"] for r in rows], 64)
-    assert probs[0] > 0.9 and probs[1] < 0.1
 
 
 def test_incremental_decoder_never_emits_half_a_hangul_character(nsmc_rows):
