@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/pipeline_tiny.py            # writes benchmarks/results/pipeline_tiny.json
     .venv/bin/python benchmarks/pipeline_tiny.py preset=ci  # any preset/overrides, written under its name
+    .venv/bin/python benchmarks/pipeline_tiny.py preset=laptop run.root=runs   # keeps the run (else a temp dir)
 
 Runs exactly what `make demo` runs (`kollm run pipeline ...` through NeMo Run), timed from
 outside, and records per-stage wall times from the manifests plus the report's headline numbers.
@@ -47,8 +48,10 @@ def machine() -> str:
 def main(argv: list[str]) -> int:
     overrides = argv or ["preset=tiny"]
     preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
-    root = tempfile.mkdtemp(prefix="kollm-bench-")
-    cmd = [sys.executable, "-m", "recipes.cli", "run", "pipeline", *overrides, f"run.root={root}"]
+    kept = next((a.split("=", 1)[1] for a in overrides if a.startswith("run.root=")), "")
+    root = os.path.abspath(kept) if kept else tempfile.mkdtemp(prefix="kollm-bench-")
+    cmd = [sys.executable, "-m", "recipes.cli", "run", "pipeline", *[a for a in overrides if not a.startswith("run.root=")],
+           f"run.root={root}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO)
     wall = time.perf_counter() - t0
@@ -57,12 +60,17 @@ def main(argv: list[str]) -> int:
         return proc.returncode
     run_dir = os.path.join(root, preset)
     manifests = {s: json.load(open(os.path.join(run_dir, s, "manifest.json"))) for s in STAGES}
+    report = json.load(open(os.path.join(run_dir, "evaluate", "report.json"), encoding="utf-8"))
+    nsmc = report["tasks"]["nsmc"]
     result = {
         "name": f"pipeline_{preset}",
         "wall_s": round(wall, 1),
         "stages": {s: m["wall_s"] for s, m in manifests.items()},
         "overhead_s": round(wall - sum(m["wall_s"] for m in manifests.values()), 1),
         "metrics": {**manifests["evaluate"]["metrics"],
+                    # the best LM on NSMC: fine-tuned, or pretrained/aligned prompted zero-shot
+                    "nsmc_best_accuracy": max(nsmc[k]["acc"] for k in ("finetuned", "pretrained", "aligned") if k in nsmc),
+                    "finetune_method": f"{report['finetune']['method']} ({report['finetune']['head']} head)",
                     "pretrain_tokens_per_s": manifests["pretrain"]["metrics"]["tokens_per_s"],
                     "pretrain_loss_first": manifests["pretrain"]["metrics"]["loss_first"],
                     "pretrain_loss_last": manifests["pretrain"]["metrics"]["loss_last"],
@@ -83,7 +91,8 @@ def main(argv: list[str]) -> int:
     with open(out, "w", encoding="utf-8") as f:
         json.dump(result, f, ensure_ascii=False, indent=2)
         f.write("\n")
-    shutil.rmtree(root, ignore_errors=True)
+    if not kept:
+        shutil.rmtree(root, ignore_errors=True)
     print(f"wrote {out}: wall {wall:.0f}s")
     return 0
 

@@ -31,7 +31,8 @@ def pipeline_table(r: dict) -> str:
         f"| pretraining loss | {m['pretrain_loss_first']:.2f} → {m['pretrain_loss_last']:.2f} |",
         f"| held-out perplexity (pretrained → aligned) | {m['heldout_perplexity_pretrained']:.1f} → "
         f"{m['heldout_perplexity_aligned']:.1f} |",
-        f"| NSMC accuracy, LoRA fine-tuned LM | **{m['nsmc_finetuned_accuracy']:.3f}** |",
+        f"| NSMC accuracy, fine-tuned ({m.get('finetune_method', 'LoRA')}) | **{m['nsmc_finetuned_accuracy']:.3f}** |",
+        *([f"| NSMC accuracy, best LM method | {m['nsmc_best_accuracy']:.3f} |"] if "nsmc_best_accuracy" in m else []),
         f"| NSMC accuracy, after SFT + DPO | {m['nsmc_aligned_accuracy']:.3f} |",
         f"| NSMC accuracy, TF-IDF + logistic regression baseline | {m['nsmc_tfidf_accuracy']:.3f} |",
         f"| DPO reward accuracy on held-out pairs | {m['dpo_eval_reward_accuracy']} |",
@@ -87,7 +88,48 @@ def pretrain_cpu_table(r: dict) -> str:
     ])
 
 
-RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table}
+def finetune_methods_table(r: dict) -> str:
+    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` (preset `{r['preset']}`'s pretrained "
+             "LM; test splits: NSMC movies no training saw, the KLUE-NLI test third, hate-speech dev):", "",
+             "| task | method | head | backend | trainable params | % | accuracy | macro-F1 | train s | peak MB | adapter MB |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in r["methods"]:
+        lines.append(f"| {m['task']} | {m['method']} | {m['head']} | {m['backend']} | {m['trainable_params']:,} | "
+                     f"{m['trainable_pct']:.2f} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['train_s']:.0f} | "
+                     f"{m['peak_mem_mb']:.0f} | {m['adapter_mb'] if m['adapter_mb'] is not None else '–'} |")
+    lines += ["", "Baselines in the same run (trained on the whole train split):", "",
+              "| task | TF-IDF + LR accuracy / macro-F1 | majority class accuracy | train rows |", "|---|---|---|---:|"]
+    for task, b in r["baselines"].items():
+        lines.append(f"| {task} | {b['tfidf_logreg']['accuracy']:.3f} / {b['tfidf_logreg']['macro_f1']:.3f} | "
+                     f"{b['majority']['accuracy']:.3f} | {b['train_examples']:,} |")
+    if r.get("prompting"):
+        lines += ["", "The pretrained LM prompted instead (NSMC, first 500 test rows):", "",
+                  "| prompt | shots | accuracy |", "|---|---:|---:|"]
+        for p in r["prompting"]:
+            lines.append(f"| `{p['prompt'].replace(chr(10), ' ⏎ ')}` | {p['shots']} | {p['accuracy']:.3f} |")
+    for note in r.get("skipped", []):
+        lines.append(f"\nSkipped: {note}.")
+    return "\n".join(lines)
+
+
+def eval_laptop_table(r: dict) -> str:
+    g = r["goals"]
+    return "\n".join([
+        f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` (fine-tuning: {r['finetune']['method']}, "
+        f"{r['finetune']['head']} head):", "",
+        "| what | measured | goal |", "|---|---:|---:|",
+        f"| whole pipeline, wall clock | {r['wall_s'] / 60:.1f} min | ≤ {g['wall_s'] / 60:.0f} min |",
+        f"| model | {r['model_params'] / 1e6:.1f} M parameters, {r['tokens_seen'] / 1e6:.1f} M tokens | |",
+        f"| NSMC accuracy ({r['nsmc_test_rows']} test reviews, movies no training saw) | **{r['nsmc_accuracy']:.3f}** | ≥ {g['nsmc_accuracy']} |",
+        f"| NSMC, TF-IDF + LR on the whole train split ({r['nsmc_tfidf_train_examples']:,} reviews) | {r['nsmc_tfidf_accuracy']:.3f} | below the LM |",
+        f"| KLUE-NLI accuracy (disjoint test third) | **{r['klue_nli_accuracy']:.3f}** (TF-IDF {r['klue_nli_tfidf_accuracy']:.3f}) | ≥ {g['klue_nli_accuracy']} |",
+        f"| hate speech macro-F1 (dev) | {r['hate_macro_f1']:.3f} (TF-IDF {r['hate_tfidf_macro_f1']:.3f}) | |",
+        f"| KLUE-STS Pearson, aligned LM zero-shot | {r['klue_sts_pearson_aligned']:.3f} | |",
+    ])
+
+
+RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table,
+             "finetune_methods": finetune_methods_table, "eval_laptop": eval_laptop_table}
 
 
 def render(text: str) -> str:

@@ -163,6 +163,7 @@ class FinetuneConfig:
     backend: FinetuneBackend = "hf"
     examples_per_class: int = 4000  # train rows per label (fewer if a task has fewer); 0 = all
     epochs: int = 1
+    min_steps: int = 0  # at least this many steps: more passes over a small task's rows
     batch_size: int = 32
     lr: float = 2e-3  # adapters: LoRA, DoRA, WaveFT, QLoRA
     full_lr: float = 3e-4  # full fine-tuning

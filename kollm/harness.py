@@ -48,7 +48,7 @@ def rows_for(task_names: list[str], data_file: str = "", data_dir: str = "", nsm
                              f"{', '.join(HARNESS_TASKS)})")
         if not os.path.isfile(data_file):
             raise KollmError(f"{data_file}: no such file")
-        rows = tasks.rows_from(tasks.TASKS[task_names[0]], read_jsonl(data_file))
+        rows = tasks.rows_from(tasks.TASKS[task_names[0]], read_jsonl(data_file), balance=False)  # every row
         if not rows:
             raise KollmError(f"{data_file}: no rows for task {task_names[0]} (an empty file, or no labelled rows)")
         return {task_names[0]: rows}

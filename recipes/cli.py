@@ -10,7 +10,7 @@
   kollm config preset=ci pretrain.steps=10       # print the resolved config
 
 Overrides are `section.key=value`; `preset=NAME` picks the recipe to start from
-(recipes/presets.py: tiny, ci, small, 1b, 8b). User mistakes print one `error:` line and exit
+(recipes/presets.py: tiny, laptop, ci, small, 1b, 8b). User mistakes print one `error:` line and exit
 with status 2.
 """
 
@@ -61,6 +61,10 @@ def preflight(cfg, names: list[str]) -> None:
     if "evaluate" in names and cfg.evaluate.nsmc_path:
         for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
             pass
+    if "finetune" in names and cfg.finetune.backend == "automodel":
+        from kollm.finetuning import automodel
+
+        automodel.check(cfg.finetune)
 
 
 def _prepare_environment(cfg) -> None:

@@ -29,6 +29,9 @@ def assert_one_clear_error(proc, fragment):
     (["run", "--dryrun", "pretrain", "preset=1b", "run.executor=slurm", "pretrain.loss_chunk=-1"],
      "pretrain.loss_chunk=-1"),
     (["run", "--dryrun", "pretrain", "preset=ci", "pretrain.checkpoint_every=0"], "exports its last checkpoint"),
+    (["run", "--dryrun", "finetune", "preset=ci", 'finetune.tasks=["nsmc", "kmmlu"]'], "unknown task 'kmmlu'"),
+    (["run", "--dryrun", "finetune", "preset=ci", "finetune.method=ia3"],
+     "finetune.method='ia3': choose full, lora, dora, waveft, prompt_tuning, qlora"),
     (["run", "--dryrun", "pretrain", "preset=1b", "pretrain.micro_batch_size=3"],
      "must divide the 32 rows each of the 8 data-parallel ranks gets"),
 ])
@@ -65,6 +68,51 @@ def test_jsonl_missing_fields_for_evaluation(tmp_path):
     bad.write_text(json.dumps({"text": "최고", "rating": 10}, ensure_ascii=False) + "\n")
     proc = run_cli(["stage", "evaluate", "preset=ci", f"run.root={tmp_path}", f"evaluate.nsmc_path={bad}"])
     assert_one_clear_error(proc, f"{bad}:1: missing field(s) review_id, movie_id")
+
+
+@pytest.fixture
+def weightless_model(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def test_evaluate_refuses_bad_inputs_in_one_line(tmp_path, weightless_model, tiny_model_dir):
+    assert_one_clear_error(run_cli(["evaluate", str(tmp_path / "absent")]), "no such model folder")
+    assert_one_clear_error(run_cli(["evaluate", str(weightless_model)]), "has a config.json but no weights")
+    assert_one_clear_error(run_cli(["evaluate", tiny_model_dir, "--adapter", str(weightless_model)]),
+                           "not a PEFT adapter folder")
+    assert_one_clear_error(run_cli(["evaluate", tiny_model_dir, "--tasks", "kobest"]), "unknown task 'kobest'")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("")
+    assert_one_clear_error(run_cli(["evaluate", tiny_model_dir, "--tasks", "hate", "--data", str(rows)]),
+                           "no rows for task hate")
+    rows.write_text(json.dumps({"comments": "댓글", "hate": "none"}, ensure_ascii=False) + "\n")
+    assert_one_clear_error(run_cli(["evaluate", tiny_model_dir, "--tasks", "hate", "--data", str(rows)]),
+                           "lacks the column 'text'")
+    assert_one_clear_error(run_cli(["evaluate", tiny_model_dir, "--tasks", "hate", "nsmc", "--data", str(rows)]),
+                           "--data holds one task's rows")
+
+
+def test_evaluate_scores_a_users_rows(tmp_path, tiny_model_dir):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n"
+                            for t, y in [("최고의 영화", 1), ("최악의 영화", 0), ("또 보고 싶다", 1)]))
+    proc = run_cli(["evaluate", tiny_model_dir, "--tasks", "nsmc", "--data", str(rows), "--out", str(tmp_path / "ev")])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.load(open(tmp_path / "ev" / "scores.json"))
+    assert report["rows"] == {"nsmc": 3} and report["scores"]["nsmc"]["acc"] in (0, 1 / 3, 2 / 3, 1)
+    assert report["lm_eval_command"].startswith("lm_eval --model hf")
+
+
+def test_automodel_backend_without_its_environment(tmp_path):
+    proc = run_cli(["run", "finetune", "preset=ci", f"run.root={tmp_path}", "finetune.backend=automodel",
+                    "finetune.method=lora", "finetune.head=lm", f"finetune.automodel_python={tmp_path}/none/python"])
+    assert_one_clear_error(proc, "make env-automodel")
+    proc = run_cli(["run", "finetune", "preset=ci", f"run.root={tmp_path}", "finetune.backend=automodel",
+                    "finetune.method=waveft", "finetune.head=lm"])
+    assert_one_clear_error(proc, "runs lora and dora with the lm head")
 
 
 def test_stage_before_its_inputs_exist(tmp_path):

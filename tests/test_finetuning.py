@@ -174,3 +174,16 @@ def test_tasks_read_rows_and_refuse_bad_ones():
     nsmc = tasks.rows_from(tasks.NSMC, [{"text": "좋다", "rating": 10}, {"text": "별로", "rating": 2},
                                         {"text": "글쎄", "rating": 6}, {"text": "최고", "rating": 9}])
     assert sorted(r["label"] for r in nsmc) == [0, 1]  # balanced, 5-8 excluded
+
+
+def test_few_shot_prompts_put_solved_examples_before_the_question(korean_tokenizer):
+    from kollm import prompting
+
+    shots = prompting.shots(ROWS * 3, 4, 2, seed=0)
+    assert sorted(r["label"] for r in shots) == [0, 0, 1, 1]  # balanced over the labels
+    text = prompting.renderer(korean_tokenizer, tasks.NSMC, shots)({"text": "새 리뷰", "label": 0})
+    assert text.count("<|user|>") == 5 and text.count("<|assistant|>") == 5 and text.endswith("<|assistant|>")
+    assert text.index("새 리뷰") > max(text.index(r["text"]) for r in shots)
+    for r in shots:  # each example is followed by its own answer
+        after = text[text.index(r["text"]):]
+        assert after.split("<|assistant|>", 1)[1].startswith(tasks.NSMC.labels[r["label"]])

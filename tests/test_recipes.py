@@ -137,3 +137,15 @@ def test_megatron_transformer_config_for_gpus():
     assert tc.tensor_model_parallel_size == 2 and tc.sequence_parallel and tc.num_query_groups == 8
     assert tc.bias_activation_fusion and not tc.use_cpu_initialization
     assert tc.apply_rope_fusion == mmodel.has_transformer_engine()  # TE's kernel, in NGC containers
+
+
+def test_ci_runs_the_laptop_recipe_at_ci_size():
+    """The laptop preset is a benchmark (benchmarks/eval_laptop.py); the suite runs its choices at ci size."""
+    laptop, ci = presets.from_preset("laptop"), presets.from_preset("ci")
+    config.validate(laptop)
+    assert laptop.model == presets.llama_5m_cpu_demo().model  # the shape benchmarks/laptop_sweep.py picked
+    # one pass over the ~12.8M curated tokens, resumable
+    assert laptop.pretrain.steps * laptop.pretrain.batch_size * laptop.pretrain.seq_len >= 12.8e6
+    assert laptop.pretrain.checkpoint_every and laptop.data.max_reviews == 0 and laptop.data.max_comments == 0
+    keys = ("method", "head", "full_lr", "tasks")
+    assert [getattr(ci.finetune, k) for k in keys] == [getattr(laptop.finetune, k) for k in keys]

@@ -36,6 +36,14 @@ def python(configured: str = "") -> str:
     return path
 
 
+def check(s: FinetuneConfig) -> str:
+    """The AutoModel interpreter, once the method and head are ones its recipe runs."""
+    if s.method not in METHODS or s.head != "lm":
+        raise KollmError(f"finetune.backend=automodel runs {' and '.join(METHODS)} with the lm head; "
+                         f"got method={s.method} head={s.head} (use finetune.backend=hf)")
+    return python(s.automodel_python)
+
+
 def recipe(base_dir: str, train_file: str, n_rows: int, s: FinetuneConfig, out: str, gpus: int) -> dict:
     """AutoModel's TrainFinetuneRecipeForNextTokenPrediction over a local prompt/completion JSONL."""
     steps = s.epochs * math.ceil(n_rows / s.batch_size)
@@ -84,10 +92,7 @@ def train(base_dir: str, task: Task, train_rows: list[dict], s: FinetuneConfig, 
     import torch
     import yaml
 
-    if s.method not in METHODS or s.head != "lm":
-        raise KollmError(f"finetune.backend=automodel runs {' and '.join(METHODS)} with the lm head; "
-                         f"got method={s.method} head={s.head} (use finetune.backend=hf)")
-    py = python(s.automodel_python)
+    py = check(s)
     os.makedirs(out, exist_ok=True)
     train_file = os.path.join(out, "automodel_train.jsonl")
     with open(train_file, "w", encoding="utf-8") as f:

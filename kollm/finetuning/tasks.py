@@ -56,11 +56,12 @@ def by_name(name: str) -> Task:
     return TASKS[name]
 
 
-def rows_from(task: Task, records, seed: int = 0, per_class: int = 0) -> list[dict]:
-    """Task rows from the data stage's JSONL records. NSMC is balanced (its official labelling is);
-    the other tasks keep their label mix. per_class > 0 caps the rows at per_class x labels."""
+def rows_from(task: Task, records, seed: int = 0, per_class: int = 0, balance: bool = True) -> list[dict]:
+    """Task rows from the data stage's JSONL records. NSMC is balanced (its official labelling is;
+    balance=False keeps every row, e.g. a user's own file); the other tasks keep their label mix.
+    per_class > 0 caps the rows at per_class x labels."""
     rows = [r for r in map(lambda rec: _row(task, rec), records) if r is not None]
-    if task.name == "nsmc":
+    if task.name == "nsmc" and balance:
         return balanced(rows, len(task.labels), seed, per_class)
     if per_class and len(rows) > per_class * len(task.labels):
         rows = random.Random(seed).sample(rows, per_class * len(task.labels))

@@ -67,12 +67,15 @@ class PeakMemory:
 
 
 def fit(model, examples: list, head: Head, pad_id: int, lr: float, s: FinetuneConfig, desc: str) -> dict:
-    """AdamW with a 5 % linear warm-up, then linear decay, over `s.epochs` passes; returns the loss history."""
+    """AdamW with a 5 % linear warm-up, then linear decay, over `s.epochs` passes (more if that is under
+    `s.min_steps`); returns the loss history."""
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = s.epochs * ((len(examples) + s.batch_size - 1) // s.batch_size)
+    per_epoch = (len(examples) + s.batch_size - 1) // s.batch_size
+    epochs = max(s.epochs, -(-s.min_steps // max(1, per_epoch)))
+    steps = epochs * per_epoch
     warmup = max(1, steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: min((i + 1) / warmup, max(0.0, (steps - i) / max(1, steps - warmup))))
@@ -80,7 +83,7 @@ def fit(model, examples: list, head: Head, pad_id: int, lr: float, s: FinetuneCo
     examples = list(examples)
     model.train()
     with tqdm(total=steps, desc=desc, unit="step", mininterval=2) as bar:
-        for _ in range(s.epochs):
+        for _ in range(epochs):
             rng.shuffle(examples)
             for start in range(0, len(examples), s.batch_size):
                 ids, mask, labels = heads.collate(head, examples[start: start + s.batch_size], pad_id)

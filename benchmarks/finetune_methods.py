@@ -1,0 +1,101 @@
+"""The method table: each fine-tuning method and head on each task, against baselines and prompting, in one run.
+
+    .venv/bin/python benchmarks/finetune_methods.py --run runs/laptop   # writes benchmarks/results/finetune_methods.json
+
+Every method starts from the run's pretrained LM (its pretrain stage must be done) and is scored on the
+task's test split (NSMC: movies no training saw; KLUE-NLI: the disjoint test third; hate speech: dev).
+In the same run: majority class and TF-IDF + logistic regression trained on the whole train split, and the
+pretrained LM prompted zero- and few-shot in several Korean phrasings (NSMC). Columns: trainable
+parameters (count, %), accuracy and macro-F1, training seconds, peak memory (process RSS on CPU),
+adapter size. NeMo AutoModel runs LoRA and DoRA with the lm head (its recipe) where .venv-automodel exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchmarks.pipeline_tiny import machine  # noqa: E402
+from kollm import evaluation, prompting, prompts  # noqa: E402
+from kollm.finetuning import tasks, train  # noqa: E402
+from kollm.io import read_json  # noqa: E402
+from recipes import presets  # noqa: E402
+
+# (task, method, head, backend): every PEFT method on NSMC with the lm head, full / LoRA / DoRA with the
+# classification head, AutoModel's LoRA and DoRA, and the other tasks with full fine-tuning and LoRA.
+# (Full fine-tuning with the lm head is left out: it trains the LM head over the whole vocabulary on every
+# position, ~5x the cls head's time here, and scored below it on the tiny preset.)
+PLAN = ([("nsmc", m, "lm", "hf") for m in ("lora", "dora", "waveft", "prompt_tuning", "qlora")]
+        + [("nsmc", m, "cls", "hf") for m in ("full", "lora", "dora")]
+        + [("nsmc", m, "lm", "automodel") for m in ("lora", "dora")]
+        + [(t, m, "cls", "hf") for t in ("klue_nli", "hate") for m in ("full", "lora")])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="runs/laptop", help="a run whose data and pretrain stages are done")
+    ap.add_argument("--preset", default="", help="fine-tuning settings from this preset (default: the run's)")
+    ap.add_argument("--per-class", type=int, default=1000, help="NSMC fine-tuning reviews per class")
+    ap.add_argument("--nsmc-test-per-class", type=int, default=1000)
+    ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
+    args = ap.parse_args()
+
+    run_cfg = read_json(os.path.join(args.run, "config.json"))
+    ft = presets.from_preset(args.preset or run_cfg["preset"]).finetune
+    data = read_json(os.path.join(args.run, "data", "manifest.json"))["outputs"]
+    base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
+    work = os.path.join(args.run, "finetune_methods")
+    plan = [p for p in PLAN if not args.only or ":".join(p) in args.only]
+    automodel_ready = os.path.isfile(os.path.join(os.path.dirname(HERE), ".venv-automodel", "bin", "python"))
+
+    rows, results = {}, {"methods": [], "baselines": {}, "skipped": []}
+    for name in dict.fromkeys(p[0] for p in plan):
+        task = tasks.TASKS[name]
+        rows[name] = (tasks.load_split(task, data, "train", ft.seed, args.per_class if name == "nsmc" else 0),
+                      tasks.load_split(task, data, "test", 0, args.nsmc_test_per_class if name == "nsmc" else 0))
+        whole = tasks.load_split(task, data, "train", 0) + ([] if name == "nsmc" else tasks.load_split(task, data, "val", 0))
+        base_scores = evaluation.baselines(task, whole, rows[name][1])
+        results["baselines"][name] = base_scores
+        print(f"[baselines] {name}: TF-IDF {base_scores['tfidf_logreg']['accuracy']:.4f}, "
+              f"majority {base_scores['majority']['accuracy']:.4f}", flush=True)
+
+    for name, method, head, backend in plan:
+        if backend == "automodel" and not automodel_ready:
+            results["skipped"].append(f"{name}:{method}:{head}:{backend} (no .venv-automodel; make env-automodel)")
+            continue
+        s = dataclasses.replace(ft, method=method, head=head, backend=backend)
+        train_rows, test_rows = rows[name]
+        row = train.finetune_task(base, tasks.TASKS[name], train_rows, test_rows, s,
+                                  os.path.join(work, f"{name}-{method}-{head}-{backend}"))
+        row = {k: v for k, v in row.items() if k != "settings"} | {"accuracy": row["accuracy"]}
+        results["methods"].append(row)
+        print(f"[{name} {method} {head} {backend}] accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
+              f"trainable {row['trainable_pct']:.2f} % {row['train_s']:.0f} s {row['peak_mem_mb']:.0f} MB", flush=True)
+
+    if "nsmc" in rows:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        results["prompting"] = prompting.study({"pretrained": AutoModelForCausalLM.from_pretrained(base)}, tokenizer,
+                                               tasks.NSMC, prompts.SENTIMENT_PHRASINGS, rows["nsmc"][1][:500],
+                                               rows["nsmc"][0][:200], (0, 4))
+    out = {"name": "finetune_methods", "run": os.path.abspath(args.run), "preset": run_cfg["preset"],
+           "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
+           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results,
+           "command": f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} --per-class {args.per_class}",
+           "machine": machine(), "date": datetime.date.today().isoformat()}
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2, ensure_ascii=False)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
