@@ -10,7 +10,6 @@ third, hate speech, KLUE-STS, and the wall clock against the 90-minute budget.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import sys
@@ -41,11 +40,9 @@ def main() -> int:
            "klue_sts_pearson_aligned": t["klue_sts"]["aligned"]["pearson"],
            "finetune": report["finetune"], "wall_s": pipeline["wall_s"], "stages": pipeline["stages"],
            "model_params": pipeline["metrics"]["parameters"], "tokens_seen": pipeline["metrics"]["tokens_seen"],
-           "goals": {"nsmc_accuracy": 0.87, "klue_nli_accuracy": 0.55, "wall_s": 90 * 60},
-           "command": ".venv/bin/python benchmarks/eval_laptop.py", "machine": pipeline["machine"],
-           "date": datetime.date.today().isoformat()}
-    with open(os.path.join(HERE, "results", "eval_laptop.json"), "w") as f:
-        json.dump(out, f, indent=2, ensure_ascii=False)
+           "goals": {"nsmc_accuracy": 0.87, "klue_nli_accuracy": 0.55, "wall_s": 90 * 60}}
+    pipeline_tiny.write_result(os.path.join(HERE, "results", "eval_laptop.json"), out,
+                               ".venv/bin/python benchmarks/eval_laptop.py")
     print(json.dumps({k: v for k, v in out.items() if not isinstance(v, dict)}, indent=1))
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from benchmarks.pipeline_tiny import machine  # noqa: E402
+from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm import evaluation, prompting, prompts  # noqa: E402
 from kollm.finetuning import tasks, train  # noqa: E402
 from kollm.io import read_json  # noqa: E402
@@ -89,12 +88,9 @@ def main() -> None:
                                                rows["nsmc"][0][:200], (0, 4))
     out = {"name": "finetune_methods", "run": os.path.abspath(args.run), "preset": run_cfg["preset"],
            "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
-           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results,
-           "command": f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} --per-class {args.per_class}",
-           "machine": machine(), "date": datetime.date.today().isoformat()}
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=2, ensure_ascii=False)
-    print(f"wrote {args.out}")
+           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results}
+    write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
+                                f"--per-class {args.per_class}")
 
 
 if __name__ == "__main__":

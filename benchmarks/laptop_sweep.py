@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from benchmarks.pipeline_tiny import machine  # noqa: E402
+from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm import indexed_data, pretrain  # noqa: E402
 from kollm.config import ModelConfig  # noqa: E402
 from kollm.io import read_json  # noqa: E402
@@ -72,13 +71,9 @@ def main() -> None:
                          "epoch_minutes": round(len(train_tokens) / tps / 60, 1)})
             print(json.dumps(rows[-1]), flush=True)
     out = {"name": "laptop_sweep", "train_tokens": int(len(train_tokens)), "batch_tokens": p.batch_size * p.seq_len,
-           "candidates": rows,
-           "command": ".venv/bin/python benchmarks/laptop_sweep.py --run " + args.run + " --steps "
-                      + " ".join(map(str, args.steps)) + " --candidates " + " ".join(f"'{c}'" for c in args.candidates),
-           "machine": machine(), "date": datetime.date.today().isoformat()}
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=2, ensure_ascii=False)
-    print(f"wrote {args.out}")
+           "candidates": rows}
+    write_result(args.out, out, ".venv/bin/python benchmarks/laptop_sweep.py --run " + args.run + " --steps "
+                 + " ".join(map(str, args.steps)) + " --candidates " + " ".join(f"'{c}'" for c in args.candidates))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,15 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}){mem}, no GPU, Python {platform.python_version()}, {platform.system()}"
 
 
+def write_result(path: str, out: dict, command: str) -> None:
+    """A benchmark's JSON: its figures plus the command that reruns it, this machine and today's date."""
+    out = {**out, "command": command, "machine": machine(), "date": datetime.date.today().isoformat()}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {path}")
+
+
 def main(argv: list[str]) -> int:
     overrides = argv or ["preset=tiny"]
     preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
