@@ -41,14 +41,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/laptop", help="a run whose data and pretrain stages are done")
     ap.add_argument("--preset", default="", help="fine-tuning settings from this preset (default: the run's)")
-    ap.add_argument("--per-class", type=int, default=1000, help="NSMC fine-tuning reviews per class")
+    ap.add_argument("--per-class", type=int, default=1000,
+                    help="fine-tuning rows per label (NSMC balanced; the others capped at this x labels)")
+    ap.add_argument("--min-steps", type=int, default=100, help="at least this many steps per run (small tasks)")
     ap.add_argument("--nsmc-test-per-class", type=int, default=1000)
     ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
     args = ap.parse_args()
 
     run_cfg = read_json(os.path.join(args.run, "config.json"))
-    ft = presets.from_preset(args.preset or run_cfg["preset"]).finetune
+    ft = dataclasses.replace(presets.from_preset(args.preset or run_cfg["preset"]).finetune, min_steps=args.min_steps)
     data = read_json(os.path.join(args.run, "data", "manifest.json"))["outputs"]
     base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
     work = os.path.join(args.run, "finetune_methods")
@@ -58,7 +60,7 @@ def main() -> None:
     rows, results = {}, {"methods": [], "baselines": {}, "skipped": []}
     for name in dict.fromkeys(p[0] for p in plan):
         task = tasks.TASKS[name]
-        rows[name] = (tasks.load_split(task, data, "train", ft.seed, args.per_class if name == "nsmc" else 0),
+        rows[name] = (tasks.load_split(task, data, "train", ft.seed, args.per_class),
                       tasks.load_split(task, data, "test", 0, args.nsmc_test_per_class if name == "nsmc" else 0))
         whole = tasks.load_split(task, data, "train", 0) + ([] if name == "nsmc" else tasks.load_split(task, data, "val", 0))
         base_scores = evaluation.baselines(task, whole, rows[name][1])
@@ -90,7 +92,7 @@ def main() -> None:
            "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
            "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results}
     write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
-                                f"--per-class {args.per_class}")
+                                f"--per-class {args.per_class} --min-steps {args.min_steps}")
 
 
 if __name__ == "__main__":

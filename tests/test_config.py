@@ -36,7 +36,7 @@ def test_bad_overrides_raise_clear_errors(override, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(KollmError, match="unknown preset 'huge'; choose one of: tiny, ci"):
+    with pytest.raises(KollmError, match="unknown preset 'huge'; choose one of: tiny, laptop, ci"):
         presets.from_preset("huge")
 
 
