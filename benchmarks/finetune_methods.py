@@ -92,7 +92,8 @@ def main() -> None:
            "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
            "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results}
     write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
-                                f"--per-class {args.per_class} --min-steps {args.min_steps}")
+                                f"--per-class {args.per_class} --min-steps {args.min_steps}"
+                                + (" --only " + " ".join(args.only) if args.only else ""))
 
 
 if __name__ == "__main__":
