@@ -100,7 +100,8 @@ def finetune_methods_table(r: dict) -> str:
     lines += ["", "Baselines in the same run (trained on the whole train split):", "",
               "| task | TF-IDF + LR accuracy / macro-F1 | majority class accuracy | train rows |", "|---|---|---|---:|"]
     for task, b in r["baselines"].items():
-        lines.append(f"| {task} | {b['tfidf_logreg']['accuracy']:.3f} / {b['tfidf_logreg']['macro_f1']:.3f} | "
+        f1 = b["tfidf_logreg"]["macro_f1"]
+        lines.append(f"| {task} | {b['tfidf_logreg']['accuracy']:.3f} / {'–' if f1 is None else f'{f1:.3f}'} | "
                      f"{b['majority']['accuracy']:.3f} | {b['train_examples']:,} |")
     if r.get("prompting"):
         lines += ["", "The pretrained LM prompted instead (NSMC, first 500 test rows):", "",

@@ -93,6 +93,7 @@ def train(base_dir: str, task: Task, train_rows: list[dict], s: FinetuneConfig, 
     import yaml
 
     py = check(s)
+    out = os.path.abspath(out)  # the recipe runs with out as its working directory
     os.makedirs(out, exist_ok=True)
     train_file = os.path.join(out, "automodel_train.jsonl")
     with open(train_file, "w", encoding="utf-8") as f:
