@@ -85,7 +85,10 @@ def test_training_learned_something(ci_run):
     assert [r["task"] for r in ft["tasks"]] == ["nsmc", "klue_nli", "hate"]
     for row in ft["tasks"]:
         assert row["loss_last"] < row["loss_first"], row["task"]
-        assert os.path.isfile(os.path.join(row["adapter_dir"], "adapter_config.json"))  # HF-PEFT format
+        if row["method"] == "full":  # every weight trained: a plain HF folder, no adapter
+            assert row["adapter_dir"] is None and os.path.isfile(os.path.join(row["model_dir"], "model.safetensors"))
+        else:
+            assert os.path.isfile(os.path.join(row["adapter_dir"], "adapter_config.json"))  # HF-PEFT format
     al = manifest(run_dir, "align")
     assert al["counts"]["dpo_steps"] > 0 and al["counts"]["sft_steps"] > 0
 
