@@ -19,7 +19,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm import evaluation, prompting, prompts  # noqa: E402
@@ -55,7 +56,7 @@ def main() -> None:
     base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
     work = os.path.join(args.run, "finetune_methods")
     plan = [p for p in PLAN if not args.only or ":".join(p) in args.only]
-    automodel_ready = os.path.isfile(os.path.join(os.path.dirname(HERE), ".venv-automodel", "bin", "python"))
+    automodel_ready = os.path.isfile(os.path.join(REPO, ".venv-automodel", "bin", "python"))
 
     rows, results = {}, {"methods": [], "baselines": {}, "skipped": []}
     for name in dict.fromkeys(p[0] for p in plan):
@@ -76,7 +77,9 @@ def main() -> None:
         train_rows, test_rows = rows[name]
         row = train.finetune_task(base, tasks.TASKS[name], train_rows, test_rows, s,
                                   os.path.join(work, f"{name}-{method}-{head}-{backend}"))
-        row = {k: v for k, v in row.items() if k != "settings"} | {"accuracy": row["accuracy"]}
+        # the table is committed: paths relative to the repository, not this machine's
+        row = {k: (os.path.relpath(v, REPO) if k.endswith("_dir") and v else v) for k, v in row.items()
+               if k != "settings"}
         results["methods"].append(row)
         print(f"[{name} {method} {head} {backend}] accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
               f"trainable {row['trainable_pct']:.2f} % {row['train_s']:.0f} s {row['peak_mem_mb']:.0f} MB", flush=True)
@@ -88,7 +91,7 @@ def main() -> None:
         results["prompting"] = prompting.study({"pretrained": AutoModelForCausalLM.from_pretrained(base)}, tokenizer,
                                                tasks.NSMC, prompts.SENTIMENT_PHRASINGS, rows["nsmc"][1][:500],
                                                rows["nsmc"][0][:200], (0, 4))
-    out = {"name": "finetune_methods", "run": os.path.abspath(args.run), "preset": run_cfg["preset"],
+    out = {"name": "finetune_methods", "run": os.path.relpath(args.run, REPO), "preset": run_cfg["preset"],
            "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
            "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results}
     write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
