@@ -41,10 +41,10 @@ def test_rows(cfg: PipelineConfig, data: dict) -> dict[str, list[dict]]:
 
 def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int) -> tuple[dict, str]:
     """A fine-tuned model's test metrics, and what scored them."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from kollm import harness
-    from kollm.finetuning import train
+    from kollm.finetuning import methods, train
 
     if row["head"] == "lm" and row["model_dir"]:
         return harness.evaluate(row["model_dir"], [task.name], folder)[task.name], "lm-eval"
@@ -52,11 +52,7 @@ def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int
 
     path = row["model_dir"] or row["base_dir"]
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if row["head"] == "cls":
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(task.labels))
-        model.config.pad_token_id = tokenizer.pad_token_id
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path)
+    model = methods.load_base(path, row["head"], len(task.labels), tokenizer.pad_token_id)
     if not row["model_dir"]:  # prompt tuning: base + soft prompt
         model = PeftModel.from_pretrained(model, row["adapter_dir"])
     scores = train.score(row["head"], model, tokenizer, task, rows, max_len)
