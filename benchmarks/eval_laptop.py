@@ -23,7 +23,7 @@ ROOT = os.path.join(os.path.dirname(HERE), "runs")
 
 
 def main() -> int:
-    rc = pipeline_tiny.main(["preset=laptop", f"run.root={ROOT}"])
+    rc = pipeline_tiny.main(["preset=laptop", f"run.root={os.path.relpath(ROOT)}"])
     if rc:
         return rc
     with open(os.path.join(HERE, "results", "pipeline_laptop.json")) as f:

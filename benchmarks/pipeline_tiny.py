@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
                     "dpo_eval_reward_accuracy": manifests["align"]["metrics"]["dpo_eval_after"].get("rewards/accuracies"),
                     "served_http_answer": manifests["serve"]["answers"]["http"]["text"],
                     "served_grpc_stream_pieces": manifests["serve"]["answers"]["grpc_stream"]["pieces"]},
-        "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8").read(),
+        # committed: the report's paths (the lm_eval command) relative to the repository
+        "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8").read().replace(REPO + "/", ""),
         "command": ("make env && .venv/bin/python benchmarks/pipeline_tiny.py " + " ".join(argv)).rstrip(),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
