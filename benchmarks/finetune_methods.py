@@ -46,12 +46,14 @@ def main() -> None:
                     help="fine-tuning rows per label (NSMC balanced; the others capped at this x labels)")
     ap.add_argument("--min-steps", type=int, default=100, help="at least this many steps per run (small tasks)")
     ap.add_argument("--nsmc-test-per-class", type=int, default=1000)
+    ap.add_argument("overrides", nargs="*", metavar="finetune.KEY=VALUE",
+                    help="dotted overrides of the preset, e.g. finetune.lora_r=8 finetune.lora_alpha=16")
     ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
     args = ap.parse_args()
 
     run_cfg = read_json(os.path.join(args.run, "config.json"))
-    ft = dataclasses.replace(presets.from_preset(args.preset or run_cfg["preset"]).finetune, min_steps=args.min_steps)
+    ft = dataclasses.replace(presets.build(args.preset or run_cfg["preset"], args.overrides).finetune, min_steps=args.min_steps)
     data = read_json(os.path.join(args.run, "data", "manifest.json"))["outputs"]
     base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
     work = os.path.join(args.run, "finetune_methods")
@@ -93,10 +95,12 @@ def main() -> None:
                                                rows["nsmc"][0][:200], (0, 4))
     out = {"name": "finetune_methods", "run": os.path.relpath(args.run, REPO), "preset": run_cfg["preset"],
            "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
-           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0, **results}
+           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0,
+           "settings": dataclasses.asdict(ft), **results}
     write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
                                 f"--per-class {args.per_class} --min-steps {args.min_steps}"
-                                + (" --only " + " ".join(args.only) if args.only else ""))
+                                + (" --only " + " ".join(args.only) if args.only else "")
+                                + "".join(" " + o for o in args.overrides))
 
 
 if __name__ == "__main__":

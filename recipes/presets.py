@@ -19,11 +19,11 @@ from kollm.errors import KollmError
 
 
 def llama_5m_cpu_demo() -> PipelineConfig:
-    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in 10-16 minutes
-    on 2 CPU cores (benchmarks/results/pipeline_tiny.json; the same code's speed varies with the host)."""
+    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in 15-20 minutes
+    on 2 CPU cores (benchmarks/results/pipeline_tiny.json: 20 min, a third of it the evaluation suite)."""
     cfg = PipelineConfig(preset="tiny")
     cfg.pretrain.steps = 800  # 3.3M tokens: 4-8 minutes of the run on 2 cores
-    cfg.finetune.examples_per_class = 3500
+    cfg.finetune.examples_per_class = 10000  # ~90 s of the run: length-grouped batches pad little
     _classifier_finetuning(cfg)
     cfg.evaluate.perplexity_docs = 500
     return cfg

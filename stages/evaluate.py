@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 from kollm.config import PipelineConfig
 from kollm.curation.korean import hangul_ratio, normalize
@@ -59,6 +60,18 @@ def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int
     return {"acc": scores["accuracy"], "macro_f1": scores["macro_f1"]}, "kollm"
 
 
+class Clock:
+    """Seconds each part of the evaluation took, into `seconds` (the report says where the time goes)."""
+
+    def __init__(self, seconds: dict):
+        self.seconds, self.t = seconds, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.t, 1)
+        self.t = now
+
+
 def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,15 +92,18 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                     "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder),
                     "finetune": {k: finetuned[k] for k in ("method", "head", "backend")}}
 
+    clock = Clock(report.setdefault("seconds", {}))
     # zero-shot: every task, on lm-eval
     for name, path in zero_shot_dirs.items():
         for task, scores in harness.evaluate(path, list(rows), folder, limit=None).items():
             report["tasks"].setdefault(task, {})[name] = scores
+    clock.lap("lm_eval_zero_shot")
     # fine-tuned (one model per task) and the baselines trained on each task's whole train split
     for row in finetuned["tasks"]:
         task = tasks.TASKS[row["task"]]
         scores, scorer = score_finetuned(row, task, rows[task.name], folder, cfg.finetune.max_len)
         report["tasks"][task.name]["finetuned"] = {**scores, "scored_by": scorer}
+    clock.lap("finetuned")
     for name in rows:
         if name == "klue_sts":
             continue
@@ -100,6 +116,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         report["tasks"][name]["tfidf_logreg"] = {"acc": base["tfidf_logreg"]["accuracy"],
                                                  "macro_f1": base["tfidf_logreg"]["macro_f1"],
                                                  "train_examples": base["train_examples"]}
+    clock.lap("baselines")
 
     tokenizer = AutoTokenizer.from_pretrained(zero_shot_dirs["aligned"])
     models = {name: AutoModelForCausalLM.from_pretrained(path) for name, path in zero_shot_dirs.items()}
@@ -107,13 +124,16 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     report["prompting"] = prompting.study(models, tokenizer, tasks.NSMC, prompts.SENTIMENT_PHRASINGS,
                                           rows["nsmc"][: ev.prompt_study_examples], nsmc_train, ev.shots,
                                           cfg.model.max_seq_len)
+    clock.lap("prompting")
     heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
     report["perplexity"] = {name: evaluation.perplexity(m, tokenizer, heldout) for name, m in models.items()}
+    clock.lap("perplexity")
     report["generations"] = []
     for prompt in ev.prompts:
         text = evaluation.generate(models["aligned"], tokenizer, prompt, ev.max_new_tokens)
         report["generations"].append({"prompt": prompt, "response": text,
                                       "hangul_share": round(hangul_ratio(normalize(text)), 3)})
+    clock.lap("generations")
     report["dpo"] = read_json(aligned["dpo_metrics"])
     report["pretrain"] = summarize(read_history(pretrained["metrics"]))
     report["method_rows"] = finetuned["tasks"]

@@ -187,3 +187,23 @@ def test_few_shot_prompts_put_solved_examples_before_the_question(korean_tokeniz
     for r in shots:  # each example is followed by its own answer
         after = text[text.index(r["text"]):]
         assert after.split("<|assistant|>", 1)[1].startswith(tasks.NSMC.labels[r["label"]])
+
+
+def test_length_grouped_batches_see_every_example_once_with_little_padding():
+    import random
+
+    from kollm.finetuning.train import length_grouped_batches
+
+    rng = random.Random(0)
+    examples = [([1] * rng.randint(3, 90), i) for i in range(1000)]
+    batches = length_grouped_batches(examples, 32, random.Random(1), window=8)
+    assert sorted(y for b in batches for _, y in b) == list(range(1000))
+    assert len(batches) == -(-1000 // 32)
+
+    def padded(bs):
+        return sum(len(b) * max(len(x) for x, _ in b) for b in bs)
+
+    plain = [examples[i: i + 32] for i in range(0, 1000, 32)]
+    assert padded(batches) < 0.7 * padded(plain)  # the point of grouping: far fewer pad tokens
+    # a different epoch (rng state) gives different batches: not the same order every pass
+    assert batches != length_grouped_batches(examples, 32, random.Random(2), window=8)
