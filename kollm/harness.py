@@ -108,9 +108,11 @@ def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | 
     return scores
 
 
-def command(model_dir: str, task_names: list[str], folder: str, adapter: str | None = None) -> str:
+def command(model_dir: str, task_names: list[str], folder: str, adapter: str | None = None,
+            limit: int | None = None) -> str:
     """The `lm_eval` command line that computes the same scores."""
     return " ".join(["lm_eval", "--model", "hf", "--model_args", shlex.quote(_model_args(model_dir, adapter)),
                      "--include_path", shlex.quote(TASKS_DIR), "--tasks", ",".join(f"kollm_{t}" for t in task_names),
                      "--apply_chat_template", "--device", "cpu", "--batch_size", "32",
-                     "--metadata", shlex.quote(json.dumps({"kollm_data": folder}))])
+                     "--metadata", shlex.quote(json.dumps({"kollm_data": folder}))]
+                    + (["--limit", str(limit)] if limit else []))

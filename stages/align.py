@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from kollm.config import PipelineConfig
-from kollm.io import read_jsonl, write_json, write_jsonl
+from kollm.io import write_json, write_jsonl
 from stages.base import inputs
 
 
@@ -26,22 +26,17 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from kollm import preferences
+    from kollm.alignment import data as alignment_data
 
     a = cfg.align
-    data = inputs(cfg, "data")
-    train_reviews = list(read_jsonl(data["nsmc_train"]))
-    val_reviews = list(read_jsonl(data["nsmc_val"]))
-    hate_train = list(read_jsonl(data["hate_train"]))
-    hate_dev = list(read_jsonl(data["hate_dev"]))
-
-    sft_rows = preferences.sft_examples(train_reviews, hate_train, a.sft_examples, a.seed)
-    pairs = preferences.dpo_pairs(train_reviews, hate_train, a.dpo_pairs, a.seed + 1)
-    eval_pairs = preferences.dpo_pairs(val_reviews, hate_dev, a.eval_pairs, a.seed + 2)  # disjoint sources
+    built = alignment_data.build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed)
+    sft_rows, pairs, eval_pairs = built.sft, built.train_pairs, built.eval_pairs
     write_jsonl(os.path.join(out, "sft_train.jsonl"), sft_rows)
     write_jsonl(os.path.join(out, "dpo_train.jsonl"), pairs)
     write_jsonl(os.path.join(out, "dpo_eval.jsonl"), eval_pairs)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "kind"} for r in rows]  # noqa: E731
+    with open(os.path.join(out, "datacard.md"), "w", encoding="utf-8") as f:
+        f.write(built.card())
+    strip = alignment_data.for_trainer
 
     # Start from the pretrained LM, not the LoRA-merged sentiment model: the adapter is a task
     # adapter (it drives held-out perplexity up several-fold), while SFT mixes sentiment in with the rest.
@@ -52,7 +47,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     # -- SFT -------------------------------------------------------------------------
     sft_dir = os.path.join(out, "sft")
     model = AutoModelForCausalLM.from_pretrained(base)
-    sft = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(sft_rows),
+    sft = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(strip(sft_rows)),
                      args=SFTConfig(**_common(sft_dir, a, a.sft_lr, a.sft_epochs), max_length=a.max_len))
     sft_result = sft.train()
     sft.save_model(os.path.join(sft_dir, "model"))
@@ -80,7 +75,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     write_json(dpo_eval_path, dpo_eval)
     return {
         "outputs": {"model_dir": os.path.abspath(final), "sft_model_dir": os.path.abspath(os.path.join(sft_dir, "model")),
-                    "dpo_metrics": os.path.abspath(dpo_eval_path)},
+                    "dpo_metrics": os.path.abspath(dpo_eval_path),
+                    "datacard": os.path.abspath(os.path.join(out, "datacard.md"))},
         "counts": {"sft_examples": len(sft_rows), "dpo_pairs": len(pairs), "dpo_eval_pairs": len(eval_pairs),
                    "sft_steps": sft_result.global_step, "dpo_steps": dpo_result.global_step},
         "metrics": {"sft_train_loss": round(sft_result.training_loss, 4),

@@ -87,15 +87,18 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     folder = harness.write_rows(rows, os.path.join(out, "lm_eval_data"))
     torch.manual_seed(0)
     zero_shot_dirs = {"pretrained": pretrained["model_dir"], "aligned": aligned["model_dir"]}
-    report: dict = {"tasks": {}, "test_rows": {n: len(r) for n, r in rows.items()}, "lm_eval_data": folder,
+    report: dict = {"tasks": {}, "test_rows": {n: len(r) for n, r in rows.items()},
+                    "zero_shot_rows": {n: min(len(r), ev.zero_shot_examples or len(r)) for n, r in rows.items()},
+                    "lm_eval_data": folder,
                     "nsmc_path": os.path.abspath(ev.nsmc_path or data["nsmc_test"]),
-                    "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder),
+                    "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder,
+                                                                  limit=ev.zero_shot_examples or None),
                     "finetune": {k: finetuned[k] for k in ("method", "head", "backend")}}
 
     clock = Clock(report.setdefault("seconds", {}))
     # zero-shot: every task, on lm-eval
     for name, path in zero_shot_dirs.items():
-        for task, scores in harness.evaluate(path, list(rows), folder, limit=None).items():
+        for task, scores in harness.evaluate(path, list(rows), folder, limit=ev.zero_shot_examples or None).items():
             report["tasks"].setdefault(task, {})[name] = scores
     clock.lap("lm_eval_zero_shot")
     # fine-tuned (one model per task) and the baselines trained on each task's whole train split
@@ -198,7 +201,8 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
         if name == "klue_sts":
             continue
         cells = [f"{_fmt(res[k]['acc'])} / {_fmt(res[k]['macro_f1'])}" if k in res else "–" for k, _ in COLUMNS]
-        lines.append(f"| {name} | {r['test_rows'][name]} | " + " | ".join(cells) + " |")
+        n, z = r["test_rows"][name], r.get("zero_shot_rows", {}).get(name, r["test_rows"][name])
+        lines.append(f"| {name} | {n}{f' (zero-shot: first {z})' if z < n else ''} | " + " | ".join(cells) + " |")
     sts = r["tasks"]["klue_sts"]
     lines += ["", "![tasks](tasks.png)", "",
               "KLUE-STS (zero-shot, \"same meaning? 예/아니오\"): " + "; ".join(

@@ -91,6 +91,8 @@ def test_training_learned_something(ci_run):
             assert os.path.isfile(os.path.join(row["adapter_dir"], "adapter_config.json"))  # HF-PEFT format
     al = manifest(run_dir, "align")
     assert al["counts"]["dpo_steps"] > 0 and al["counts"]["sft_steps"] > 0
+    card = open(al["outputs"]["datacard"], encoding="utf-8").read()  # the alignment data says what it holds
+    assert "| held-out pairs | review_sentiment | nsmc |" in card and "| SFT | refusal | hate |" in card
 
 
 def test_report_has_the_headline_numbers(ci_run):

@@ -66,16 +66,18 @@ def test_lm_eval_cli_runs_the_shipped_tasks_with_an_adapter(tiny_model_dir, eval
                            LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     model.save_pretrained(tmp_path / "adapter")
     folder = harness.write_rows({"nsmc": NSMC_ROWS}, str(tmp_path / "rows"))
-    via_kollm = harness.evaluate(tiny_model_dir, ["nsmc"], folder, adapter=str(tmp_path / "adapter"))
-    cmd = harness.command(tiny_model_dir, ["nsmc"], folder, adapter=str(tmp_path / "adapter"))
+    limit = len(NSMC_ROWS) - 2  # the first rows only, on both paths
+    via_kollm = harness.evaluate(tiny_model_dir, ["nsmc"], folder, adapter=str(tmp_path / "adapter"), limit=limit)
+    cmd = harness.command(tiny_model_dir, ["nsmc"], folder, adapter=str(tmp_path / "adapter"), limit=limit)
     cmd = cmd.replace("lm_eval", os.path.join(os.path.dirname(sys.executable), "lm_eval"), 1)
     out = subprocess.run(cmd + f" --output_path {tmp_path / 'out'}", shell=True, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
     (result,) = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "out") for f in fs if f.startswith("results")]
     with open(result) as f:
-        cli = json.load(f)["results"]["kollm_nsmc"]
-    assert cli["acc,none"] == pytest.approx(via_kollm["nsmc"]["acc"])
+        cli = json.load(f)
+    assert cli["n-samples"]["kollm_nsmc"]["effective"] == limit
+    assert cli["results"]["kollm_nsmc"]["acc,none"] == pytest.approx(via_kollm["nsmc"]["acc"])
 
 
 def test_bad_model_folders_are_refused(tmp_path):
