@@ -214,7 +214,13 @@ def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flo
     """Train `model` to cfg.steps on a packed token stream, resuming from the newest valid checkpoint in
     out_dir/checkpoints. Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
     """
-    stop = StopSignals()  # first: a signal during set-up stops the run after its first step, not mid-write
+    # first: a signal during set-up stops the run after its first step, not mid-write
+    with StopSignals() as stop:
+        return _train_loop(stop, model, tokens, cfg, out_dir, flops_per_token, val_tokens)
+
+
+def _train_loop(stop: StopSignals, model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str,
+                flops_per_token: float, val_tokens: np.ndarray | None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()

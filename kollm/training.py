@@ -178,15 +178,28 @@ class StopSignals:
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self):
-        self.received = False
+        self.received, self._previous = False, {}
         for sig in self.SIGNALS:
             try:
-                signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
                 pass
 
     def _handle(self, signum, frame):
         self.received = True
+
+    def restore(self) -> None:
+        """Put the previous handlers back once training returns: a process that trains in-process and
+        later forks workers (curation's pool) must not leave them deaf to the pool's SIGTERM."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __enter__(self) -> StopSignals:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
     def requested(self, dist: Distributed) -> bool:
         return dist.mean(float(self.received)) > 0

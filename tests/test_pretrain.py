@@ -88,7 +88,11 @@ def _cfg(**kw):
 def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer, tmp_path):
     tokens = indexed_data.load_tokens(packed[0])
     model = build_model(SMALL, korean_tokenizer, seed=0)
+    handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)]
     result = pretrain.train_loop(model, tokens, _cfg(), str(tmp_path), flops_per_token(SMALL, len(korean_tokenizer), 32))
+    # training in-process gives the stop handlers back: a process that forks workers later (curation's
+    # pool) must not leave them deaf to SIGTERM (that hung the test suite once)
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)] == handlers
     losses = [h["loss"] for h in result["history"]]
     assert losses[-1] < losses[0] - 0.5
     assert all(h["tokens_per_s"] > 0 for h in result["history"])

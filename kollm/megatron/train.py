@@ -140,6 +140,13 @@ def load(path: str, model, optimizer) -> int:
 
 def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
           flops_per_token: float) -> dict:
+    # first: a signal during set-up stops the run after its first step, not mid-write
+    with StopSignals() as stop:
+        return _train(stop, model_cfg, p, prefixes, tokenizer, out_dir, flops_per_token)
+
+
+def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
+           flops_per_token: float) -> dict:
     from megatron.core import parallel_state
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
@@ -147,7 +154,6 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
 
     from kollm.megatron import model as mmodel
 
-    stop = StopSignals()  # first: a signal during set-up stops the run after its first step, not mid-write
     if p.threads:
         torch.set_num_threads(p.threads)
     dist = initialize(p)
