@@ -28,11 +28,16 @@ from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.io import read_json, read_jsonl  # noqa: E402
 
 
-def manifest(run: str, stage: str) -> dict:
-    path = os.path.join(run, stage, "manifest.json")
+def run_config(run: str):
+    """The run's config, pointed at `run` wherever the folder now lives (its manifests are read through it)."""
+    from kollm import config
+
+    path = os.path.join(run, "config.json")
     if not os.path.isfile(path):
         sys.exit(f"{path}: missing; run the pipeline first (kollm run pipeline preset=... run.root=...)")
-    return read_json(path)
+    cfg = config.from_dict(read_json(path))
+    cfg.run.root, cfg.run.name = os.path.dirname(os.path.abspath(run)), os.path.basename(os.path.abspath(run))
+    return cfg
 
 
 def main() -> int:
@@ -49,8 +54,16 @@ def main() -> int:
     from kollm.alignment import judge
     from kollm.finetuning import tasks
 
-    pretrain, align, evaluate = (manifest(args.run, s) for s in ("pretrain", "align", "evaluate"))
-    finetuned = {r["task"]: r for r in read_json(manifest(args.run, "finetune")["outputs"]["results"])["tasks"]}
+    from kollm.errors import KollmError
+    from stages.base import require
+
+    cfg = run_config(args.run)
+    try:  # complete stages only, or the one-line error saying what to run
+        pretrain, align, evaluate, finetune, curate = (require(cfg, s) for s in
+                                                       ("pretrain", "align", "evaluate", "finetune", "curate"))
+    except KollmError as e:
+        sys.exit(str(e))
+    finetuned = {r["task"]: r for r in read_json(finetune["outputs"]["results"])["tasks"]}
     for task in ("nsmc", "hate"):
         if task not in finetuned or finetuned[task]["head"] != "cls" or not finetuned[task]["model_dir"]:
             sys.exit(f"{args.run}: the judges are the finetune stage's cls-head models of nsmc and hate "
@@ -59,7 +72,7 @@ def main() -> int:
     toxicity_judge = judge.Judge.load(finetuned["hate"]["model_dir"], tasks.HATE)
     report = read_json(evaluate["outputs"]["report_json"])
     folder = report["lm_eval_data"]
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(manifest(args.run, "curate")["outputs"]["heldout"]), 500)]
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(curate["outputs"]["heldout"]), 500)]
     steps_dirs = {"base": pretrain["outputs"]["model_dir"], "sft": align["outputs"]["sft_model_dir"],
                   "dpo": align["outputs"]["model_dir"]}
     tokenizer = AutoTokenizer.from_pretrained(steps_dirs["dpo"])
@@ -78,8 +91,7 @@ def main() -> int:
                       "samples": follow["samples"][::4] + toxic["samples"][::4]})
         print({k: v for k, v in steps[-1].items() if k != "samples"}, flush=True)
     dpo = read_json(align["outputs"]["dpo_metrics"])
-    config = read_json(os.path.join(args.run, "config.json"))
-    out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": config["preset"],
+    out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": cfg.preset,
            "steps": steps, "adapter_nsmc_accuracy": report["tasks"]["nsmc"]["finetuned"]["acc"],
            "dpo_reward_accuracy_before": dpo["before"].get("rewards/accuracies"),
            "dpo_reward_accuracy_after": dpo["after"].get("rewards/accuracies"),

@@ -19,14 +19,14 @@ from kollm.errors import KollmError
 
 
 def llama_5m_cpu_demo() -> PipelineConfig:
-    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in 15-20 minutes
-    on 2 CPU cores (benchmarks/results/pipeline_tiny.json: 20 min, a third of it the evaluation suite)."""
+    """Preset `tiny`, the demo: every NSMC review, a 5M-parameter Llama, the whole pipeline in about 20 minutes
+    on 2 CPU cores (benchmarks/results/pipeline_tiny.json: 20.1 min, 9 of them pretraining)."""
     cfg = PipelineConfig(preset="tiny")
     cfg.pretrain.steps = 800  # 3.3M tokens: 4-8 minutes of the run on 2 cores
     cfg.finetune.examples_per_class = 10000  # ~90 s of the run: length-grouped batches pad little
     _classifier_finetuning(cfg)
     cfg.evaluate.perplexity_docs = 500
-    # the zero-shot scores of a 5M-parameter LM sit near chance: fewer rows keep the demo near 15 minutes
+    # the zero-shot scores of a 5M-parameter LM sit near chance: fewer rows shorten the demo's evaluation
     cfg.evaluate.zero_shot_examples = 500
     cfg.evaluate.prompt_study_examples = 100
     return cfg

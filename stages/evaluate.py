@@ -89,13 +89,13 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     zero_shot_dirs = {"pretrained": pretrained["model_dir"], "aligned": aligned["model_dir"]}
     report: dict = {"tasks": {}, "test_rows": {n: len(r) for n, r in rows.items()},
                     "zero_shot_rows": {n: min(len(r), ev.zero_shot_examples or len(r)) for n, r in rows.items()},
-                    "lm_eval_data": folder,
+                    "lm_eval_data": folder, "seconds": {},
                     "nsmc_path": os.path.abspath(ev.nsmc_path or data["nsmc_test"]),
                     "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder,
                                                                   limit=ev.zero_shot_examples or None),
                     "finetune": {k: finetuned[k] for k in ("method", "head", "backend")}}
 
-    clock = Clock(report.setdefault("seconds", {}))
+    clock = Clock(report["seconds"])
     # zero-shot: every task, on lm-eval
     for name, path in zero_shot_dirs.items():
         for task, scores in harness.evaluate(path, list(rows), folder, limit=ev.zero_shot_examples or None).items():
@@ -201,7 +201,7 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
         if name == "klue_sts":
             continue
         cells = [f"{_fmt(res[k]['acc'])} / {_fmt(res[k]['macro_f1'])}" if k in res else "–" for k, _ in COLUMNS]
-        n, z = r["test_rows"][name], r.get("zero_shot_rows", {}).get(name, r["test_rows"][name])
+        n, z = r["test_rows"][name], r["zero_shot_rows"][name]
         lines.append(f"| {name} | {n}{f' (zero-shot: first {z})' if z < n else ''} | " + " | ".join(cells) + " |")
     sts = r["tasks"]["klue_sts"]
     lines += ["", "![tasks](tasks.png)", "",

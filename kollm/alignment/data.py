@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from kollm import prompts
 from kollm.finetuning import tasks
 from kollm.data.sources import nsmc_label
+from kollm.errors import KollmError
 from kollm.io import read_jsonl
 
 SFT_KINDS = ("review_sentiment", "review_rating", "sentiment_label", "nli_label", "comment", "refusal", "general")
@@ -104,16 +105,17 @@ class _Draw:
         self.rng, self.used = rng, set()
 
     def __call__(self, texts: list[str]) -> str:
-        for _ in range(50):
+        for _ in range(50 if texts else 0):
             t = self.rng.choice(texts)
             if t not in self.used:
                 self.used.add(t)
                 return t
-        raise ValueError("alignment data: a source ran out of unused texts; ask for fewer examples")
+        raise KollmError("alignment data: a source ran out of unused texts; ask for fewer examples "
+                         "(align.sft_examples, align.dpo_pairs, align.eval_pairs) or use more data")
 
 
-def _review_request(rng, label: int, phrasings=None) -> str:
-    return rng.choice((phrasings or prompts.REVIEW_REQUESTS)[label])
+def _review_request(rng, label: int) -> str:
+    return rng.choice(prompts.REVIEW_REQUESTS[label])
 
 
 def sft_examples(p: Pool, n: int, seed: int) -> list[dict]:
