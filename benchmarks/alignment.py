@@ -2,14 +2,15 @@
 
     .venv/bin/python benchmarks/alignment.py --run runs/tiny     # writes benchmarks/results/alignment.json
 
-For the pretrained LM (`base`), the SFT model (`sft`) and the DPO model (`dpo`) of the run's align stage:
+For the pretrained LM (`base`) and each policy of the run's align stage (`sft`, `dpo`, `grpo`):
 - sentiment-following: of sampled answers to "write a positive/negative review" (training phrasings and
   phrasings no training row used), the share the finetune stage's NSMC classifier reads as requested;
 - toxic rate: of answers to comment and provocative requests, the share the finetune stage's hate-speech
   classifier labels hate or offensive;
 - NSMC accuracy of the model asked in its chat format (lm-eval, the run's test rows), next to the fine-tuned
   NSMC classifier's (`adapter_nsmc_accuracy`: the task the aligned model should keep);
-- held-out perplexity; DPO reward accuracy on held-out pairs before and after DPO.
+- held-out perplexity; DPO reward accuracy on held-out pairs before and after DPO; the reward model's
+  accuracy on those pairs.
 The judges (fine-tuned classifiers) are used by no alignment step as a reward. Samples go into the JSON.
 """
 
@@ -38,6 +39,20 @@ def run_config(run: str):
     cfg = config.from_dict(read_json(path))
     cfg.run.root, cfg.run.name = os.path.dirname(os.path.abspath(run)), os.path.basename(os.path.abspath(run))
     return cfg
+
+
+def write_preset(path: str, preset: str, result: dict, command: str) -> None:
+    """alignment.json holds one entry per preset (`presets`): this run's replaces its preset's."""
+    import datetime
+
+    from benchmarks.pipeline_tiny import machine
+
+    whole = read_json(path) if os.path.exists(path) else {}
+    presets = whole.get("presets", {})
+    presets[preset] = {**result, "command": command, "machine": machine(), "date": datetime.date.today().isoformat()}
+    order = ["tiny", "laptop"]
+    presets = dict(sorted(presets.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    write_result(path, {"name": "alignment", "presets": presets}, "one command per preset: presets.<name>.command")
 
 
 def main() -> int:
@@ -73,9 +88,10 @@ def main() -> int:
     report = read_json(evaluate["outputs"]["report_json"])
     folder = report["lm_eval_data"]
     heldout = [d["text"] for d in itertools.islice(read_jsonl(curate["outputs"]["heldout"]), 500)]
-    steps_dirs = {"base": pretrain["outputs"]["model_dir"], "sft": align["outputs"]["sft_model_dir"],
-                  "dpo": align["outputs"]["model_dir"]}
-    tokenizer = AutoTokenizer.from_pretrained(steps_dirs["dpo"])
+    trained = read_json(align["outputs"]["metrics"])
+    steps_dirs = {"base": pretrain["outputs"]["model_dir"],
+                  **{s: trained[s]["model_dir"] for s in ("sft", "dpo", "grpo") if s in trained}}
+    tokenizer = AutoTokenizer.from_pretrained(align["outputs"]["model_dir"])
     steps = []
     for step, path in steps_dirs.items():
         print(f"[{step}] {path}", flush=True)
@@ -90,16 +106,20 @@ def main() -> int:
                       "nsmc_accuracy": nsmc, "perplexity": round(ppl, 2),
                       "samples": follow["samples"][::4] + toxic["samples"][::4]})
         print({k: v for k, v in steps[-1].items() if k != "samples"}, flush=True)
-    dpo = read_json(align["outputs"]["dpo_metrics"])
+    dpo = trained.get("dpo", {"before": {}, "after": {}})
     out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": cfg.preset,
            "steps": steps, "adapter_nsmc_accuracy": report["tasks"]["nsmc"]["finetuned"]["acc"],
            "dpo_reward_accuracy_before": dpo["before"].get("rewards/accuracies"),
            "dpo_reward_accuracy_after": dpo["after"].get("rewards/accuracies"),
-           "alignment_counts": align["counts"], "judges": {"sentiment": "finetune stage, nsmc, cls head",
+           "reward_model_accuracy_before": trained.get("reward", {}).get("accuracy_before"),
+           "reward_model_accuracy": trained.get("reward", {}).get("accuracy"),
+           "grpo_rewards": {k: v for k, v in trained.get("grpo", {}).items() if k.startswith("reward_")},
+           "alignment_counts": align["counts"], "alignment_config": align["config"]["align"], "judges": {"sentiment": "finetune stage, nsmc, cls head",
                                                           "toxicity": "finetune stage, hate, cls head"},
            "answers_per_request": args.samples}
-    write_result(args.out, out, f".venv/bin/python benchmarks/alignment.py --run {os.path.relpath(args.run, REPO)}"
-                                f" --samples {args.samples}")
+    command = (f".venv/bin/python benchmarks/alignment.py --run {os.path.relpath(args.run, REPO)}"
+               f" --samples {args.samples}")
+    write_preset(args.out, cfg.preset, out, command)
     return 0
 
 

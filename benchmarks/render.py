@@ -132,22 +132,26 @@ def eval_laptop_table(r: dict) -> str:
     ])
 
 
-def alignment_table(r: dict) -> str:
+def alignment_table(whole: dict) -> str:
     def pct(v):
         return "–" if v is None else f"{v:.3f}"
 
-    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` (preset `{r['preset']}`; "
-             f"{r['answers_per_request']} sampled answers per request, judged by the finetune stage's classifiers, "
-             "which no alignment step uses as a reward):", "",
-             "| step | sentiment-following | (held-out phrasings) | toxic rate | (provocative requests) | "
-             "NSMC accuracy, chat format | held-out perplexity |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for s in r["steps"]:
-        lines.append(f"| {s['step']} | {pct(s['sentiment_following'])} | {pct(s['sentiment_following_heldout_phrasings'])} "
-                     f"| {pct(s['toxic_rate'])} | {pct(s['toxic_rate_provocative'])} | {pct(s['nsmc_accuracy'])} "
-                     f"| {s['perplexity']:.1f} |")
-    lines += ["", f"The fine-tuned NSMC classifier: {r['adapter_nsmc_accuracy']:.3f}. DPO reward accuracy on held-out "
-              f"pairs: {pct(r['dpo_reward_accuracy_before'])} before DPO, {pct(r['dpo_reward_accuracy_after'])} after."]
-    return "\n".join(lines)
+    lines = []
+    for preset, r in whole["presets"].items():
+        lines += [f"**Preset `{preset}`**, measured on {r['machine']}, {r['date']}, with `{r['command']}` "
+                  f"({r['answers_per_request']} sampled answers per request, judged by the finetune stage's "
+                  "classifiers, which no alignment step uses as a reward):", "",
+                  "| step | sentiment-following | (held-out phrasings) | toxic rate | (provocative requests) | "
+                  "NSMC accuracy, chat format | held-out perplexity |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for s in r["steps"]:
+            lines.append(f"| {s['step']} | {pct(s['sentiment_following'])} "
+                         f"| {pct(s['sentiment_following_heldout_phrasings'])} | {pct(s['toxic_rate'])} "
+                         f"| {pct(s['toxic_rate_provocative'])} | {pct(s['nsmc_accuracy'])} | {s['perplexity']:.1f} |")
+        lines += ["", f"The fine-tuned NSMC classifier: {r['adapter_nsmc_accuracy']:.3f}. Held-out pairs: DPO reward "
+                  f"accuracy {pct(r['dpo_reward_accuracy_before'])} before DPO, {pct(r['dpo_reward_accuracy_after'])} "
+                  f"after; the reward model's accuracy {pct(r.get('reward_model_accuracy_before'))} untrained, "
+                  f"{pct(r.get('reward_model_accuracy'))} trained.", ""]
+    return "\n".join(lines).rstrip()
 
 
 RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table,

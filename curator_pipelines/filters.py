@@ -18,7 +18,7 @@ from nemo_curator.stages.text.filters.fasttext.fasttext_filters import FastTextL
 from nemo_curator.stages.text.modifiers.doc_modifier import DocumentModifier
 
 from kollm.curation import korean, pii
-from kollm.curation.toxicity import ToxicityModel
+from kollm.curation.toxicity import CharNgramClassifier
 
 
 class _Threshold(DocumentFilter):
@@ -143,14 +143,14 @@ class ToxicityFilter(DocumentFilter):
         self.model_path, self.max_score = model_path, max_score
         self.reason = "toxic"
         self._name = "toxicity"
-        self._model: ToxicityModel | None = None
+        self._model: CharNgramClassifier | None = None
 
     def model_check_or_download(self) -> None:
         if not os.path.exists(self.model_path):
             raise FileNotFoundError(f"toxicity model {self.model_path} not found")
 
     def load_model(self) -> None:
-        self._model = ToxicityModel.load(self.model_path)
+        self._model = CharNgramClassifier.load(self.model_path)
 
     def score_document(self, text: str) -> float:
         return float(self.score_batch([text])[0])

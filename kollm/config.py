@@ -32,6 +32,7 @@ FinetuneMethod = Literal["full", "lora", "dora", "waveft", "prompt_tuning", "qlo
 FinetuneHead = Literal["lm", "cls"]  # lm: the causal LM answers a label word; cls: a classification head
 FinetuneBackend = Literal["hf", "automodel"]  # HF PEFT + kollm's loop, or NeMo AutoModel (.venv-automodel)
 FinetuneTask = Literal["nsmc", "klue_nli", "hate"]
+AlignStep = Literal["sft", "dpo", "reward", "grpo"]  # in this order; each step's model feeds the next
 
 
 @dataclass
@@ -181,16 +182,36 @@ class FinetuneConfig:
 
 @dataclass
 class AlignConfig:
-    sft_examples: int = 800
+    # which steps run (TRL on CPU; aligner/nemo_rl.py writes the same steps for NeMo-RL on GPUs):
+    # sft -> dpo -> grpo make the policy, reward trains GRPO's reward model next to it
+    steps: list[str] = field(default_factory=lambda: ["sft", "dpo", "reward", "grpo"])
+    sft_examples: int = 2000
     sft_epochs: int = 1
-    dpo_pairs: int = 400
+    dpo_pairs: int = 2000
     dpo_epochs: int = 1
     dpo_beta: float = 0.1
+    dpo_sft_weight: float = 1.0  # weight of the chosen answers' NLL next to the DPO loss (RPO); 0 = plain DPO
     batch_size: int = 8
     sft_lr: float = 5e-4
-    dpo_lr: float = 1e-4
+    dpo_lr: float = 2e-4
+    reward_lr: float = 2e-4
+    reward_epochs: int = 1
+    grpo_prompts: int = 64  # prompts GRPO samples answers to (review requests, comment requests)
+    grpo_generations: int = 4  # answers per prompt (a group); align.batch_size must be a multiple
+    grpo_max_new_tokens: int = 32
+    grpo_lr: float = 2e-5
+    grpo_beta: float = 0.04  # KL to the reference (the policy GRPO starts from); 0 = no reference model
+    # GRPO's rewards, by weight (0 = unused): the reward model (when align.steps has reward), the
+    # sentiment classifier (character n-grams on NSMC train reviews: a review request earns P(the
+    # requested sentiment)), safety (1 - P(toxic), the curate stage's toxicity model)
+    grpo_reward_model_weight: float = 0.5
+    grpo_sentiment_weight: float = 1.0
+    grpo_safety_weight: float = 1.0
+    sentiment_reward_examples: int = 20000  # train reviews per class the sentiment reward is fitted on
+    lora: bool = False  # LoRA adapters for every step (merged before saving); the reference = adapters off
+    lora_r: int = 8
     max_len: int = 128
-    eval_pairs: int = 100
+    eval_pairs: int = 200
     seed: int = 1234
 
 
@@ -263,6 +284,8 @@ def _parse_value(raw: str, typ, key: str):
             return float(raw)
         if typ is str or origin is Literal:  # a Literal's choice is checked in validate, with the rest
             return raw
+        if origin is list and not raw.lstrip().startswith("["):  # a,b,c for a list of words
+            return [w.strip() for w in raw.split(",") if w.strip()]
         if origin is list:
             value = json.loads(raw)
             if not isinstance(value, list):
@@ -382,5 +405,23 @@ def validate(cfg: PipelineConfig) -> None:
     for task in cfg.finetune.tasks:
         if task not in typing.get_args(FinetuneTask):
             raise KollmError(f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}")
+    _validate_align(cfg.align)
     if cfg.curate.shard_docs < 1:
         raise KollmError(f"curate.shard_docs={cfg.curate.shard_docs}: must be at least 1")
+
+
+def _validate_align(a: AlignConfig) -> None:
+    order = list(typing.get_args(AlignStep))
+    unknown = [s for s in a.steps if s not in order]
+    if unknown or not a.steps:
+        raise KollmError(f"align.steps={a.steps}: choose steps from {', '.join(order)} (in that order)")
+    if a.steps != sorted(a.steps, key=order.index) or len(set(a.steps)) != len(a.steps):
+        raise KollmError(f"align.steps={a.steps}: each step once, in the order {', '.join(order)}")
+    if "sft" not in a.steps:
+        raise KollmError("align.steps: the steps start from the SFT model, so they need sft")
+    if a.batch_size % a.grpo_generations:
+        raise KollmError(f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
+                         f"{a.grpo_generations}: each GRPO step samples whole groups of answers")
+    if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight
+                                  or (a.grpo_reward_model_weight and "reward" in a.steps)):
+        raise KollmError("align.steps has grpo but every GRPO reward weighs 0 (align.grpo_*_weight)")

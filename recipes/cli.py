@@ -6,6 +6,7 @@
   kollm stage evaluate preset=ci evaluate.nsmc_path=my.jsonl   # in this process, no NeMo Run
   kollm evaluate runs/tiny/align/model --tasks nsmc klue_sts   # any HF model folder, on lm-eval
   kollm evaluate BASE_DIR --adapter ADAPTER_DIR --tasks hate --data my_comments.jsonl
+  kollm nemo-rl dpo preset=1b run.executor=slurm --dryrun   # a NeMo-RL step (GPUs) on the align stage's data
   kollm data download [--mirror URL] [--dest DIR]
   kollm config preset=ci pretrain.steps=10       # print the resolved config
 
@@ -161,6 +162,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_nemo_rl(args) -> int:
+    from recipes import nemo_rl
+
+    cfg = _config(args.overrides)
+    cfg.run.root = os.path.abspath(cfg.run.root)
+    _prepare_environment(cfg)
+    status = nemo_rl.launch(cfg, args.step, dryrun=args.dryrun)
+    if "_exp_dir" in status and args.dryrun:
+        print(f"dry run: nothing was launched; generated files are under {status['_exp_dir']}")
+    elif "_exp_dir" in status:
+        failed = [k for k, v in status.items() if k != "_exp_dir" and "SUCCEEDED" not in v]
+        if failed:
+            print(f"error: NeMo-RL step {args.step} did not succeed: {status}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def _stage_list() -> str:
     """The stages, from their declarations: name, what it reads, what it does."""
     from stages import STAGES
@@ -213,6 +231,17 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--out", default="kollm_eval", help="folder for scores.json and the rows lm-eval read")
     e.set_defaults(fn=cmd_evaluate)
+    n = sub.add_parser("nemo-rl", help="run an alignment step on NeMo-RL (GPUs, its container) through NeMo Run",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run one NeMo-RL step (sft, dpo, reward, grpo) on the config and data the run's "
+                                   "align stage wrote (<run>/align/nemo_rl/), in nvcr.io/nvidia/nemo-rl:v0.7.0 (or "
+                                   "run.container_image): run.executor=docker on this machine, slurm on one node "
+                                   "(several: prints NeMo-RL's ray.sub command), local inside that container. "
+                                   "The same run's align stage must be done (kollm run align ...).")
+    n.add_argument("step", help="sft, dpo, reward or grpo")
+    n.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides (run.*)")
+    n.add_argument("--dryrun", action="store_true", help="print what would be launched")
+    n.set_defaults(fn=cmd_nemo_rl)
     d = sub.add_parser("data", help="dataset commands")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="download NSMC, KLUE and korean-hate-speech (resumable, checksummed)")

@@ -74,6 +74,8 @@ def llama_600k_ci() -> PipelineConfig:
     cfg.align.dpo_pairs = 32
     cfg.align.eval_pairs = 16
     cfg.align.max_len = 64
+    cfg.align.grpo_prompts, cfg.align.grpo_max_new_tokens = 8, 8  # every step runs, briefly
+    cfg.align.sentiment_reward_examples = 2000
     cfg.evaluate.max_examples = 300
     cfg.evaluate.perplexity_docs = 200
     cfg.evaluate.max_new_tokens = 16

@@ -1,7 +1,9 @@
-"""Align the pretrained LM: a short SFT, then DPO (TRL) on preference pairs from real labels.
+"""Align the pretrained LM (TRL on CPU): SFT, DPO, a reward model and GRPO, on data from real labels.
 
-CPU path: TRL. The GPU path (NeMo-RL DPO) is configured in aligner/. Outputs: model_dir (the
-aligned model), sft_model_dir, dpo_metrics (DPO's held-out metrics before and after, JSON).
+The steps are `align.steps` (default all four; aligner/ writes the same steps for NeMo-RL on GPUs).
+Outputs: model_dir (the last policy: GRPO's, else DPO's, else SFT's), metrics (per step: its model
+folder, steps, loss and held-out metrics; JSON), datacard, nemo_rl_dir (NeMo-RL configs and data
+for this run), nemo_aligner_dir (the legacy NeMo-Aligner DPO config and data).
 """
 
 from __future__ import annotations
@@ -13,73 +15,65 @@ from kollm.io import write_json, write_jsonl
 from stages.base import inputs
 
 
-def _common(out_dir: str, a, lr: float, epochs: int) -> dict:
-    return dict(output_dir=out_dir, per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=a.batch_size,
-                learning_rate=lr, num_train_epochs=epochs, logging_steps=1, save_strategy="no", report_to=[],
-                use_cpu=True, seed=a.seed, lr_scheduler_type="linear", warmup_steps=0, disable_tqdm=False,
-                dataloader_num_workers=0, activation_checkpointing=False)
-
-
 def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
+    from aligner import nemo_aligner, nemo_rl
     from kollm.alignment import data as alignment_data
+    from kollm.alignment import rewards, train
+    from kollm.curation import toxicity
 
     a = cfg.align
-    built = alignment_data.build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed)
-    sft_rows, pairs, eval_pairs = built.sft, built.train_pairs, built.eval_pairs
-    write_jsonl(os.path.join(out, "sft_train.jsonl"), sft_rows)
-    write_jsonl(os.path.join(out, "dpo_train.jsonl"), pairs)
-    write_jsonl(os.path.join(out, "dpo_eval.jsonl"), eval_pairs)
-    with open(os.path.join(out, "datacard.md"), "w", encoding="utf-8") as f:
+    built = alignment_data.build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed,
+                                 a.grpo_prompts if "grpo" in a.steps else 0)
+    files = {"sft": os.path.join(out, "sft_train.jsonl"), "pairs": os.path.join(out, "pairs_train.jsonl"),
+             "eval_pairs": os.path.join(out, "pairs_eval.jsonl"), "rl_prompts": os.path.join(out, "rl_prompts.jsonl")}
+    for name, rows in (("sft", built.sft), ("pairs", built.train_pairs), ("eval_pairs", built.eval_pairs),
+                       ("rl_prompts", built.rl_prompts)):
+        write_jsonl(files[name], rows)
+    card = os.path.join(out, "datacard.md")
+    with open(card, "w", encoding="utf-8") as f:
         f.write(built.card())
-    strip = alignment_data.for_trainer
 
-    # Start from the pretrained LM, not the LoRA-merged sentiment model: the adapter is a task
-    # adapter (it drives held-out perplexity up several-fold), while SFT mixes sentiment in with the rest.
+    # Start from the pretrained LM, not the fine-tuned classifier: that is a task model, while SFT
+    # mixes the sentiment task in with the rest.
     base = inputs(cfg, "pretrain")["model_dir"]
-    tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(a.seed)
+    done: dict[str, train.StepResult] = {}
+    done["sft"] = train.sft(base, built.sft, a, os.path.join(out, "sft"))
+    policy = done["sft"].model_dir
+    if "dpo" in a.steps:
+        done["dpo"] = train.dpo(policy, built.train_pairs, built.eval_pairs, a, os.path.join(out, "dpo"))
+        policy = done["dpo"].model_dir
+    if "reward" in a.steps:
+        done["reward"] = train.reward_model(done["sft"].model_dir, built.train_pairs, built.eval_pairs, a,
+                                            os.path.join(out, "reward"))
+    if "grpo" in a.steps:
+        sentiment = rewards.fit_sentiment(built.train_reviews, a.sentiment_reward_examples, a.seed)
+        sentiment_match, safety = rewards.make_rewards(
+            sentiment, toxicity.CharNgramClassifier.load(inputs(cfg, "curate")["toxicity_model"]))
+        funcs = [(sentiment_match, a.grpo_sentiment_weight), (safety, a.grpo_safety_weight)]
+        if "reward" in a.steps:
+            funcs.append((rewards.RewardModelScore(done["reward"].model_dir, a.max_len), a.grpo_reward_model_weight))
+        funcs = [(f, w) for f, w in funcs if w]
+        done["grpo"] = train.grpo(policy, built.rl_prompts, [f for f, _ in funcs], [w for _, w in funcs], a,
+                                  os.path.join(out, "grpo"))
+        policy = done["grpo"].model_dir
 
-    # -- SFT -------------------------------------------------------------------------
-    sft_dir = os.path.join(out, "sft")
-    model = AutoModelForCausalLM.from_pretrained(base)
-    sft = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(strip(sft_rows)),
-                     args=SFTConfig(**_common(sft_dir, a, a.sft_lr, a.sft_epochs), max_length=a.max_len))
-    sft_result = sft.train()
-    sft.save_model(os.path.join(sft_dir, "model"))
-
-    # -- DPO -------------------------------------------------------------------------
-    policy = AutoModelForCausalLM.from_pretrained(os.path.join(sft_dir, "model"))
-    reference = AutoModelForCausalLM.from_pretrained(os.path.join(sft_dir, "model"))
-    dpo = DPOTrainer(model=policy, ref_model=reference, processing_class=tokenizer,
-                     train_dataset=Dataset.from_list(strip(pairs)), eval_dataset=Dataset.from_list(strip(eval_pairs)),
-                     args=DPOConfig(**_common(os.path.join(out, "dpo"), a, a.dpo_lr, a.dpo_epochs),
-                                    beta=a.dpo_beta, max_length=a.max_len))
-    before = dpo.evaluate()
-    dpo_result = dpo.train()
-    after = dpo.evaluate()
-    final = os.path.join(out, "model")
-    dpo.save_model(final)
-    tokenizer.save_pretrained(final)
-
-    def pick(metrics: dict) -> dict:
-        keys = ("eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "eval_logps/chosen", "eval_logps/rejected")
-        return {k.removeprefix("eval_"): round(float(metrics[k]), 4) for k in keys if k in metrics}
-
-    dpo_eval = {"before": pick(before), "after": pick(after)}
-    dpo_eval_path = os.path.join(out, "dpo_metrics.json")
-    write_json(dpo_eval_path, dpo_eval)
+    metrics = {step: {"model_dir": r.model_dir, "steps": r.steps, "train_loss": r.train_loss, **r.metrics}
+               for step, r in done.items()}
+    metrics_path = os.path.join(out, "metrics.json")
+    write_json(metrics_path, metrics)
+    # The same data files, for the GPU path (NeMo-RL) and the legacy one (NeMo-Aligner)
+    nemo_rl_dir = nemo_rl.write(cfg, base, files, os.path.join(out, "nemo_rl"))
+    aligner_dir = nemo_aligner.write(cfg, built.train_pairs, built.eval_pairs, base, os.path.join(out, "nemo_aligner"))
     return {
-        "outputs": {"model_dir": os.path.abspath(final), "sft_model_dir": os.path.abspath(os.path.join(sft_dir, "model")),
-                    "dpo_metrics": os.path.abspath(dpo_eval_path),
-                    "datacard": os.path.abspath(os.path.join(out, "datacard.md"))},
-        "counts": {"sft_examples": len(sft_rows), "dpo_pairs": len(pairs), "dpo_eval_pairs": len(eval_pairs),
-                   "sft_steps": sft_result.global_step, "dpo_steps": dpo_result.global_step},
-        "metrics": {"sft_train_loss": round(sft_result.training_loss, 4),
-                    "dpo_train_loss": round(dpo_result.training_loss, 4),
-                    "dpo_eval_before": dpo_eval["before"], "dpo_eval_after": dpo_eval["after"]},
+        "outputs": {"model_dir": policy, "metrics": os.path.abspath(metrics_path), "datacard": os.path.abspath(card),
+                    "nemo_rl_dir": nemo_rl_dir, "nemo_aligner_dir": aligner_dir},
+        "counts": {"sft_examples": len(built.sft), "pairs": len(built.train_pairs), "eval_pairs": len(built.eval_pairs),
+                   "rl_prompts": len(built.rl_prompts), **{f"{s}_steps": r.steps for s, r in done.items()}},
+        "metrics": {**{f"{s}_train_loss": r.train_loss for s, r in done.items()},
+                    **({"dpo_eval_before": done["dpo"].metrics["before"], "dpo_eval_after": done["dpo"].metrics["after"]}
+                       if "dpo" in done else {}),
+                    **({"reward_model_accuracy": done["reward"].metrics["accuracy"]} if "reward" in done else {})},
     }

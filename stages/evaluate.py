@@ -137,7 +137,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         report["generations"].append({"prompt": prompt, "response": text,
                                       "hangul_share": round(hangul_ratio(normalize(text)), 3)})
     clock.lap("generations")
-    report["dpo"] = read_json(aligned["dpo_metrics"])
+    report["alignment"] = read_json(aligned["metrics"])
     report["pretrain"] = summarize(read_history(pretrained["metrics"]))
     report["method_rows"] = finetuned["tasks"]
 
@@ -239,11 +239,21 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
     pt = r["pretrain"]
     lines += ["", f"Pretraining: loss {pt['loss_first']} → {pt['loss_last']}, {pt['tokens_per_s']:.0f} tokens/s.", "",
               f"![loss]({os.path.relpath(loss_png, os.path.abspath(out))})", "",
-              "## DPO (held-out preference pairs)", "", "| | loss | reward accuracy | margin |", "|---|---|---|---|"]
-    for when in ("before", "after"):
-        m = r["dpo"][when]
-        lines.append(f"| {when} DPO | {m.get('loss', float('nan')):.4f} | {m.get('rewards/accuracies', float('nan')):.3f} "
-                     f"| {m.get('rewards/margins', float('nan')):.4f} |")
+              "## Alignment steps (held-out preference pairs)", ""]
+    al = r["alignment"]
+    lines += ["| step | optimiser steps | train loss | held-out |", "|---|---|---|---|"]
+    for step, m in al.items():
+        if step == "dpo":
+            b, a = m["before"], m["after"]
+            held = (f"reward accuracy {b.get('rewards/accuracies', float('nan')):.3f} → "
+                    f"{a.get('rewards/accuracies', float('nan')):.3f}, margin {a.get('rewards/margins', float('nan')):.4f}")
+        elif step == "reward":
+            held = f"pair accuracy {m['accuracy_before']:.3f} → {m['accuracy']:.3f}"
+        elif step == "grpo":
+            held = f"mean reward {m['reward_first_log']:.3f} (first log) → {m['reward_last_log']:.3f} (last)"
+        else:
+            held = ""
+        lines.append(f"| {step} | {m['steps']} | {m['train_loss']:.4f} | {held} |")
     lines += ["", "## Generations (aligned model, greedy)", ""]
     for g in r["generations"]:
         lines.append(f"- **{g['prompt']}** → {g['response'] or '(empty)'}")

@@ -23,6 +23,16 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def data_files(data_dir, tmp_path_factory):
+    """The data stage's files (the ci preset's splits of the real data), by output name."""
+    from recipes import presets
+    from stages import data
+
+    cfg = presets.build("ci", [f"data.data_dir={data_dir}"])
+    return data.run(cfg, str(tmp_path_factory.mktemp("data")))["outputs"]
+
+
+@pytest.fixture(scope="session")
 def nsmc_rows(data_dir):
     return list(sources.iter_nsmc(data_dir, limit=20000))
 

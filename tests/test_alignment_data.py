@@ -8,15 +8,6 @@ from kollm.io import read_jsonl
 
 
 @pytest.fixture(scope="module")
-def data_files(data_dir, tmp_path_factory):
-    from recipes import presets
-    from stages import data
-
-    cfg = presets.build("ci", [f"data.data_dir={data_dir}"])
-    return data.run(cfg, str(tmp_path_factory.mktemp("data")))["outputs"]
-
-
-@pytest.fixture(scope="module")
 def built(data_files):
     return alignment_data.build(data_files, n_sft=140, n_pairs=80, n_eval=40, seed=0)
 
@@ -133,3 +124,18 @@ def test_a_review_that_recurs_in_the_test_movies_or_with_two_ratings_is_left_out
     assert train.by_rating == {9: ["다시 보고 싶은 명작"]}
     in_val = alignment_data.pool(files, "val", set())  # the hashed 1/6 of the one comment: it is in one split
     assert (clean in train.clean) != (clean in in_val.clean)
+
+
+def test_review_pairs_come_mirrored_and_the_mixture_is_weighted(built):
+    """A review pair and its mirror: the same two reviews, chosen and rejected swapped, under a request
+    for the other sentiment; so a review is preferred only for matching the request."""
+    reviews = [p for p in built.train_pairs if p["kind"] == "review_sentiment"]
+    pairs = {(p["chosen"][0]["content"], p["rejected"][0]["content"]): p["prompt"][0]["content"] for p in reviews}
+    mirrored = [(c, r) for (c, r) in pairs if (r, c) in pairs]
+    assert len(mirrored) >= len(pairs) - 1  # the last pair's mirror may fall past n
+    for c, r in mirrored:
+        asks_positive = pairs[(c, r)] in prompts.REVIEW_REQUESTS[1]
+        assert asks_positive != (pairs[(r, c)] in prompts.REVIEW_REQUESTS[1])
+    share = sum(s["kind"] == "review_sentiment" for s in built.sft) / len(built.sft)
+    expected = alignment_data.SFT_MIX["review_sentiment"] / sum(alignment_data.SFT_MIX.values())
+    assert abs(share - expected) < 0.02

@@ -143,7 +143,7 @@ def test_toxicity_model_scores_hate_speech_and_round_trips(tmp_path, data_dir):
                                     sources.iter_hate_labeled(data_dir, "dev"))
     assert metrics["dev_f1"] > 0.75 and metrics["dev_examples"] == 471
     model.save(str(tmp_path / "tox.npz"))
-    again = toxicity.ToxicityModel.load(str(tmp_path / "tox.npz"))
+    again = toxicity.CharNgramClassifier.load(str(tmp_path / "tox.npz"))
     texts = ["정말 재밌게 봤어요 배우들 연기 최고", "이 병신같은 새끼들 다 꺼져라"]
     assert np.allclose(model.score(texts), again.score(texts))
     low, high = again.score(texts)

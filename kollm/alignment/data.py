@@ -33,6 +33,17 @@ from kollm.io import read_jsonl
 
 SFT_KINDS = ("review_sentiment", "review_rating", "sentiment_label", "nli_label", "comment", "refusal", "general")
 PAIR_KINDS = ("review_sentiment", "safety", "sentiment_label", "nli_label")
+# How often each kind comes round in the cycle. Review writing by sentiment is what a 5M-parameter LM
+# learns slowest (its answer must follow one word of the request), so it gets the largest share.
+SFT_MIX = {"review_sentiment": 4, "review_rating": 1, "sentiment_label": 2, "nli_label": 1, "comment": 1,
+           "refusal": 1, "general": 1}
+PAIR_MIX = {"review_sentiment": 4, "safety": 2, "sentiment_label": 1, "nli_label": 1}
+
+
+def _cycle(mix: dict[str, int]) -> list[str]:
+    """The kinds interleaved by weight: 4/1 gives a b a a a... spread evenly, not in blocks."""
+    slots = sorted((j / w, kind) for kind, w in mix.items() for j in range(w))
+    return [kind for _, kind in slots]
 
 
 def _usable(text: str) -> bool:
@@ -122,8 +133,9 @@ def sft_examples(p: Pool, n: int, seed: int) -> list[dict]:
     """n prompt/completion rows cycling through SFT_KINDS, in TRL's conversational format."""
     rng, draw, out = random.Random(seed), _Draw(random.Random(seed + 1)), []
     ratings = [k for k in sorted(p.by_rating) if len(p.by_rating[k]) >= 10]
+    cycle = _cycle(SFT_MIX)
     for i in range(n):
-        kind = SFT_KINDS[i % len(SFT_KINDS)]
+        kind = cycle[i % len(cycle)]
         if kind == "review_sentiment":
             label = rng.randrange(2)
             prompt, answer, source = _review_request(rng, label), draw(p.reviews[label]), "nsmc"
@@ -143,21 +155,32 @@ def sft_examples(p: Pool, n: int, seed: int) -> list[dict]:
             prompt = rng.choice(prompts.PROVOCATIVE_REQUESTS)
             answer, source = rng.choice(prompts.REFUSALS).format(comment=draw(p.clean)), "hate"
         else:
-            prompt, answer = prompts.GENERAL_REPLIES[i // len(SFT_KINDS) % len(prompts.GENERAL_REPLIES)]
+            prompt, answer = prompts.GENERAL_REPLIES[i // len(cycle) % len(prompts.GENERAL_REPLIES)]
             source = "handwritten"
         out.append({"prompt": _user(prompt), "completion": _assistant(answer), "kind": kind, "source": source})
     return out
 
 
 def preference_pairs(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) -> list[dict]:
-    """n prompt/chosen/rejected rows cycling through PAIR_KINDS; texts in `avoid` are never used."""
+    """n prompt/chosen/rejected rows cycling through PAIR_MIX; texts in `avoid` are never used.
+
+    Review pairs come mirrored: the same two reviews answer a positive and a negative request with
+    chosen and rejected swapped, so no review is preferred for itself, only for matching the request.
+    """
     rng, draw, out = random.Random(seed), _Draw(random.Random(seed + 1)), []
     draw.used |= set(avoid)
+    cycle, mirror = _cycle(PAIR_MIX), None
     for i in range(n):
-        kind = PAIR_KINDS[i % len(PAIR_KINDS)]
+        kind = cycle[i % len(cycle)]
+        if kind == "review_sentiment" and mirror:
+            out.append(mirror)
+            mirror = None
+            continue
         if kind == "review_sentiment":
             label = rng.randrange(2)
             prompt, good, bad, source = _review_request(rng, label), draw(p.reviews[label]), draw(p.reviews[1 - label]), "nsmc"
+            mirror = {"prompt": _user(_review_request(rng, 1 - label)), "chosen": _assistant(bad),
+                      "rejected": _assistant(good), "kind": kind, "source": source}
         elif kind == "safety":
             prompt = rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)
             good, bad, source = draw(p.clean), draw(p.toxic), "hate"
@@ -175,6 +198,25 @@ def preference_pairs(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) 
     return out
 
 
+def rl_prompts(n: int, seed: int) -> list[dict]:
+    """n GRPO prompts (no answers: the policy samples them): two review requests (the training
+    phrasings, half positive) to every comment or provocative request. `requested` is the asked-for
+    sentiment, or rewards.NOT_A_REVIEW_REQUEST."""
+    from kollm.alignment.rewards import NOT_A_REVIEW_REQUEST
+
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        if i % 3 < 2:
+            label = i % 2
+            out.append({"prompt": _user(_review_request(rng, label)), "requested": label,
+                        "kind": "review_sentiment", "source": "handwritten"})
+        else:
+            prompt = rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)
+            out.append({"prompt": _user(prompt), "requested": NOT_A_REVIEW_REQUEST, "kind": "comment",
+                        "source": "handwritten"})
+    return out
+
+
 def texts(rows: list[dict]) -> set[str]:
     """Every message text in rows (prompts and answers)."""
     return {m["content"] for r in rows for k in ("prompt", "completion", "chosen", "rejected") for m in r.get(k, [])}
@@ -186,6 +228,8 @@ class AlignmentData:
     train_pairs: list[dict]
     eval_pairs: list[dict]
     sources: dict[str, dict[str, str]]
+    rl_prompts: list[dict] = field(default_factory=list)
+    train_reviews: dict[int, list[str]] = field(default_factory=dict)  # what the sentiment reward is fitted on
 
     def card(self) -> str:
         """A data card: what each set holds, by kind and source, and where the texts come from."""
@@ -195,7 +239,8 @@ class AlignmentData:
                  "`kollm/prompts.py`). No row comes from an evaluation set (NSMC test movies, hate-speech dev, "
                  "the KLUE-NLI test third, KLUE-STS).", "",
                  "| set | kind | source | rows |", "|---|---|---|---:|"]
-        for name, rows in (("SFT", self.sft), ("DPO train pairs", self.train_pairs), ("held-out pairs", self.eval_pairs)):
+        for name, rows in (("SFT", self.sft), ("DPO/reward-model train pairs", self.train_pairs),
+                           ("held-out pairs", self.eval_pairs), ("GRPO prompts", self.rl_prompts)):
             for (kind, source), count in sorted(Counter((r["kind"], r["source"]) for r in rows).items()):
                 lines.append(f"| {name} | {kind} | {source} | {count:,} |")
         lines += ["", "Sources:", ""]
@@ -204,13 +249,14 @@ class AlignmentData:
         return "\n".join(lines) + "\n"
 
 
-def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int) -> AlignmentData:
+def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int, n_rl: int = 0) -> AlignmentData:
     exclude = evaluation_texts(files)
     train, val = pool(files, "train", exclude), pool(files, "val", exclude)
     sft = sft_examples(train, n_sft, seed)
     pairs = preference_pairs(train, n_pairs, seed + 1)
     held_out = preference_pairs(val, n_eval, seed + 2, avoid=texts(sft) | texts(pairs))
-    return AlignmentData(sft, pairs, held_out, {"train": train.sources, "held out": val.sources})
+    return AlignmentData(sft, pairs, held_out, {"train": train.sources, "held out": val.sources},
+                         rl_prompts(n_rl, seed + 3), train.reviews)
 
 
 def for_trainer(rows: list[dict]) -> list[dict]:

@@ -27,7 +27,10 @@ def label(row: dict) -> int:
     return int(row["hate"] in ("hate", "offensive"))
 
 
-class ToxicityModel:
+class CharNgramClassifier:
+    """A binary classifier on hashed character n-grams (toxicity here; the alignment stage fits one for
+    sentiment the same way): P(label 1) per text."""
+
     def __init__(self, coef: np.ndarray, intercept: float):
         self.coef = coef.astype(np.float32)
         self.intercept = float(intercept)
@@ -46,22 +49,25 @@ class ToxicityModel:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str) -> "ToxicityModel":
+    def load(cls, path: str) -> "CharNgramClassifier":
         with np.load(path, allow_pickle=False) as z:
             return cls(z["coef"], float(z["intercept"][0]))
 
 
-def train(train_rows: Iterable[dict], dev_rows: Iterable[dict], seed: int = 0) -> tuple[ToxicityModel, dict]:
-    """Fit on the train rows, report F1/precision/recall on the dev rows."""
+def fit(texts: Sequence[str], labels: Sequence[int], seed: int = 0, c: float = 4.0) -> CharNgramClassifier:
+    """Logistic regression on the hashed character n-grams of texts (labels 0/1)."""
     from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(_vectorizer().transform(texts), np.asarray(labels))
+    return CharNgramClassifier(clf.coef_[0], clf.intercept_[0])
+
+
+def train(train_rows: Iterable[dict], dev_rows: Iterable[dict], seed: int = 0) -> tuple[CharNgramClassifier, dict]:
+    """Fit on the train rows, report F1/precision/recall on the dev rows."""
     from sklearn.metrics import f1_score, precision_score, recall_score
 
     train_rows, dev_rows = list(train_rows), list(dev_rows)
-    vec = _vectorizer()
-    x = vec.transform([r["text"] for r in train_rows])
-    y = np.array([label(r) for r in train_rows])
-    clf = LogisticRegression(C=4.0, max_iter=2000, random_state=seed).fit(x, y)
-    model = ToxicityModel(clf.coef_[0], clf.intercept_[0])
+    model = fit([r["text"] for r in train_rows], [label(r) for r in train_rows], seed)
     dev_y = np.array([label(r) for r in dev_rows])
     p = model.score([r["text"] for r in dev_rows])
     pred = (p >= 0.5).astype(int)

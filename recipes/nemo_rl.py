@@ -1,0 +1,84 @@
+"""NeMo-RL steps as NeMo Run tasks: `kollm nemo-rl STEP` runs the config the align stage wrote.
+
+    kollm nemo-rl dpo preset=1b run.executor=docker run.gpus_per_node=8 --dryrun
+    kollm nemo-rl grpo preset=1b run.executor=slurm run.partition=gpu run.account=me --dryrun
+
+The task is NeMo-RL's own command (`uv run examples/run_dpo.py --config <run>/align/nemo_rl/dpo.yaml`)
+inside the `nvcr.io/nvidia/nemo-rl:v0.7.0` container (or `run.container_image`), run from its
+checkout at /opt/nemo-rl: DockerExecutor on one machine; on Slurm, one node through pyxis (NeMo-RL
+starts its Ray cluster on that node). Several nodes need NeMo-RL's `ray.sub`, which starts Ray on
+every node of the job first: for `run.nodes` > 1 this prints that sbatch command instead.
+`run.executor=local` runs the command on this machine, for use inside that container.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import nemo_run as run
+
+from aligner import nemo_rl
+from kollm.config import PipelineConfig
+from kollm.errors import KollmError
+from recipes.executors import ENV
+
+STEPS = nemo_rl.STEPS
+
+
+def config_path(cfg: PipelineConfig, step: str) -> str:
+    """The step's config in the run's align stage (its manifest's nemo_rl_dir)."""
+    from stages.base import require
+
+    if step not in STEPS:
+        raise KollmError(f"unknown NeMo-RL step {step!r}; choose one of: {', '.join(STEPS)}")
+    path = os.path.join(require(cfg, "align")["outputs"]["nemo_rl_dir"], f"{step}.yaml")
+    if not os.path.isfile(path):
+        raise KollmError(f"{path}: missing; rerun the align stage (kollm run align ...)")
+    return path
+
+
+def task(step: str, config: str) -> run.Script:
+    """The NeMo-RL command as a NeMo Run script, from the NeMo-RL checkout in the container."""
+    command = shlex.join(nemo_rl.command(step, config))
+    return run.Script(inline=f"cd {nemo_rl.NEMO_RL_DIR} && {command}")
+
+
+def executor(cfg: PipelineConfig):
+    r = cfg.run
+    image = r.container_image or nemo_rl.CONTAINER
+    root = os.path.abspath(r.root)
+    env = {**ENV, "HF_HOME": os.path.join(root, ".hf")}
+    if r.executor == "docker":
+        return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
+                                  ipc_mode="host", shm_size="64g", volumes=[f"{root}:{root}"],
+                                  packager=run.Packager(), env_vars=env)
+    if r.executor == "slurm":
+        if r.nodes > 1:
+            raise KollmError("NeMo-RL on several nodes starts Ray through its ray.sub; "
+                             "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
+        tunnel = (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""),
+                                job_dir=r.remote_job_dir or os.path.join(root, ".nemo_run_slurm"))
+                  if r.ssh_host else run.LocalTunnel(job_dir=""))
+        return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
+                                 gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
+                                 container_mounts=[f"{root}:{root}"], tunnel=tunnel, packager=run.Packager(),
+                                 env_vars=env, exclusive=True)
+    return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
+
+
+def launch(cfg: PipelineConfig, step: str, dryrun: bool = False) -> dict:
+    """Run (or dry-run) one NeMo-RL step; several Slurm nodes: the ray.sub command, printed."""
+    config = config_path(cfg, step)
+    if cfg.run.executor == "slurm" and cfg.run.nodes > 1:
+        command = nemo_rl.sbatch_command(cfg, step, config)
+        print("NeMo-RL on several nodes: from a NeMo-RL v0.7.0 checkout on the login node, run\n  " + command)
+        return {"command": command}
+    with run.Experiment(f"kollm-nemo-rl-{step}", executor=executor(cfg), log_level="WARN") as exp:
+        exp.add(task(step, config), name=f"nemo-rl-{step}", tail_logs=not dryrun)
+        if dryrun:
+            exp.dryrun(log=True, delete_exp_dir=False)
+            return {"_exp_dir": exp._exp_dir}
+        exp.run(sequential=True, detach=False)
+        status = {name: str(info["status"]) for name, info in exp.status(return_dict=True).items()}
+        return {**status, "_exp_dir": exp._exp_dir}

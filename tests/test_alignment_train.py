@@ -1,0 +1,144 @@
+"""The TRL alignment steps on a tiny Llama and real Korean data: each learns, keeps its reference
+frozen, and hands on a plain model folder; GRPO's rewards on hand-checked answers."""
+
+import os
+
+import pytest
+
+from kollm.alignment import data as alignment_data
+from kollm.alignment import rewards, train
+from kollm.config import AlignConfig
+
+
+@pytest.fixture(scope="module")
+def built(data_files):
+    return alignment_data.build(data_files, n_sft=240, n_pairs=2000, n_eval=480, seed=0, n_rl=16)
+
+
+def _cfg(**kw) -> AlignConfig:
+    return AlignConfig(batch_size=8, max_len=64, **kw)
+
+
+def _losses(out_dir, key="loss"):
+    """The logged training values of a step (log_history.json, beside its model folder)."""
+    import json
+
+    with open(os.path.join(out_dir, "log_history.json")) as f:
+        return [h[key] for h in json.load(f) if key in h and "eval_loss" not in h]
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def _loads(model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    assert tok.chat_template, "the saved tokenizer keeps the chat template"
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def sft_result(tiny_model_dir, built, tmp_path_factory):
+    return train.sft(tiny_model_dir, built.sft, _cfg(sft_epochs=2, sft_lr=2e-3), str(tmp_path_factory.mktemp("sft")))
+
+
+def test_sft_loss_falls_and_the_model_saves_and_loads(sft_result):
+    losses = _losses(os.path.dirname(sft_result.model_dir))
+    assert sft_result.steps >= 50 and len(losses) >= 3  # 2 epochs of 240 rows, 8 a batch
+    assert losses[-1] < losses[0] - 0.25  # nats per answer token
+    model, tok = _loads(sft_result.model_dir)
+    assert not any(n for n, _ in model.named_parameters() if "lora" in n)
+
+
+def test_dpo_learns_the_pairs_against_a_frozen_reference(sft_result, built, tmp_path):
+    r = train.dpo(sft_result.model_dir, built.train_pairs[:320], built.eval_pairs,
+                  _cfg(dpo_epochs=2, dpo_lr=3e-4, dpo_sft_weight=0.0), str(tmp_path))
+    losses, margins = _losses(str(tmp_path)), _losses(str(tmp_path), "rewards/margins")
+    early, late = slice(0, 3), slice(-3, None)
+    assert _mean(losses[late]) < _mean(losses[early]) and _mean(margins[late]) > _mean(margins[early]), (losses, margins)
+    assert r.metrics["reference_unchanged"] is True
+    assert set(r.metrics["before"]) == set(r.metrics["after"]) >= {"loss", "rewards/accuracies", "rewards/margins"}
+    _loads(r.model_dir)
+
+
+def test_dpo_with_lora_merges_the_adapter_into_a_plain_model(sft_result, built, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    r = train.dpo(sft_result.model_dir, built.train_pairs[:64], built.eval_pairs[:16],
+                  _cfg(lora=True, lora_r=4, dpo_lr=5e-3), str(tmp_path))
+    merged, _ = _loads(r.model_dir)
+    before = AutoModelForCausalLM.from_pretrained(sft_result.model_dir)
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    changed = [n for (n, p), (_, q) in zip(merged.named_parameters(), before.named_parameters())
+               if not torch.equal(p, q)]
+    assert changed and all(any(m in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                "down_proj")) for n in changed)
+    assert r.metrics["reference_unchanged"] is True
+
+
+def test_the_reward_model_ranks_held_out_pairs_above_chance(sft_result, built, tmp_path):
+    """On the safety pairs (clean over hateful comments), which a model this small can tell apart; the
+    other kinds are in the held-out accuracy by kind."""
+    from transformers import AutoModelForSequenceClassification
+
+    safety = [p for p in built.train_pairs if p["kind"] == "safety"]
+    held_out = [p for p in built.eval_pairs if p["kind"] == "safety"]
+    r = train.reward_model(sft_result.model_dir, safety, held_out, _cfg(reward_epochs=3, reward_lr=2e-4), str(tmp_path))
+    # 120 held-out pairs: at chance, 0.6 or more happens 1.4 % of the time
+    assert len(held_out) >= 100 and r.metrics["accuracy"] >= 0.6, r.metrics
+    assert r.metrics["accuracy"] > r.metrics["accuracy_before"], r.metrics
+    assert r.metrics["accuracy_by_kind"] == {"safety": r.metrics["accuracy"]}
+    rm = AutoModelForSequenceClassification.from_pretrained(r.model_dir)
+    assert rm.config.num_labels == 1
+
+
+@pytest.fixture(scope="module")
+def reward_models(data_files):
+    from kollm.curation import toxicity
+    from kollm.data import sources
+
+    pool = alignment_data.pool(data_files, "train")
+    sentiment = rewards.fit_sentiment(pool.reviews, 5000, seed=0)
+    tox, _ = toxicity.train(sources.iter_hate_labeled(sources.resolve_data_dir(), "train"),
+                            sources.iter_hate_labeled(sources.resolve_data_dir(), "dev"))
+    return sentiment, tox
+
+
+def test_grpo_rewards_on_hand_checked_answers(reward_models):
+    sentiment_match, safety = rewards.make_rewards(*reward_models)
+    good, bad = "정말 재밌고 감동적인 최고의 영화 강추합니다", "시간 아깝다 최악의 영화 돈 버렸다"
+    conversational = [[{"role": "assistant", "content": good}], [{"role": "assistant", "content": bad}]]
+    wanted_positive = sentiment_match(prompts=[None] * 2, completions=conversational, requested=[1, 1])
+    wanted_negative = sentiment_match(prompts=[None] * 2, completions=[good, bad], requested=[0, 0])
+    assert wanted_positive[0] > 0.8 and wanted_positive[1] < 0.2
+    assert wanted_negative[0] < 0.2 and wanted_negative[1] > 0.8
+    assert sentiment_match(prompts=[None], completions=[good], requested=[rewards.NOT_A_REVIEW_REQUEST]) == [None]
+    clean, insult = safety(prompts=[None] * 2, completions=["좋은 하루 보내세요, 응원합니다", "미친 놈아 꺼져 병신아"])
+    assert clean > 0.5 > insult
+
+
+def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, tmp_path):
+    import pytest as _pytest
+
+    from kollm.errors import KollmError
+
+    funcs = rewards.make_rewards(*reward_models)
+    r = train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0],
+                   _cfg(grpo_generations=4, grpo_max_new_tokens=8, grpo_beta=0.04, grpo_lr=1e-4), str(tmp_path))
+    assert r.steps == len(built.rl_prompts) * 4 // 8
+    assert r.metrics["log"] and all(0.0 <= h["reward"] <= 2.0 for h in r.metrics["log"])
+    assert r.metrics["reference_unchanged"] is True
+    _loads(r.model_dir)
+    with _pytest.raises(KollmError, match="multiple of align.grpo_generations"):
+        train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0], _cfg(grpo_generations=3),
+                   str(tmp_path / "bad"))
+
+
+def test_rl_prompts_ask_for_both_sentiments_and_for_comments(built):
+    kinds = [p["requested"] for p in built.rl_prompts]
+    assert kinds.count(1) == kinds.count(0) or abs(kinds.count(1) - kinds.count(0)) == 1
+    assert rewards.NOT_A_REVIEW_REQUEST in kinds
+    assert all(len(p["prompt"]) == 1 and p["prompt"][0]["role"] == "user" for p in built.rl_prompts)
