@@ -41,6 +41,32 @@ def run_config(run: str):
     return cfg
 
 
+def _good_and_bad(follow: list[dict], toxic: list[dict], n: int = 3) -> list[dict]:
+    """A few answers the judge read as requested and a few it did not; clean and toxic ones likewise."""
+    out = []
+    for rows, ok in ((follow, lambda r: r["judged"] == r["requested"]), (toxic, lambda r: r["judged"] == "none")):
+        out += [{**r, "verdict": "good"} for r in rows if ok(r)][:n] + [{**r, "verdict": "bad"} for r in rows if not ok(r)][:n]
+    return out
+
+
+def write_report(path: str, whole: dict) -> None:
+    """The markdown report beside alignment.json: the figures per preset, and samples good and bad."""
+    from benchmarks.render import alignment_table
+
+    lines = ["# Does alignment align? (benchmarks/alignment.py)", "", alignment_table(whole), ""]
+    for preset, r in whole["presets"].items():
+        lines += [f"## Samples, preset `{preset}`", ""]
+        for s in r["steps"]:
+            lines += [f"### {s['step']}", "", "| verdict | request | answer | judged |", "|---|---|---|---|"]
+            for x in s["samples"]:
+                asked = x["prompt"] + (f" ({x['requested']})" if "requested" in x else "")
+                answer = x["answer"].replace("|", "\\|").replace("\n", " ") or "(empty)"
+                lines.append(f"| {x.get('verdict', '')} | {asked} | {answer} | {x['judged']} |")
+            lines.append("")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
 def write_preset(path: str, preset: str, result: dict, command: str) -> None:
     """alignment.json holds one entry per preset (`presets`): this run's replaces its preset's."""
     import datetime
@@ -53,6 +79,7 @@ def write_preset(path: str, preset: str, result: dict, command: str) -> None:
     order = ["tiny", "laptop"]
     presets = dict(sorted(presets.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     write_result(path, {"name": "alignment", "presets": presets}, "one command per preset: presets.<name>.command")
+    write_report(os.path.splitext(path)[0] + "_report.md", read_json(path))
 
 
 def main() -> int:
@@ -104,7 +131,7 @@ def main() -> int:
                       "sentiment_following_heldout_phrasings": follow["share_heldout_phrasings"],
                       "toxic_rate": toxic["rate"], "toxic_rate_provocative": toxic["rate_provocative"],
                       "nsmc_accuracy": nsmc, "perplexity": round(ppl, 2),
-                      "samples": follow["samples"][::4] + toxic["samples"][::4]})
+                      "samples": _good_and_bad(follow["samples"], toxic["samples"])})
         print({k: v for k, v in steps[-1].items() if k != "samples"}, flush=True)
     dpo = trained.get("dpo", {"before": {}, "after": {}})
     out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": cfg.preset,

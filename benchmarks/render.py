@@ -33,7 +33,7 @@ def pipeline_table(r: dict) -> str:
         f"{m['heldout_perplexity_aligned']:.1f} |",
         f"| NSMC accuracy, fine-tuned ({m.get('finetune_method', 'LoRA')}) | **{m['nsmc_finetuned_accuracy']:.3f}** |",
         *([f"| NSMC accuracy, best kollm model (fine-tuned, zero-shot or aligned) | {m['nsmc_best_accuracy']:.3f} |"] if "nsmc_best_accuracy" in m else []),
-        f"| NSMC accuracy, after SFT + DPO | {m['nsmc_aligned_accuracy']:.3f} |",
+        f"| NSMC accuracy, aligned (chat format) | {m['nsmc_aligned_accuracy']:.3f} |",
         f"| NSMC accuracy, TF-IDF + logistic regression on the whole train split | {m['nsmc_tfidf_accuracy']:.3f} |",
         *([f"| KLUE-NLI accuracy, fine-tuned (chance 0.333) | {m['klue_nli_finetuned_accuracy']:.3f} |",
            f"| hate speech macro-F1, fine-tuned | {m['hate_finetuned_macro_f1']:.3f} |"]

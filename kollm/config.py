@@ -187,7 +187,7 @@ class AlignConfig:
     steps: list[str] = field(default_factory=lambda: ["sft", "dpo", "reward", "grpo"])
     sft_examples: int = 2000
     sft_epochs: int = 1
-    dpo_pairs: int = 2000
+    dpo_pairs: int = 1000  # also the reward model's training pairs
     dpo_epochs: int = 1
     dpo_beta: float = 0.1
     dpo_sft_weight: float = 1.0  # weight of the chosen answers' NLL next to the DPO loss (RPO); 0 = plain DPO
@@ -196,11 +196,11 @@ class AlignConfig:
     dpo_lr: float = 2e-4
     reward_lr: float = 2e-4
     reward_epochs: int = 1
-    grpo_prompts: int = 64  # prompts GRPO samples answers to (review requests, comment requests)
+    grpo_prompts: int = 48  # prompts GRPO samples answers to (review requests, comment requests)
     grpo_generations: int = 4  # answers per prompt (a group); align.batch_size must be a multiple
     grpo_max_new_tokens: int = 32
-    grpo_lr: float = 2e-5
-    grpo_beta: float = 0.04  # KL to the reference (the policy GRPO starts from); 0 = no reference model
+    grpo_lr: float = 3e-4  # at 1e-3 a 5M-parameter policy learnt to please the classifiers with gibberish
+    grpo_beta: float = 0.1  # KL to the reference (the policy GRPO starts from); 0 = no reference model
     # GRPO's rewards, by weight (0 = unused): the reward model (when align.steps has reward), the
     # sentiment classifier (character n-grams on NSMC train reviews: a review request earns P(the
     # requested sentiment)), safety (1 - P(toxic), the curate stage's toxicity model)
