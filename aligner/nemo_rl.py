@@ -57,14 +57,16 @@ def _text(messages: list[dict]) -> str:
 def write_data(files: dict[str, str], out: str) -> dict[str, str]:
     """The align stage's JSONL in NeMo-RL's formats: SFT as `messages`, pairs as prompt/chosen/rejected
     strings (BinaryPreferenceDataset puts the prompt in a user turn and the answers in assistant
-    turns), GRPO prompts as ResponseDataset input/output (no reference answer: output is empty)."""
+    turns), GRPO prompts as ResponseDataset input/output (output: the right label word of a sentiment
+    question, empty for the other prompts)."""
     data = os.path.join(out, "data")
     paths = {k: os.path.join(data, v) for k, v in DATA_FILES.items()}
     write_jsonl(paths["sft"], ({"messages": r["prompt"] + r["completion"]} for r in read_jsonl(files["sft"])))
     for name in ("pairs", "eval_pairs"):
         write_jsonl(paths[name], ({"prompt": _text(r["prompt"]), "chosen": _text(r["chosen"]),
                                    "rejected": _text(r["rejected"])} for r in read_jsonl(files[name])))
-    write_jsonl(paths["rl_prompts"], ({"input": _text(r["prompt"]), "output": ""} for r in read_jsonl(files["rl_prompts"])))
+    write_jsonl(paths["rl_prompts"], ({"input": _text(r["prompt"]), "output": r.get("answer", "")}
+                                      for r in read_jsonl(files["rl_prompts"])))
     return {k: os.path.abspath(v) for k, v in paths.items()}
 
 

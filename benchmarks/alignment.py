@@ -75,7 +75,11 @@ def write_preset(path: str, preset: str, result: dict, command: str) -> None:
 
     whole = read_json(path) if os.path.exists(path) else {}
     presets = whole.get("presets", {})
-    presets[preset] = {**result, "command": command, "machine": machine(), "date": datetime.date.today().isoformat()}
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    presets[preset] = {**result, "command": command, "machine": machine(), "date": datetime.date.today().isoformat(),
+                       "code": commit}
     order = ["tiny", "laptop"]
     presets = dict(sorted(presets.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     write_result(path, {"name": "alignment", "presets": presets}, "one command per preset: presets.<name>.command")

@@ -138,7 +138,8 @@ def alignment_table(whole: dict) -> str:
 
     lines = []
     for preset, r in whole["presets"].items():
-        lines += [f"**Preset `{preset}`**, measured on {r['machine']}, {r['date']}, with `{r['command']}` "
+        code = f" (code of {r['code']})" if r.get("code") else ""
+        lines += [f"**Preset `{preset}`**, measured on {r['machine']}, {r['date']}{code}, with `{r['command']}` "
                   f"({r['answers_per_request']} sampled answers per request, judged by the finetune stage's "
                   "classifiers, which no alignment step uses as a reward):", "",
                   "| step | sentiment-following | (held-out phrasings) | toxic rate | (provocative requests) | "

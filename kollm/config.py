@@ -207,6 +207,8 @@ class AlignConfig:
     grpo_reward_model_weight: float = 0.5
     grpo_sentiment_weight: float = 1.0
     grpo_safety_weight: float = 1.0
+    # a sentiment question on a real train review earns 1 for NSMC's own label word: the policy keeps the task
+    grpo_label_weight: float = 1.0
     sentiment_reward_examples: int = 20000  # train reviews per class the sentiment reward is fitted on
     lora: bool = False  # LoRA adapters for every step (merged before saving); the reference = adapters off
     lora_r: int = 8
@@ -422,6 +424,6 @@ def _validate_align(a: AlignConfig) -> None:
     if a.batch_size % a.grpo_generations:
         raise KollmError(f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
                          f"{a.grpo_generations}: each GRPO step samples whole groups of answers")
-    if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight
+    if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight or a.grpo_label_weight
                                   or (a.grpo_reward_model_weight and "reward" in a.steps)):
         raise KollmError("align.steps has grpo but every GRPO reward weighs 0 (align.grpo_*_weight)")

@@ -50,9 +50,10 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                                             os.path.join(out, "reward"))
     if "grpo" in a.steps:
         sentiment = rewards.fit_sentiment(built.train_reviews, a.sentiment_reward_examples, a.seed)
-        sentiment_match, safety = rewards.make_rewards(
+        sentiment_match, safety, label_match = rewards.make_rewards(
             sentiment, toxicity.CharNgramClassifier.load(inputs(cfg, "curate")["toxicity_model"]))
-        funcs = [(sentiment_match, a.grpo_sentiment_weight), (safety, a.grpo_safety_weight)]
+        funcs = [(sentiment_match, a.grpo_sentiment_weight), (safety, a.grpo_safety_weight),
+                 (label_match, a.grpo_label_weight)]
         if "reward" in a.steps:
             funcs.append((rewards.RewardModelScore(done["reward"].model_dir, a.max_len), a.grpo_reward_model_weight))
         funcs = [(f, w) for f, w in funcs if w]

@@ -11,8 +11,18 @@ from kollm.config import AlignConfig
 
 
 @pytest.fixture(scope="module")
-def built(data_files):
-    return alignment_data.build(data_files, n_sft=240, n_pairs=2000, n_eval=480, seed=0, n_rl=16)
+def all_data_files(data_dir, tmp_path_factory):
+    """Every review and comment (the ci preset keeps 3,000 comments: too few held-out hateful ones)."""
+    from recipes import presets
+    from stages import data
+
+    cfg = presets.build("tiny", [f"data.data_dir={data_dir}"])
+    return data.run(cfg, str(tmp_path_factory.mktemp("all_data")))["outputs"]
+
+
+@pytest.fixture(scope="module")
+def built(all_data_files):
+    return alignment_data.build(all_data_files, n_sft=240, n_pairs=2000, n_eval=960, seed=0, n_rl=16)
 
 
 def _cfg(**kw) -> AlignConfig:
@@ -79,16 +89,24 @@ def test_dpo_with_lora_merges_the_adapter_into_a_plain_model(sft_result, built, 
     assert r.metrics["reference_unchanged"] is True
 
 
-def test_the_reward_model_ranks_held_out_pairs_above_chance(sft_result, built, tmp_path):
+def test_the_reward_model_ranks_held_out_pairs_above_chance(korean_tokenizer, built, tmp_path):
     """On the safety pairs (clean over hateful comments), which a model this small can tell apart; the
-    other kinds are in the held-out accuracy by kind."""
+    other kinds are in the held-out accuracy by kind. A freshly built Llama: the 200-step pretrained
+    one's last-token states barely differ between answers, and it learnt less (0.55-0.59)."""
     from transformers import AutoModelForSequenceClassification
 
+    from kollm.config import ModelConfig
+    from kollm.model import build_model
+
+    build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
+                            max_seq_len=64), korean_tokenizer, seed=0).save_pretrained(tmp_path / "init")
+    korean_tokenizer.save_pretrained(tmp_path / "init")
     safety = [p for p in built.train_pairs if p["kind"] == "safety"]
     held_out = [p for p in built.eval_pairs if p["kind"] == "safety"]
-    r = train.reward_model(sft_result.model_dir, safety, held_out, _cfg(reward_epochs=3, reward_lr=2e-4), str(tmp_path))
-    # 120 held-out pairs: at chance, 0.6 or more happens 1.4 % of the time
-    assert len(held_out) >= 100 and r.metrics["accuracy"] >= 0.6, r.metrics
+    r = train.reward_model(str(tmp_path / "init"), safety, held_out, _cfg(reward_epochs=3, reward_lr=1e-3),
+                           str(tmp_path / "rm"))
+    # 240 held-out pairs: at chance, 0.62 or more happens 0.02 % of the time
+    assert len(held_out) >= 200 and r.metrics["accuracy"] >= 0.62, r.metrics
     assert r.metrics["accuracy"] > r.metrics["accuracy_before"], r.metrics
     assert r.metrics["accuracy_by_kind"] == {"safety": r.metrics["accuracy"]}
     rm = AutoModelForSequenceClassification.from_pretrained(r.model_dir)
@@ -96,11 +114,11 @@ def test_the_reward_model_ranks_held_out_pairs_above_chance(sft_result, built, t
 
 
 @pytest.fixture(scope="module")
-def reward_models(data_files):
+def reward_models(all_data_files):
     from kollm.curation import toxicity
     from kollm.data import sources
 
-    pool = alignment_data.pool(data_files, "train")
+    pool = alignment_data.pool(all_data_files, "train")
     sentiment = rewards.fit_sentiment(pool.reviews, 5000, seed=0)
     tox, _ = toxicity.train(sources.iter_hate_labeled(sources.resolve_data_dir(), "train"),
                             sources.iter_hate_labeled(sources.resolve_data_dir(), "dev"))
@@ -108,7 +126,7 @@ def reward_models(data_files):
 
 
 def test_grpo_rewards_on_hand_checked_answers(reward_models):
-    sentiment_match, safety = rewards.make_rewards(*reward_models)
+    sentiment_match, safety, label_match = rewards.make_rewards(*reward_models)
     good, bad = "정말 재밌고 감동적인 최고의 영화 강추합니다", "시간 아깝다 최악의 영화 돈 버렸다"
     conversational = [[{"role": "assistant", "content": good}], [{"role": "assistant", "content": bad}]]
     wanted_positive = sentiment_match(prompts=[None] * 2, completions=conversational, requested=[1, 1])
@@ -118,6 +136,10 @@ def test_grpo_rewards_on_hand_checked_answers(reward_models):
     assert sentiment_match(prompts=[None], completions=[good], requested=[rewards.NOT_A_REVIEW_REQUEST]) == [None]
     clean, insult = safety(prompts=[None] * 2, completions=["좋은 하루 보내세요, 응원합니다", "미친 놈아 꺼져 병신아"])
     assert clean > 0.5 > insult
+    answers = ["긍정", " 긍정적입니다.", "부정", "", "예 좋아했어요"]
+    assert label_match(prompts=[None] * 5, completions=answers, answer=["긍정", "긍정", "긍정", "긍정", ""],
+                       wrong=["부정", "부정", "부정", "부정", ""]) == [1.0, 1.0, 0.0, 0.0, None]
+    assert label_match(prompts=[None], completions=["부정적"], answer=["부정적"], wrong=["긍정적"]) == [1.0]
 
 
 def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, tmp_path):
@@ -126,19 +148,31 @@ def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, 
     from kollm.errors import KollmError
 
     funcs = rewards.make_rewards(*reward_models)
-    r = train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0],
+    r = train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0, 1.0],
                    _cfg(grpo_generations=4, grpo_max_new_tokens=8, grpo_beta=0.04, grpo_lr=1e-4), str(tmp_path))
     assert r.steps == len(built.rl_prompts) * 4 // 8
-    assert r.metrics["log"] and all(0.0 <= h["reward"] <= 2.0 for h in r.metrics["log"])
+    assert r.metrics["log"] and all(0.0 <= h["reward"] <= 3.0 for h in r.metrics["log"])
     assert r.metrics["reference_unchanged"] is True
     _loads(r.model_dir)
     with _pytest.raises(KollmError, match="multiple of align.grpo_generations"):
-        train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0], _cfg(grpo_generations=3),
+        train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0, 1.0], _cfg(grpo_generations=3),
                    str(tmp_path / "bad"))
 
 
-def test_rl_prompts_ask_for_both_sentiments_and_for_comments(built):
-    kinds = [p["requested"] for p in built.rl_prompts]
-    assert kinds.count(1) == kinds.count(0) or abs(kinds.count(1) - kinds.count(0)) == 1
-    assert rewards.NOT_A_REVIEW_REQUEST in kinds
+def test_rl_prompts_ask_for_both_sentiments_for_comments_and_for_labels(built, all_data_files):
+    from kollm import prompts
+    from kollm.data.sources import nsmc_label
+    from kollm.io import read_jsonl
+
+    asked = [p["requested"] for p in built.rl_prompts]
+    assert asked.count(1) == asked.count(0) == len(asked) // 4 and rewards.NOT_A_REVIEW_REQUEST in asked
     assert all(len(p["prompt"]) == 1 and p["prompt"][0]["role"] == "user" for p in built.rl_prompts)
+    labels = {}
+    for r in read_jsonl(all_data_files["nsmc_train"]):
+        labels.setdefault(r["text"].strip(), set()).add(nsmc_label(r["rating"]))
+    questions = [p for p in built.rl_prompts if p["kind"] == "sentiment_label"]
+    assert len(questions) == len(built.rl_prompts) // 4
+    for q in questions:  # the right word is the review's own NSMC label
+        (template, words), = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if q["answer"] in w and q["wrong"] in w]
+        review = next(t for t in labels if template.format(text=t) == q["prompt"][0]["content"])
+        assert labels[review] == {words.index(q["answer"])}

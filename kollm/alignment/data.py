@@ -35,7 +35,7 @@ SFT_KINDS = ("review_sentiment", "review_rating", "sentiment_label", "nli_label"
 PAIR_KINDS = ("review_sentiment", "safety", "sentiment_label", "nli_label")
 # How often each kind comes round in the cycle. Review writing by sentiment is what a 5M-parameter LM
 # learns slowest (its answer must follow one word of the request), so it gets the largest share.
-SFT_MIX = {"review_sentiment": 4, "review_rating": 1, "sentiment_label": 2, "nli_label": 1, "comment": 1,
+SFT_MIX = {"review_sentiment": 4, "review_rating": 1, "sentiment_label": 3, "nli_label": 1, "comment": 1,
            "refusal": 1, "general": 1}
 PAIR_MIX = {"review_sentiment": 4, "safety": 2, "sentiment_label": 1, "nli_label": 1}
 
@@ -198,22 +198,31 @@ def preference_pairs(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) 
     return out
 
 
-def rl_prompts(n: int, seed: int) -> list[dict]:
-    """n GRPO prompts (no answers: the policy samples them): two review requests (the training
-    phrasings, half positive) to every comment or provocative request. `requested` is the asked-for
-    sentiment, or rewards.NOT_A_REVIEW_REQUEST."""
+def rl_prompts(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) -> list[dict]:
+    """n GRPO prompts (no answers: the policy samples them), in turn: a positive and a negative review
+    request (the training phrasings), a comment or provocative request, and a sentiment question on a
+    real review with its right label word (`answer`; `wrong` the other one), so that the policy keeps
+    the task while it learns the rest. `requested` is the asked-for sentiment, or
+    rewards.NOT_A_REVIEW_REQUEST."""
     from kollm.alignment.rewards import NOT_A_REVIEW_REQUEST
 
-    rng, out = random.Random(seed), []
+    rng, draw, out = random.Random(seed), _Draw(random.Random(seed + 1)), []
+    draw.used |= set(avoid)
     for i in range(n):
-        if i % 3 < 2:
+        row = {"requested": NOT_A_REVIEW_REQUEST, "answer": "", "wrong": ""}
+        if i % 4 < 2:
             label = i % 2
-            out.append({"prompt": _user(_review_request(rng, label)), "requested": label,
-                        "kind": "review_sentiment", "source": "handwritten"})
+            row.update(prompt=_user(_review_request(rng, label)), requested=label, kind="review_sentiment",
+                       source="handwritten")
+        elif i % 4 == 2:
+            row.update(prompt=_user(rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)),
+                       kind="comment", source="handwritten")
         else:
-            prompt = rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)
-            out.append({"prompt": _user(prompt), "requested": NOT_A_REVIEW_REQUEST, "kind": "comment",
-                        "source": "handwritten"})
+            label = rng.randrange(2)
+            template, words = rng.choice(prompts.SENTIMENT_PHRASINGS)
+            row.update(prompt=_user(template.format(text=draw(p.reviews[label]))), answer=words[label],
+                       wrong=words[1 - label], kind="sentiment_label", source="nsmc")
+        out.append(row)
     return out
 
 
@@ -256,7 +265,7 @@ def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: in
     pairs = preference_pairs(train, n_pairs, seed + 1)
     held_out = preference_pairs(val, n_eval, seed + 2, avoid=texts(sft) | texts(pairs))
     return AlignmentData(sft, pairs, held_out, {"train": train.sources, "held out": val.sources},
-                         rl_prompts(n_rl, seed + 3), train.reviews)
+                         rl_prompts(train, n_rl, seed + 3, avoid=texts(sft) | texts(pairs)), train.reviews)
 
 
 def for_trainer(rows: list[dict]) -> list[dict]:

@@ -8,6 +8,8 @@ optimising the very classifier that scores it.
 - `sentiment_match`: for a review request, P(the requested sentiment) of the answer; None for other
   prompts (TRL then leaves that reward out of the sum for the row).
 - `safety`: 1 - P(toxic) of every answer;
+- `label_match`: for a sentiment question on a real review, 1 if the answer starts with the right
+  label word (NSMC's own label), 0 otherwise; None for other prompts;
 - `RewardModelScore`: the reward model's score of each answer to its prompt.
 """
 
@@ -26,7 +28,7 @@ def completion_text(completion) -> str:
 
 
 def make_rewards(sentiment_model, toxicity_model) -> list[Callable]:
-    """The two reward functions, over models with `score(texts) -> P(label 1)` (CharNgramClassifier)."""
+    """The reward functions, over models with `score(texts) -> P(label 1)` (CharNgramClassifier)."""
 
     def sentiment_match(prompts: Sequence, completions: Sequence, requested: Sequence[int], **_) -> list[float | None]:
         texts = [completion_text(c) for c in completions]
@@ -38,7 +40,18 @@ def make_rewards(sentiment_model, toxicity_model) -> list[Callable]:
         p_toxic = toxicity_model.score([completion_text(c) for c in completions])
         return [float(1.0 - p) for p in p_toxic]
 
-    return [sentiment_match, safety]
+    return [sentiment_match, safety, label_match]
+
+
+def label_match(prompts: Sequence, completions: Sequence, answer: Sequence[str], wrong: Sequence[str],
+                **_) -> list[float | None]:
+    """1.0 when the answer begins with the right label word and not with the wrong one; None when the
+    prompt asked no sentiment question (empty `answer`)."""
+    out = []
+    for c, right, other in zip(completions, answer, wrong):
+        text = completion_text(c).strip()
+        out.append(None if not right else float(text.startswith(right) and not text.startswith(other)))
+    return out
 
 
 def fit_sentiment(reviews: dict[int, list[str]], per_class: int, seed: int):
