@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import typing
 
-from kollm.config import PipelineConfig
+from kollm.config import AlignStep, PipelineConfig
 from kollm.io import read_jsonl, write_jsonl
 
 CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
 NEMO_RL_DIR = "/opt/nemo-rl"  # the NeMo-RL checkout inside CONTAINER (its Dockerfile's WORKDIR)
-STEPS = ("sft", "dpo", "reward", "grpo")
+STEPS = typing.get_args(AlignStep)
 SCRIPTS = {"sft": "examples/run_sft.py", "dpo": "examples/run_dpo.py", "reward": "examples/run_rm.py",
            "grpo": "examples/run_grpo.py"}
 UPSTREAM = {"sft": "sft.yaml", "dpo": "dpo.yaml", "reward": "rm.yaml", "grpo": "grpo_rm_1B.yaml"}

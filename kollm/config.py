@@ -412,6 +412,13 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError(f"curate.shard_docs={cfg.curate.shard_docs}: must be at least 1")
 
 
+def check_grpo_groups(a: AlignConfig) -> None:
+    """Each GRPO step samples whole groups of answers (TRL's own check says so later, less plainly)."""
+    if a.batch_size % a.grpo_generations:
+        raise KollmError(f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
+                         f"{a.grpo_generations}: each GRPO step samples whole groups of answers")
+
+
 def _validate_align(a: AlignConfig) -> None:
     order = list(typing.get_args(AlignStep))
     unknown = [s for s in a.steps if s not in order]
@@ -421,9 +428,7 @@ def _validate_align(a: AlignConfig) -> None:
         raise KollmError(f"align.steps={a.steps}: each step once, in the order {', '.join(order)}")
     if "sft" not in a.steps:
         raise KollmError("align.steps: the steps start from the SFT model, so they need sft")
-    if a.batch_size % a.grpo_generations:
-        raise KollmError(f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
-                         f"{a.grpo_generations}: each GRPO step samples whole groups of answers")
+    check_grpo_groups(a)
     if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight or a.grpo_label_weight
                                   or (a.grpo_reward_model_weight and "reward" in a.steps)):
         raise KollmError("align.steps has grpo but every GRPO reward weighs 0 (align.grpo_*_weight)")

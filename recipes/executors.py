@@ -33,6 +33,19 @@ def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExec
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
+def slurm_tunnel(cfg: PipelineConfig) -> run.SSHTunnel | run.LocalTunnel:
+    """How sbatch is reached: over SSH (run.ssh_host), or from this machine."""
+    r = cfg.run
+    if not r.ssh_host and r.remote_job_dir:
+        raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
+    job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
+    # Submitting from this machine: the job files stay in NeMo Run's experiment folder (under
+    # $NEMORUN_HOME, which `kollm run` puts in run.root: a filesystem the nodes share); a LocalTunnel
+    # with a job_dir of its own would not copy them there and sbatch could not open the script.
+    return (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
+            if r.ssh_host else run.LocalTunnel(job_dir=""))
+
+
 def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExecutor:
     """A Slurm cluster; with `run.container_image` the tasks run in that image through pyxis.
 
@@ -50,14 +63,7 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
         raise KollmError("run.nodes > 1 works for pretraining (`kollm run pretrain ...`) and for curation on Ray "
                          "(`kollm run curate curate.executor=ray`); other stages and the whole pipeline: "
                          "use run.nodes=1")
-    if not r.ssh_host and r.remote_job_dir:
-        raise KollmError("run.remote_job_dir needs run.ssh_host (or leave both empty to submit from here)")
-    job_dir = r.remote_job_dir or os.path.abspath(os.path.join(r.root, ".nemo_run_slurm"))
-    # Submitting from this machine: the job files stay in NeMo Run's experiment folder (under
-    # $NEMORUN_HOME, which `kollm run` puts in run.root: a filesystem the nodes share); a LocalTunnel
-    # with a job_dir of its own would not copy them there and sbatch could not open the script.
-    tunnel = (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
-              if r.ssh_host else run.LocalTunnel(job_dir=""))
+    tunnel = slurm_tunnel(cfg)
     mounts = []
     if r.container_image:
         # The run directory must be on a filesystem every node sees.

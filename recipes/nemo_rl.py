@@ -21,7 +21,7 @@ import nemo_run as run
 from aligner import nemo_rl
 from kollm.config import PipelineConfig
 from kollm.errors import KollmError
-from recipes.executors import ENV
+from recipes.executors import ENV, slurm_tunnel
 
 STEPS = nemo_rl.STEPS
 
@@ -57,12 +57,9 @@ def executor(cfg: PipelineConfig):
         if r.nodes > 1:
             raise KollmError("NeMo-RL on several nodes starts Ray through its ray.sub; "
                              "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
-        tunnel = (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""),
-                                job_dir=r.remote_job_dir or os.path.join(root, ".nemo_run_slurm"))
-                  if r.ssh_host else run.LocalTunnel(job_dir=""))
         return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
                                  gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
-                                 container_mounts=[f"{root}:{root}"], tunnel=tunnel, packager=run.Packager(),
+                                 container_mounts=[f"{root}:{root}"], tunnel=slurm_tunnel(cfg), packager=run.Packager(),
                                  env_vars=env, exclusive=True)
     return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
 

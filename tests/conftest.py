@@ -22,14 +22,23 @@ def data_dir():
         pytest.skip(f"Korean data not available: {e}")
 
 
-@pytest.fixture(scope="session")
-def data_files(data_dir, tmp_path_factory):
-    """The data stage's files (the ci preset's splits of the real data), by output name."""
+def _data_stage(preset, data_dir, folder):
     from recipes import presets
     from stages import data
 
-    cfg = presets.build("ci", [f"data.data_dir={data_dir}"])
-    return data.run(cfg, str(tmp_path_factory.mktemp("data")))["outputs"]
+    return data.run(presets.build(preset, [f"data.data_dir={data_dir}"]), str(folder))["outputs"]
+
+
+@pytest.fixture(scope="session")
+def data_files(data_dir, tmp_path_factory):
+    """The data stage's files (the ci preset's splits of the real data), by output name."""
+    return _data_stage("ci", data_dir, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def all_data_files(data_dir, tmp_path_factory):
+    """The data stage's files with every review and comment (the tiny preset's; ci keeps 3,000 comments)."""
+    return _data_stage("tiny", data_dir, tmp_path_factory.mktemp("all_data"))
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,8 @@ from kollm.config import AlignConfig
 
 
 @pytest.fixture(scope="module")
-def all_data_files(data_dir, tmp_path_factory):
-    """Every review and comment (the ci preset keeps 3,000 comments: too few held-out hateful ones)."""
-    from recipes import presets
-    from stages import data
-
-    cfg = presets.build("tiny", [f"data.data_dir={data_dir}"])
-    return data.run(cfg, str(tmp_path_factory.mktemp("all_data")))["outputs"]
-
-
-@pytest.fixture(scope="module")
 def built(all_data_files):
+    # every comment: the ci preset keeps 3,000, too few held-out hateful ones
     return alignment_data.build(all_data_files, n_sft=240, n_pairs=2000, n_eval=960, seed=0, n_rl=16)
 
 

@@ -73,8 +73,7 @@ def _reference(trainer, lora: bool):
     own base weights (the reference is the policy with its adapter switched off)."""
     if lora:
         return trainer.model, True
-    ref = getattr(trainer, "ref_model", None)
-    return (ref, False) if ref is not None else (None, False)
+    return getattr(trainer, "ref_model", None), False
 
 
 def _save(trainer, tokenizer, model_dir: str) -> str:
@@ -206,8 +205,8 @@ def _accuracy_by_kind(model, tokenizer, pairs: list[dict], max_len: int) -> dict
 
 def grpo(policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weights: list[float], a: AlignConfig,
          out: str) -> StepResult:
-    """GRPO: `align.grpo_generations` sampled answers per prompt, each scored by the reward functions
-    (callables, or a reward-model folder), advantages relative to the group's mean.
+    """GRPO: `align.grpo_generations` sampled answers per prompt, each scored by the reward functions,
+    advantages relative to the group's mean.
 
     TRL's defaults are GPU-sized (8 generations, 512 new tokens); here a step samples
     `batch_size` answers (`batch_size / grpo_generations` prompts) of at most `grpo_max_new_tokens`.
@@ -215,12 +214,9 @@ def grpo(policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weight
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from kollm.errors import KollmError
+    from kollm.config import check_grpo_groups
 
-    if a.batch_size % a.grpo_generations:
-        # TRL's own check says the same, later and less plainly
-        raise KollmError(f"align.batch_size ({a.batch_size}) must be a multiple of align.grpo_generations "
-                         f"({a.grpo_generations}): each step samples whole groups of answers")
+    check_grpo_groups(a)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     tokenizer.padding_side = "left"  # generation continues the prompt: pad on the left
     trainer = GRPOTrainer(
