@@ -63,6 +63,9 @@ class DataConfig:
     val_fraction: float = 0.05  # of movies, by movie_id
     test_fraction: float = 0.05
     max_comments: int = 0  # unlabeled web comments for pretraining; 0 = all
+    # share of the pretraining documents kept, the same share of every source, chosen by a hash of the
+    # document id; the labelled splits (fine-tuning, evaluation, baselines) are never sampled
+    corpus_fraction: float = 1.0
 
 
 @dataclass
@@ -372,6 +375,8 @@ def check_choices(cfg: PipelineConfig) -> None:
 def validate(cfg: PipelineConfig) -> None:
     """Choices and cross-field checks, run before launching (CLI) and again where the values are used."""
     check_choices(cfg)
+    if not 0 < cfg.data.corpus_fraction <= 1:
+        raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     p = cfg.pretrain

@@ -95,7 +95,8 @@ def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | 
     if adapter:
         check_adapter_dir(adapter)
     names = [f"kollm_{t}" for t in task_names] + list(extra_tasks or [])
-    manager = TaskManager(include_path=TASKS_DIR, metadata={"kollm_data": folder})
+    # indexing lm-eval's own task YAMLs takes ~12 s on 2 cores: only when one of them is asked for
+    manager = TaskManager(include_path=TASKS_DIR, include_defaults=bool(extra_tasks), metadata={"kollm_data": folder})
     out = lm_eval.simple_evaluate(model="hf", model_args=_model_args(model_dir, adapter), tasks=names,
                                   task_manager=manager, apply_chat_template=True, bootstrap_iters=0,
                                   batch_size=batch_size, device="cuda" if torch.cuda.is_available() else "cpu",

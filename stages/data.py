@@ -4,7 +4,7 @@ Outputs (JSONL): nsmc_{train,val,test} (reviews with ratings, split by movie_id)
 hate_{train,dev} (labelled comments), klue_nli_{train,test} (KLUE-NLI dev split by premise
 into a fine-tuning 2/3 and a disjoint test 1/3: KLUE has no train set offline), klue_sts (KLUE-STS
 dev, evaluation only), corpus_raw (pretraining documents from the train
-split, web comments and KLUE NER/DP sentences), heldout_raw (val-split reviews, for
+split, web comments and KLUE NER/DP sentences; `data.corpus_fraction` of them), heldout_raw (val-split reviews, for
 perplexity).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
+import hashlib
 
 from tqdm import tqdm
 
@@ -19,6 +20,14 @@ from kollm.config import PipelineConfig
 from kollm.data import sources
 from kollm.data.split import movie_split, nli_split
 from kollm.io import write_jsonl
+
+
+def in_sample(doc_id: str, fraction: float) -> bool:
+    """Whether a pretraining document is in the `data.corpus_fraction` sample: a hash of its id, so the
+    same documents are kept on every run and machine, and every source keeps about the same share."""
+    # blake2b, not crc32: crc32 is linear, and sequential ids ("comments:0", "comments:1", ...) drew a
+    # skewed share through it
+    return fraction >= 1 or int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest()) < fraction * 2**64
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -57,8 +66,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     def counted(rows):
         for row in rows:
-            by_source[row["source"]] += 1
-            yield row
+            if in_sample(row["id"], cfg.data.corpus_fraction):
+                by_source[row["source"]] += 1
+                yield row
 
     write("corpus_raw", counted(corpus()))
     write("heldout_raw", ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]}

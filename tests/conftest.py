@@ -37,7 +37,8 @@ def data_files(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def all_data_files(data_dir, tmp_path_factory):
-    """The data stage's files with every review and comment (the tiny preset's; ci keeps 3,000 comments)."""
+    """The data stage's files with every review and comment in the task splits (the tiny preset's; ci keeps
+    30,000 reviews and 3,000 comments; tiny samples only its pretraining documents)."""
     return _data_stage("tiny", data_dir, tmp_path_factory.mktemp("all_data"))
 
 

@@ -39,3 +39,32 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, monkeypatch):
 def test_env_var_wins_over_shared(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KOLLM_DATA_DIR", data_dir)
     assert sources.resolve_data_dir() == os.path.abspath(data_dir)
+
+
+def test_corpus_fraction_samples_every_source_and_never_the_labelled_splits(data_dir, data_files, tmp_path):
+    """`data.corpus_fraction` (the tiny preset's shorter curation and tokenization) keeps the same share
+    of each pretraining source, the same documents on every run, and leaves the task splits whole."""
+    from kollm.io import read_jsonl
+    from recipes import presets
+    from stages import data
+
+    half = data.run(presets.build("ci", [f"data.data_dir={data_dir}", "data.corpus_fraction=0.5"]), str(tmp_path))
+    full_counts = {name: sum(1 for _ in read_jsonl(path)) for name, path in data_files.items()}
+    for name in full_counts:
+        if name != "corpus_raw":
+            assert half["counts"][name] == full_counts[name], name
+    full_ids = collections.Counter(r["source"] for r in read_jsonl(data_files["corpus_raw"]))
+    kept = list(read_jsonl(half["outputs"]["corpus_raw"]))
+    for source, n in full_ids.items():
+        share = half["corpus_by_source"].get(source, 0) / n
+        assert 0.45 < share < 0.55 if n >= 1000 else 0 < share < 1, (source, n, share)
+    assert {r["id"] for r in kept} <= {r["id"] for r in read_jsonl(data_files["corpus_raw"])}
+    assert all(data.in_sample(r["id"], 0.5) for r in kept)
+
+
+def test_corpus_fraction_out_of_range_is_a_one_line_error():
+    from kollm import config
+    from recipes import presets
+
+    with pytest.raises(KollmError, match=r"data.corpus_fraction=0.0: a share of the documents, in \(0, 1\]"):
+        config.validate(presets.build("ci", ["data.corpus_fraction=0"]))
