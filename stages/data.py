@@ -12,22 +12,13 @@ from __future__ import annotations
 
 import collections
 import os
-import hashlib
 
 from tqdm import tqdm
 
 from kollm.config import PipelineConfig
 from kollm.data import sources
-from kollm.data.split import movie_split, nli_split
+from kollm.data.split import in_corpus_sample, movie_split, nli_split
 from kollm.io import write_jsonl
-
-
-def in_sample(doc_id: str, fraction: float) -> bool:
-    """Whether a pretraining document is in the `data.corpus_fraction` sample: a hash of its id, so the
-    same documents are kept on every run and machine, and every source keeps about the same share."""
-    # blake2b, not crc32: crc32 is linear, and sequential ids ("comments:0", "comments:1", ...) drew a
-    # skewed share through it
-    return fraction >= 1 or int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest()) < fraction * 2**64
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -66,7 +57,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     def counted(rows):
         for row in rows:
-            if in_sample(row["id"], cfg.data.corpus_fraction):
+            if in_corpus_sample(row["id"], cfg.data.corpus_fraction):
                 by_source[row["source"]] += 1
                 yield row
 

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from kollm.data import sources
-from kollm.data.split import movie_split
+from kollm.data.split import in_corpus_sample, movie_split
 from kollm.errors import KollmError
 
 
@@ -59,7 +59,7 @@ def test_corpus_fraction_samples_every_source_and_never_the_labelled_splits(data
         share = half["corpus_by_source"].get(source, 0) / n
         assert 0.45 < share < 0.55 if n >= 1000 else 0 < share < 1, (source, n, share)
     assert {r["id"] for r in kept} <= {r["id"] for r in read_jsonl(data_files["corpus_raw"])}
-    assert all(data.in_sample(r["id"], 0.5) for r in kept)
+    assert all(in_corpus_sample(r["id"], 0.5) for r in kept)
 
 
 def test_corpus_fraction_out_of_range_is_a_one_line_error():
