@@ -26,7 +26,8 @@ sys.path.insert(0, REPO)
 
 from stages import NAMES as STAGES  # noqa: E402  the declared stages, in pipeline order
 
-# the demo's goals (issue 11): the whole pipeline within 15 minutes, its best NSMC model >= 0.80
+# the demo's goals (issue 11): the whole pipeline within 15 minutes, its best NSMC model >= 0.80;
+# benchmarks/render.py shows them beside the measured figures
 GOALS = {"tiny": {"wall_s": 900, "nsmc_best_accuracy": 0.80}}
 
 
@@ -77,7 +78,6 @@ def main(argv: list[str]) -> int:
     result = {
         "name": f"pipeline_{preset}",
         "wall_s": round(wall, 1),
-        **({"goals": GOALS[preset]} if preset in GOALS else {}),
         "stages": {s: m["wall_s"] for s, m in manifests.items()},
         "overhead_s": round(wall - sum(m["wall_s"] for m in manifests.values()), 1),
         "metrics": {**manifests["evaluate"]["metrics"],

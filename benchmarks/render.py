@@ -18,7 +18,7 @@ README = os.path.join(os.path.dirname(HERE), "README.md")
 def pipeline_table(r: dict) -> str:
     from pipeline_tiny import GOALS  # a sibling script: benchmarks/ is on the path
 
-    m, g = r["metrics"], r.get("goals") or GOALS.get(r["name"].removeprefix("pipeline_"), {})
+    m, g = r["metrics"], GOALS.get(r["name"].removeprefix("pipeline_"), {})
     wall_goal = f"; goal ≤ {g['wall_s'] / 60:.0f} min" if "wall_s" in g else ""
     best_goal = f" (goal ≥ {g['nsmc_best_accuracy']:.2f})" if "nsmc_best_accuracy" in g else ""
     stages = " · ".join(f"{k} {v:.0f}s" for k, v in r["stages"].items())
