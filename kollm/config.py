@@ -243,6 +243,8 @@ class ServeConfig:
     metrics_port: int = 0
     startup_timeout_s: float = 120.0
     keep_running: bool = False  # leave the server up after the smoke test (demo use)
+    max_batch: int = 16  # requests generated together (Triton dynamic batching); 1 = one at a time
+    quantization: Literal["", "dynamic_int8"] = ""  # torch dynamic int8 for the CPU model's nn.Linear layers
     # Interpreter of the serving environment (tritonserver + tritonclient); empty = the repo's
     # .venv-serve if present, else the current interpreter. In NGC Triton containers: python3.
     python: str = ""
@@ -377,6 +379,8 @@ def validate(cfg: PipelineConfig) -> None:
     check_choices(cfg)
     if not 0 < cfg.data.corpus_fraction <= 1:
         raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
+    if not 1 <= cfg.serve.max_batch <= 256:
+        raise KollmError(f"serve.max_batch={cfg.serve.max_batch}: requests generated together, 1 to 256")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     p = cfg.pretrain

@@ -62,6 +62,6 @@ def perplexity(model, tokenizer, texts: list[str], max_len: int = 128, batch_siz
 
 
 def generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
-    from kollm.serve.generation import stream_generate
+    from kollm.serve.generation import generate
 
-    return "".join(stream_generate(model, tokenizer, prompt, max_new_tokens)).strip()
+    return generate(model, tokenizer, prompt, max_new_tokens)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -116,8 +117,14 @@ def cmd_stage(args) -> int:
     from stages import by_name
     from stages.runner import main
 
-    by_name(args.name)  # an unknown stage is one line, before the config is read
+    stage = by_name(args.name)  # an unknown stage is one line, before the config is read
     cfg = _config(args.overrides, args.config)
+    if stage.env == "serve" and importlib.util.find_spec("pytriton") is None:
+        from recipes.tasks import serve_python
+
+        python = serve_python(cfg)
+        if os.path.abspath(python) != os.path.abspath(sys.executable):  # as the pipeline does: its environment
+            os.execv(python, [python, "-m", "recipes.cli", *sys.argv[1:]])
     preflight(cfg, [args.name])
     main(args.name, cfg)
     return 0

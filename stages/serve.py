@@ -1,7 +1,8 @@
 """Serve the aligned model from a real tritonserver on 127.0.0.1; ask it over HTTP and gRPC streaming.
 
-Writes a Triton model repository (triton_model_repo/, python backend), starts the server, asks
-a Korean prompt both ways, then stops it (serve.keep_running=true leaves it up).
+Writes a Triton model repository (triton_model_repo/: the python-backend model speaking TensorRT-LLM's
+llmapi contract, with dynamic batching), starts the server, asks a Korean prompt over HTTP and as a gRPC
+stream, then stops it (serve.keep_running=true leaves it up).
 
 Runs in the serve environment (.venv-serve), like NVIDIA's separate Triton container.
 """
@@ -17,32 +18,43 @@ from stages.base import inputs
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    from kollm.serve.client import generate_grpc_stream, generate_http
+    from transformers import AutoTokenizer
+
+    from kollm.serve.client import LLMClient
+    from kollm.serve.contract import Limits
+    from kollm.serve.generation import chat_text
     from kollm.serve.server import TritonServer
-    from triton_model_repo import write_repository
+    from triton_model_repo import RepositoryOptions, write_repository
 
     s = cfg.serve
     model_dir = inputs(cfg, "align")["model_dir"]
     repo = os.path.join(out, "model_repository")
-    models = write_repository(repo, model_dir, max_new_tokens=s.max_new_tokens)
+    opts = RepositoryOptions(max_batch=s.max_batch, quantization=s.quantization,
+                             limits=Limits(max_tokens=s.max_new_tokens))
+    models = write_repository(repo, model_dir, opts)
+    # the llmapi contract takes the prompt as text: the client renders the chat template, as for TensorRT-LLM
+    prompt = chat_text(AutoTokenizer.from_pretrained(model_dir), [{"role": "user", "content": s.prompt}])
     server = TritonServer(repo, out, http_port=s.http_port, grpc_port=s.grpc_port, metrics_port=s.metrics_port)
     t0 = time.perf_counter()
     server.start(timeout_s=s.startup_timeout_s)
     startup_s = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
-        http_text = generate_http(server.http_url, s.prompt, s.max_new_tokens)
+        http = LLMClient(server.http_url).generate(prompt, max_tokens=s.max_new_tokens)
         http_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pieces = generate_grpc_stream(server.grpc_url, s.prompt, s.max_new_tokens)
+        grpc = LLMClient(server.grpc_url, protocol="grpc")
+        pieces = list(grpc.stream(prompt, max_tokens=s.max_new_tokens))
         grpc_s = time.perf_counter() - t0
     finally:
         if not s.keep_running:
             code = server.stop()
     grpc_text = "".join(pieces)
     answers = {
-        "http": {"text": http_text, "hangul_share": round(hangul_ratio(normalize(http_text)), 3), "latency_s": round(http_s, 3)},
-        "grpc_stream": {"text": grpc_text, "pieces": len(pieces), "hangul_share": round(hangul_ratio(normalize(grpc_text)), 3),
+        "http": {"text": http.text, "finish_reason": http.finish_reason,
+                 "hangul_share": round(hangul_ratio(normalize(http.text)), 3), "latency_s": round(http_s, 3)},
+        "grpc_stream": {"text": grpc_text, "pieces": len(pieces), "finish_reason": grpc.last.finish_reason,
+                        "hangul_share": round(hangul_ratio(normalize(grpc_text)), 3),
                         "latency_s": round(grpc_s, 3), "has_replacement_char": "\ufffd" in grpc_text},
     }
     return {

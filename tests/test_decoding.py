@@ -1,8 +1,13 @@
-from kollm.serve.generation import IncrementalDecoder
+"""The serving engine's text and batches, without a server: what every Triton answer is made of."""
+
+import torch
+
+from kollm.serve.engine import TextStream
+from kollm.serve.generation import generate_texts
+from kollm.serve.sampling import InvalidRequest, SamplingParams, next_tokens
 
 
-def test_incremental_decoder_never_emits_half_a_hangul_character(nsmc_rows):
-    """With a byte-level tokenizer one syllable spans several tokens; pieces must stay whole."""
+def _byte_level_tokenizer(nsmc_rows):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -12,14 +17,73 @@ def test_incremental_decoder_never_emits_half_a_hangul_character(nsmc_rows):
     tok.train_from_iterator([r["text"] for r in nsmc_rows[:300]],
                             trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                                 show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok)
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def test_text_stream_never_emits_half_a_hangul_character(nsmc_rows):
+    """With a byte-level tokenizer one syllable spans several tokens; streamed text must stay whole."""
+    fast = _byte_level_tokenizer(nsmc_rows)
     text = "정말 재밌는 영화였어요 ㅋㅋ 강추합니다"
     ids = fast(text)["input_ids"]
     assert any("\ufffd" in fast.decode([i]) for i in ids)  # token-by-token decoding breaks Hangul
-    decoder = IncrementalDecoder(fast)
-    pieces = [p for p in (decoder.push(i) for i in ids) if p]
-    assert "".join(pieces) == text
-    trailing = IncrementalDecoder(fast)
-    spaced = [trailing.push(i) for i in fast(" 정말   ")["input_ids"]]
-    assert "".join(spaced) == "정말"  # no leading or trailing whitespace is ever sent
-    assert not any("\ufffd" in p for p in pieces)
+    stream, seen = TextStream(fast, stop=[]), []
+    for i in ids:
+        stream.push(i)
+        seen.append(stream.streamable())
+    assert seen[-1] == text
+    assert not any("\ufffd" in s for s in seen)
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))  # cumulative: text only grows
+    spaced = TextStream(fast, stop=[])
+    for i in fast(" 정말   ")["input_ids"]:
+        spaced.push(i)
+    assert spaced.streamable() == "정말"  # no leading or trailing whitespace is ever sent
+
+
+def test_text_stream_holds_back_a_possible_stop_string(nsmc_rows):
+    fast = _byte_level_tokenizer(nsmc_rows)
+    stream = TextStream(fast, stop=["ㅋㅋ 강추"])
+    for i in fast("재밌어요 ㅋㅋ")["input_ids"]:
+        stream.push(i)
+    assert stream.streamable() == "재밌어요" and stream.find_stop() is None  # "ㅋㅋ" may start the stop string
+    for i in fast(" 강추")["input_ids"]:
+        stream.push(i)
+    assert stream.find_stop() == ("재밌어요", "ㅋㅋ 강추")
+
+
+def test_batched_generation_equals_one_request_at_a_time(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    prompts = ["영화 리뷰를 써 주세요.", "안녕하세요", "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.", "ㅋㅋ"]
+    greedy = SamplingParams(max_tokens=20)
+    alone = [generate_texts(model, tok, [p], greedy)[0] for p in prompts]
+    together = generate_texts(model, tok, prompts, greedy)  # left-padded, rows leave the batch as they finish
+    assert together == alone
+    assert all(text and reason in ("stop", "length") for text, reason in together)
+    sampled = SamplingParams(max_tokens=20, temperature=1.0, top_k=40, top_p=0.9, seed=5)
+    assert generate_texts(model, tok, prompts, sampled) == generate_texts(model, tok, prompts[::-1], sampled)[::-1]
+
+
+def test_sampler_filters_and_penalties():
+    logits = torch.tensor([[0.0, 3.0, 2.0, -1.0]])
+    counts = torch.zeros(1, 4)
+    g = [torch.Generator().manual_seed(0)]
+    assert next_tokens(logits, counts, [SamplingParams(repetition_penalty=1.0)], g) == [1]  # greedy
+    top1 = SamplingParams(temperature=5.0, top_k=1, repetition_penalty=1.0)
+    assert {next_tokens(logits, counts, [top1], g)[0] for _ in range(20)} == {1}
+    nucleus = SamplingParams(temperature=1.0, top_p=0.5, repetition_penalty=1.0)  # token 1 holds 0.67 of the mass
+    assert {next_tokens(logits, counts, [nucleus], g)[0] for _ in range(20)} == {1}
+    counts[0, 1] = 3  # a token said three times loses to the next best under a frequency penalty
+    assert next_tokens(logits, counts, [SamplingParams(frequency_penalty=1.0, repetition_penalty=1.0)], g) == [2]
+
+
+def test_sampling_params_refuse_out_of_range_values():
+    import pytest
+
+    for bad in (dict(max_tokens=0), dict(max_tokens=513), dict(temperature=-0.1), dict(top_p=0.0), dict(top_p=1.01),
+                dict(top_k=-1), dict(stop=[""]), dict(stop=["x"] * 9), dict(temperature=float("nan")),
+                dict(min_tokens=30, max_tokens=20)):
+        with pytest.raises(InvalidRequest, match="sampling_param_"):
+            SamplingParams(**bad).check(max_tokens_limit=512)
+    assert SamplingParams(temperature=0.7, top_p=1.0, top_k=0, max_tokens=512).check(512)

@@ -1,61 +1,134 @@
-"""A real tritonserver (from nvidia-pytriton) serving a kollm model, in the serve environment."""
+"""A real tritonserver (from nvidia-pytriton) serving a kollm model on 127.0.0.1, driven as users drive it.
+
+The scenarios run once in the serve environment (tests/serve_scenarios.py) and these tests read what
+they saw. The served model is the session's tiny Llama with its context widened to 1,024 positions
+(RoPE has no position table), so an answer can be long enough to cancel half-way.
+"""
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
 from kollm.curation.korean import is_hangul
-from tests.conftest import SERVE_PYTHON
+from tests.conftest import REPO, SERVE_PYTHON
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SERVE_PYTHON), reason="serve environment (.venv-serve) missing")
 
-SCRIPT = r"""
-import json, sys, time
-from kollm.serve.client import generate_grpc_stream, generate_http
-from kollm.serve.server import TritonServer
-from triton_model_repo import write_repository
-model_dir, work = sys.argv[1], sys.argv[2]
-write_repository(work + "/repo", model_dir, max_new_tokens=8)
-server = TritonServer(work + "/repo", work)
-with server:
-    out = {"command": server.command(),
-           "http": generate_http(server.http_url, "영화 리뷰를 써 주세요.", 12, min_new_tokens=8),
-           "stream": generate_grpc_stream(server.grpc_url, "영화 리뷰를 써 주세요.", 12, min_new_tokens=8),
-           "http_default": generate_http(server.http_url, "안녕하세요", 12)}
-    try:
-        generate_http(server.http_url, "안녕", 12, model="missing")
-    except Exception as e:
-        out["missing_model_error"] = str(e)
-out["exit_code"] = server.proc.returncode
-print("RESULT " + json.dumps(out, ensure_ascii=False))
-"""
 
-
-def test_triton_answers_over_http_and_grpc_stream(tiny_model_dir, tmp_path):
-    proc = subprocess.run([SERVE_PYTHON, "-c", SCRIPT, tiny_model_dir, str(tmp_path)], capture_output=True, text=True,
-                          timeout=300)
+@pytest.fixture(scope="module")
+def seen(tiny_model_dir, tmp_path_factory):
+    model = tmp_path_factory.mktemp("served_model")
+    shutil.copytree(tiny_model_dir, model, dirs_exist_ok=True)
+    config = json.loads((model / "config.json").read_text())
+    config["max_position_embeddings"] = 1024
+    (model / "config.json").write_text(json.dumps(config))
+    work = tmp_path_factory.mktemp("serve_work")
+    proc = subprocess.run([SERVE_PYTHON, os.path.join(REPO, "tests", "serve_scenarios.py"), str(model), str(work)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
-    out = json.loads(line[0][7:])
-    assert "--http-address=127.0.0.1" in out["command"] and "--grpc-address=127.0.0.1" in out["command"]
-    assert out["http"] and out["http_default"], "empty answer over HTTP"
-    assert out["http"] == out["http"].strip()
-    assert any(map(is_hangul, out["http"]))  # a model pretrained on Korean answers in Hangul
-    # greedy decoding: streaming pieces add up to the same answer, with no broken characters
-    assert "".join(out["stream"]) == out["http"]
-    assert len(out["stream"]) > 1
-    assert not any("\ufffd" in p for p in out["stream"])
-    assert "missing" in out["missing_model_error"]
-    assert out["exit_code"] == 0  # stopped cleanly with SIGTERM
-    for name in ("kollm", "kollm_stream"):
-        assert os.path.exists(tmp_path / "repo" / name / "config.pbtxt")
-    assert "decoupled: true" in open(tmp_path / "repo" / "kollm_stream" / "config.pbtxt").read()
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(line[0][7:])
+
+
+def section(seen, name):
+    """One scenario section's observations; its traceback (and the server's log) when it raised."""
+    assert "exception" not in seen[name], seen[name]["exception"] + "\n" + seen[name]["server_log"]
+    return seen[name]
+
+
+def test_server_binds_to_loopback_and_describes_its_models(seen):
+    assert "--http-address=127.0.0.1" in seen["command"] and "--grpc-address=127.0.0.1" in seen["command"]
+    seen = section(seen, "basics")
+    assert seen["ready"] == 200
+    inputs = {t["name"] for t in seen["metadata"]["inputs"]}
+    assert {"text_input", "streaming", "sampling_param_max_tokens", "sampling_param_temperature",
+            "sampling_param_top_k", "sampling_param_top_p", "sampling_param_seed", "sampling_param_stop"} <= inputs
+    assert {t["name"] for t in seen["metadata"]["outputs"]} >= {"text_output", "finish_reason"}
+    assert seen["stream_config"]["model_transaction_policy"]["decoupled"] is True
+    assert seen["stream_config"]["max_batch_size"] == 16 and "dynamic_batching" in seen["stream_config"]
+
+
+def test_unary_and_streaming_answers_agree_over_http_and_grpc(seen):
+    seen = section(seen, "basics")
+    answer = seen["http"]["text"]
+    assert answer and answer == answer.strip() and any(map(is_hangul, answer))
+    assert seen["http"]["finish_reason"] in ("stop", "length")
+    assert seen["grpc"] == seen["http"]  # greedy: the same answer on both protocols
+    status, body = seen["generate"]
+    assert status == 200 and body["text_output"] == answer and body["finish_reason"] == seen["http"]["finish_reason"]
+    for stream in (seen["http_stream"], seen["grpc_stream"]):
+        assert "".join(stream) == answer  # deltas of the cumulative text add up to the unary answer
+        assert not any("\ufffd" in piece for piece in stream)
+    assert len(seen["grpc_stream"]) > 1
+    assert seen["grpc_stream_final"]["finish_reason"] == seen["http"]["finish_reason"]
+
+
+def test_sampling_settings_are_honoured(seen):
+    seen = section(seen, "basics")
+    same_seed_a, same_seed_b, other_seed = seen["seeded"]
+    assert same_seed_a == same_seed_b  # a seed makes sampling repeatable
+    assert same_seed_a != other_seed
+    stop = seen["stop_string"]
+    assert stop["result"]["finish_reason"] == "stop" and stop["result"]["stop_reason"] == stop["stop"]
+    assert stop["unstopped"].startswith(stop["result"]["text"]) and stop["stop"] not in stop["result"]["text"]
+    assert seen["default_max_tokens"]["text"]  # no sampling inputs at all: the server's defaults work
+
+
+def test_every_bad_request_gets_a_clear_4xx_and_the_server_keeps_serving(seen):
+    seen = section(seen, "basics")
+    cases = seen["bad_requests"]
+    assert len(cases) >= 25
+    for case in cases:
+        assert case["next_ok"], f"no good answer after: {case}"
+        if case["case"] == "malformed JSON":  # Triton's own HTTP front end answers this one with 500
+            assert case["status"] in (400, 500) and "JSON" in case["error"], case
+            continue
+        assert 400 <= case["status"] < 500, case
+        assert case["error"] and "Traceback" not in case["error"], case
+    by_name = {c["case"]: c for c in cases}
+    assert "max_tokens" in by_name["max tokens huge"]["error"] and "512" in by_name["max tokens huge"]["error"]
+    assert "top_p" in by_name["top-p above 1"]["error"]
+    assert "context" in by_name["prompt longer than the context"]["error"]
+    assert "UTF-8" in by_name["invalid UTF-8"]["error"]
+    assert by_name["unknown model"]["status"] == 404
+    assert "decoupled" in by_name["streaming on the non-decoupled model"]["error"]
+
+
+def test_a_cancelled_stream_frees_its_slot(seen):
+    c = section(seen, "basics")["cancellation"]
+    assert c["full_finish"] == "length" and c["full_pieces"] > 100
+    assert c["first_event"].startswith("data:")
+    # the abandoned answer was stopped: the next request did not wait for its remaining ~400 tokens
+    assert c["after_text"] and c["after_cancel_s"] < c["full_s"] / 3, c
+
+
+def test_metrics_count_the_requests(seen):
+    seen = section(seen, "basics")
+    assert seen["metrics_success"] and float(seen["metrics_success"][0].rsplit(" ", 1)[1]) > 30
+
+
+def test_32_concurrent_clients_mixed_streaming_and_unary(seen):
+    load = section(seen, "load")
+    assert load["error_count"] == 0, load["errors"]
+    assert load["requests"] >= 64 and load["p99_ms"] >= load["p50_ms"] > 0
+
+
+def test_sigterm_under_load_gives_clean_errors_and_a_restart_serves(seen):
+    f = section(seen, "fault")
+    assert f["exit_code"] == 0 and f["hung"] == 0
+    for outcome, seconds in f["outcomes"]:
+        assert outcome == "answer" or outcome.startswith("error: "), outcome
+        assert seconds < 60
+    assert "cannot reach Triton" in f["down_error"]
+    assert f["after_restart"]
+    assert seen["final_exit_code"] == 0
 
 
 def test_repository_refuses_a_folder_without_a_model(tmp_path):
     proc = subprocess.run([SERVE_PYTHON, "-c", "import sys; from triton_model_repo import write_repository; "
                            "write_repository(sys.argv[1] + '/repo', sys.argv[1])", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode != 0 and "is not a HF model directory" in proc.stderr

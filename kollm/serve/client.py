@@ -1,61 +1,246 @@
-"""Clients for the kollm Triton models: HTTP request/response and gRPC streaming."""
+"""Clients for the llmapi contract (kollm's CPU model and TensorRT-LLM's llmapi model): unary and streaming,
+over HTTP and gRPC.
+
+    client = LLMClient("127.0.0.1:8000")                       # HTTP; LLMClient(url, protocol="grpc")
+    client.generate("영화 리뷰를 써 주세요.", max_tokens=32).text
+    for piece in client.stream("안녕하세요", model="kollm_stream"): print(piece, end="")
+
+Streams yield the new text of each response (the server sends the cumulative text, as TensorRT-LLM does).
+A server that is starting or overloaded (UNAVAILABLE) is retried with back-off; a server that is not
+there gets one clear ServingError, never a hang (every call has a timeout).
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
 import queue
 import time
+from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
-
-def _inputs(module, prompt: str, max_new_tokens: int, min_new_tokens: int = 1):
-    p = module.InferInput("prompt", [1], "BYTES")
-    p.set_data_from_numpy(np.array([prompt.encode("utf-8")], dtype=np.object_))
-    limits = []
-    for name, value in (("max_new_tokens", max_new_tokens), ("min_new_tokens", min_new_tokens)):
-        t = module.InferInput(name, [1], "INT32")
-        t.set_data_from_numpy(np.array([value], dtype=np.int32))
-        limits.append(t)
-    return [p, *limits]
+from kollm.errors import KollmError
+from kollm.serve.contract import CLIENT_TYPES, INPUTS
 
 
-def generate_http(url: str, prompt: str, max_new_tokens: int = 32, model: str = "kollm", timeout: float = 120,
-                  min_new_tokens: int = 1) -> str:
-    import tritonclient.http as httpclient
+class ServingError(KollmError):
+    def __init__(self, message: str, status: int | str | None = None):
+        super().__init__(message)
+        self.status = status
 
-    client = httpclient.InferenceServerClient(url=url, network_timeout=timeout, connection_timeout=timeout)
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str = ""
+    stop_reason: str = ""
+
+
+def request_values(prompt: str, sampling: dict) -> dict:
+    """The contract's inputs for one request: `sampling` keys are SamplingParams names (max_tokens=...,
+    stop=[...] is `sampling_param_stop`) or other input names (streaming=True)."""
+    values = {"text_input": prompt, "return_finish_reason": True, "return_stop_reason": True}
+    for key, value in sampling.items():
+        if value is None:
+            continue
+        name = f"sampling_param_{key}" if f"sampling_param_{key}" in INPUTS else key
+        if name not in INPUTS:
+            raise ServingError(f"unknown request field {key!r}; the contract's inputs are {', '.join(INPUTS)}")
+        values[name] = value
+    return values
+
+
+class LLMClient:
+    def __init__(self, url: str, protocol: str = "http", model: str = "kollm", timeout_s: float = 120.0,
+                 retries: int = 3):
+        if protocol not in ("http", "grpc"):
+            raise ServingError(f"protocol={protocol!r}: choose http or grpc")
+        self.url, self.protocol, self.model = url.removeprefix("http://"), protocol, model
+        self.timeout_s, self.retries = timeout_s, retries
+        self._batched: dict[str, bool] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _module(self):
+        if self.protocol == "http":
+            import tritonclient.http as module
+        else:
+            import tritonclient.grpc as module
+        return module
+
+    def _client(self):
+        module = self._module()
+        if self.protocol == "http":
+            return module.InferenceServerClient(url=self.url, network_timeout=self.timeout_s,
+                                                connection_timeout=min(10.0, self.timeout_s))
+        return module.InferenceServerClient(url=self.url)
+
+    def _retrying(self, call):
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except ServingError as e:
+                if e.status not in (503, "UNAVAILABLE") or attempt == self.retries:
+                    raise
+            time.sleep(min(4.0, 0.25 * 2 ** attempt))
+
+    def _error(self, e: Exception) -> ServingError:
+        from tritonclient.utils import InferenceServerException
+
+        if isinstance(e, ServingError):
+            return e
+        if isinstance(e, InferenceServerException):
+            status = e.status()
+            status = int(status) if status and str(status).isdigit() else (str(status).replace("StatusCode.", "")
+                                                                           if status else None)
+            return ServingError(f"Triton at {self.url}: {e.message()}", status)
+        if "ConnectionClosed" in type(e).__name__:  # geventhttpclient: the server went away mid-request
+            return ServingError(f"Triton at {self.url} closed the connection before answering (shutting down?)",
+                                "UNAVAILABLE")
+        if isinstance(e, (ConnectionError, OSError, TimeoutError)):
+            return ServingError(f"cannot reach Triton at {self.url} ({type(e).__name__}: {e}); is the server "
+                                f"running? (kollm stage serve serve.keep_running=true)", "UNAVAILABLE")
+        return ServingError(f"Triton at {self.url}: {type(e).__name__}: {e}")
+
+    def batched(self, model: str) -> bool:
+        """Whether the model batches (max_batch_size > 0): then every input carries a batch dimension."""
+        if model not in self._batched:
+            def read():
+                client = self._client()
+                try:
+                    config = client.get_model_config(model)
+                except Exception as e:
+                    raise self._error(e) from None
+                finally:
+                    client.close()
+                config = config.get("config", config) if isinstance(config, dict) else config.config
+                size = config["max_batch_size"] if isinstance(config, dict) else config.max_batch_size
+                return int(size) > 0
+            self._batched[model] = self._retrying(read)
+        return self._batched[model]
+
+    def _inputs(self, model: str, values: dict):
+        module, batch = self._module(), self.batched(model)
+        tensors = []
+        for name, value in values.items():
+            dtype, np_dtype = CLIENT_TYPES[INPUTS[name][0]]
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if np_dtype is np.object_:
+                items = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in items]
+            array = np.array(items, dtype=np_dtype)
+            if batch:
+                array = array.reshape(1, -1)
+            tensor = module.InferInput(name, list(array.shape), dtype)
+            tensor.set_data_from_numpy(array)
+            tensors.append(tensor)
+        return tensors
+
+    @staticmethod
+    def _completion(result) -> Completion:
+        def text(name):
+            value = result.as_numpy(name)
+            return "" if value is None else value.reshape(-1)[0].decode("utf-8")
+        return Completion(text("text_output"), text("finish_reason"), text("stop_reason"))
+
+    # -- calls ---------------------------------------------------------------------------------
+    def generate(self, prompt: str, model: str | None = None, request_id: str = "", **sampling) -> Completion:
+        """One answer from a non-decoupled model (`kollm`, or TensorRT-LLM's `tensorrt_llm`)."""
+        model = model or self.model
+        values = request_values(prompt, sampling)
+
+        def call():
+            client = self._client()
+            try:
+                kwargs = {"request_id": request_id} if request_id else {}
+                if self.protocol == "grpc":
+                    kwargs["client_timeout"] = self.timeout_s
+                return self._completion(client.infer(model, self._inputs(model, values), **kwargs))
+            except Exception as e:
+                raise self._error(e) from None
+            finally:
+                client.close()
+        return self._retrying(call)
+
+    def stream(self, prompt: str, model: str | None = None, request_id: str = "", **sampling) -> Iterator[str]:
+        """The answer's new text as it is generated, from a decoupled model (`kollm_stream`)."""
+        model = model or f"{self.model}_stream"
+        values = request_values(prompt, {**sampling, "streaming": True})
+        events = self._http_stream(model, values) if self.protocol == "http" else self._grpc_stream(model, values,
+                                                                                                   request_id)
+        sent = ""
+        for completion in events:
+            if len(completion.text) > len(sent):
+                yield completion.text[len(sent):]
+                sent = completion.text
+            self.last = completion
+
+    def _http_stream(self, model: str, values: dict) -> Iterator[Completion]:
+        """Triton's generate extension (`/generate_stream`, server-sent events)."""
+        host, _, port = self.url.partition(":")
+        body = json.dumps(values, ensure_ascii=False).encode("utf-8")
+        conn = http.client.HTTPConnection(host, int(port or 80), timeout=self.timeout_s)
+        try:
+            try:
+                conn.request("POST", f"/v2/models/{model}/generate_stream", body=body,
+                             headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+            except OSError as e:
+                raise self._error(e) from None
+            if response.status != 200:
+                raise ServingError(f"Triton at {self.url}: {_error_text(response.read())}", response.status)
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if "error" in event:
+                    raise ServingError(f"Triton at {self.url}: {event['error']}", 400)
+                yield Completion(event.get("text_output", ""), event.get("finish_reason", ""),
+                                 event.get("stop_reason", ""))
+        finally:
+            conn.close()  # closing early cancels the request on the server
+
+    def _grpc_stream(self, model: str, values: dict, request_id: str) -> Iterator[Completion]:
+        import tritonclient.grpc as grpcclient
+
+        if self.protocol != "grpc":
+            raise ServingError("gRPC streaming needs protocol='grpc'")
+        inputs = self._inputs(model, values)
+        events: queue.Queue = queue.Queue()
+        client = grpcclient.InferenceServerClient(url=self.url)
+        finished = False
+        try:
+            client.start_stream(callback=lambda result, error: events.put((result, error)),
+                                stream_timeout=self.timeout_s)
+            client.async_stream_infer(model, inputs, request_id=request_id, enable_empty_final_response=True)
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                try:
+                    result, error = events.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise ServingError(f"no answer from Triton at {self.url} within {self.timeout_s:.0f} s",
+                                       "DEADLINE_EXCEEDED") from None
+                if error is not None:
+                    raise self._error(error)
+                response = result.get_response()
+                final = response.parameters.get("triton_final_response")
+                if response.outputs:
+                    yield self._completion(result)
+                if final is not None and final.bool_param:
+                    finished = True
+                    return
+        except ServingError:
+            raise
+        except Exception as e:
+            raise self._error(e) from None
+        finally:
+            client.stop_stream(cancel_requests=not finished)  # an abandoned stream frees its server slot
+            client.close()
+
+
+def _error_text(body: bytes) -> str:
     try:
-        result = client.infer(model, _inputs(httpclient, prompt, max_new_tokens, min_new_tokens),
-                              outputs=[httpclient.InferRequestedOutput("text")])
-        return result.as_numpy("text").reshape(-1)[0].decode("utf-8")
-    finally:
-        client.close()
-
-
-def generate_grpc_stream(url: str, prompt: str, max_new_tokens: int = 32, model: str = "kollm_stream",
-                         timeout: float = 120, min_new_tokens: int = 1) -> list[str]:
-    """Returns the streamed pieces in arrival order (join them for the full answer)."""
-    import tritonclient.grpc as grpcclient
-
-    events: queue.Queue = queue.Queue()
-    client = grpcclient.InferenceServerClient(url=url)
-    client.start_stream(callback=lambda result, error: events.put((result, error)))
-    pieces = []
-    try:
-        client.async_stream_infer(model, _inputs(grpcclient, prompt, max_new_tokens, min_new_tokens),
-                                  outputs=[grpcclient.InferRequestedOutput("text")],
-                                  enable_empty_final_response=True)
-        deadline = time.time() + timeout
-        while True:
-            result, error = events.get(timeout=max(0.1, deadline - time.time()))
-            if error is not None:
-                raise RuntimeError(f"triton stream error: {error}")
-            response = result.get_response()
-            if response.outputs:
-                pieces.append(result.as_numpy("text").reshape(-1)[0].decode("utf-8"))
-            if response.parameters.get("triton_final_response") and response.parameters["triton_final_response"].bool_param:
-                break
-    finally:
-        client.stop_stream()
-        client.close()
-    return pieces
+        return json.loads(body).get("error", body.decode("utf-8", "replace"))
+    except ValueError:
+        return body.decode("utf-8", "replace")

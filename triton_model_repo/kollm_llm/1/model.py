@@ -1,12 +1,16 @@
-"""Triton python-backend model: kollm's HF causal LM on CPU (PyTorch).
+"""Triton python-backend model: kollm's HF causal LM on CPU, speaking the llmapi contract (kollm/serve/contract.py).
 
-One file serves both deployments written by `triton_model_repo.write_repository`:
-- `kollm`        : request/response (HTTP or gRPC `infer`), returns the whole answer
-- `kollm_stream` : decoupled (gRPC streaming), sends each complete UTF-8 piece as it is made
-Weights load from the `model_dir` parameter with safetensors (never pickle).
+The same file serves both models `triton_model_repo.write_repository` writes:
+- `kollm`        : one response per request (HTTP/gRPC `infer`, HTTP `/generate`)
+- `kollm_stream` : decoupled; with `streaming: true` every response carries the cumulative `text_output`
+                   (as TensorRT-LLM's llmapi model does), the last one flagged final
+`execute` only checks and queues requests: the engine thread batches whatever is queued into one
+KV-cached forward pass per token and answers through each request's response sender. A user mistake
+is answered 400 (INVALID_ARG); the server keeps serving. Weights load with safetensors (never pickle).
 """
 
 import json
+import threading
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -17,49 +21,117 @@ class TritonPythonModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from kollm.serve.contract import Limits
+        from kollm.serve.engine import BatchGenerator, EngineLoop
+
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        self.model_dir = params["model_dir"]
-        self.default_max_new_tokens = int(params.get("max_new_tokens", "64"))
         torch.set_num_threads(int(params.get("threads", "1")))
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True).eval()
+        self.limits = Limits(max_tokens=int(params["max_tokens"]), max_tokens_limit=int(params["max_tokens_limit"]),
+                             max_prompt_chars=int(params["max_prompt_chars"]))
+        model_dir = params["model_dir"]
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
+        if params.get("quantization") == "dynamic_int8":  # CPU int8 matmuls for nn.Linear (not the LM head)
+            model.model = torch.ao.quantization.quantize_dynamic(model.model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.generator = BatchGenerator(model, self.tokenizer)
+        self.engine = EngineLoop(self.generator, max_batch=int(params["max_batch"]))
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(config)
-
-    def _request_args(self, request):
-        prompt = pb_utils.get_input_tensor_by_name(request, "prompt").as_numpy().reshape(-1)[0]
-        prompt = prompt.decode("utf-8") if isinstance(prompt, bytes) else str(prompt)
-        limit = pb_utils.get_input_tensor_by_name(request, "max_new_tokens")
-        max_new = int(limit.as_numpy().reshape(-1)[0]) if limit is not None else self.default_max_new_tokens
-        floor = pb_utils.get_input_tensor_by_name(request, "min_new_tokens")
-        min_new = int(floor.as_numpy().reshape(-1)[0]) if floor is not None else 1
-        return prompt, max_new, min_new
-
-    @staticmethod
-    def _text_response(text):
-        out = pb_utils.Tensor("text", np.array([text.encode("utf-8")], dtype=np.object_))
-        return pb_utils.InferenceResponse(output_tensors=[out])
+        self.batched = config.get("max_batch_size", 0) > 0
+        self.lock = threading.Lock()
+        self.by_request_id = {}  # triton request id -> cancel events of its running jobs (`stop` requests)
 
     def execute(self, requests):
-        from kollm.serve.generation import stream_generate
+        from kollm.serve.sampling import InvalidRequest
 
-        if not self.decoupled:
-            responses = []
-            for request in requests:
-                try:
-                    prompt, max_new, min_new = self._request_args(request)
-                    text = "".join(stream_generate(self.model, self.tokenizer, prompt, max_new, min_new))
-                    responses.append(self._text_response(text))
-                except Exception as e:  # report to the client, keep the server up
-                    responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
-            return responses
         for request in requests:
             sender = request.get_response_sender()
             try:
-                prompt, max_new, min_new = self._request_args(request)
-                for piece in stream_generate(self.model, self.tokenizer, prompt, max_new, min_new):
-                    sender.send(self._text_response(piece))
-            except Exception as e:
-                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
-            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                self._submit(request, sender)
+            except InvalidRequest as e:
+                self._fail(sender, str(e), pb_utils.TritonError.INVALID_ARG)
+            except Exception as e:  # a bug here must not take the server down
+                self._fail(sender, f"{type(e).__name__}: {e}", pb_utils.TritonError.INTERNAL)
         return None
+
+    def _submit(self, request, sender):
+        from kollm.serve.contract import parse_request
+        from kollm.serve.engine import Job
+        from kollm.serve.sampling import InvalidRequest
+
+        def get(name):
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            return None if tensor is None else tensor.as_numpy()
+
+        parsed = parse_request(get, self.limits)
+        if parsed.stop_request:
+            return self._stop(request.request_id(), sender)
+        if parsed.streaming and not self.decoupled:
+            raise InvalidRequest("Streaming is only supported in decoupled mode (use the kollm_stream model)")
+        text = parsed.prompt
+        bos = self.tokenizer.bos_token
+        ids = self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+        if self.generator.room(len(ids)) < 1:
+            raise InvalidRequest(f"text_input is {len(ids):,} tokens; the model's context is "
+                                 f"{self.generator.context:,} tokens, with room for at least one answer token")
+        cancelled = threading.Event()
+        user_id = request.request_id()
+        if user_id:
+            with self.lock:
+                self.by_request_id.setdefault(user_id, []).append(cancelled)
+
+        def on_text(text_so_far, reason, stop_reason):
+            if reason is None and not parsed.streaming:
+                return
+            if reason == "cancelled":
+                self._forget(user_id, cancelled)
+                return self._fail(sender, "Request cancelled by client", pb_utils.TritonError.CANCELLED)
+            outputs = {"text_output": text_so_far}
+            if parsed.return_finish_reason:
+                outputs["finish_reason"] = reason or ""
+            if parsed.return_stop_reason:
+                outputs["stop_reason"] = stop_reason or ""
+            final = reason is not None
+            if final:
+                self._forget(user_id, cancelled)
+            sender.send(self._response(outputs), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0)
+
+        def on_error(message):
+            self._forget(user_id, cancelled)
+            self._fail(sender, message, pb_utils.TritonError.INTERNAL)
+
+        self.engine.submit(Job(ids, parsed.params, on_text, on_error,
+                               is_cancelled=lambda: cancelled.is_set() or request.is_cancelled()))
+
+    def _stop(self, user_id, sender):
+        if not user_id:
+            return self._fail(sender, "a stop request needs the request id of the request to stop",
+                              pb_utils.TritonError.INVALID_ARG)
+        with self.lock:
+            events = self.by_request_id.pop(user_id, [])
+        for event in events:
+            event.set()
+        self._fail(sender, f"Request cancelled by client ({len(events)} stopped)", pb_utils.TritonError.CANCELLED)
+
+    def _forget(self, user_id, event):
+        if user_id:
+            with self.lock:
+                events = self.by_request_id.get(user_id, [])
+                if event in events:
+                    events.remove(event)
+                if not events:
+                    self.by_request_id.pop(user_id, None)
+
+    def _response(self, outputs):
+        shape = (1, 1) if self.batched else (1,)
+        return pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor(name, np.array([value.encode("utf-8")], dtype=np.object_).reshape(shape))
+            for name, value in outputs.items()])
+
+    @staticmethod
+    def _fail(sender, message, code):
+        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code)),
+                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def finalize(self):
+        self.engine.close()
