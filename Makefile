@@ -17,6 +17,7 @@ demo: env
 
 test: env env-automodel $(VENV)/.test-installed
 	bash tests/install_slurm.sh
+	bash tests/install_browser.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 env: $(VENV)/.installed $(SERVE_VENV)/.installed

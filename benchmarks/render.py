@@ -159,9 +159,72 @@ def alignment_table(whole: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
+SERVING_CONFIGS = {"pipeline": "`transformers` pipeline, one at a time", "triton": "Triton, no batching",
+                   "triton_batching": "Triton, dynamic batching", "triton_batching_int8": "Triton, batching + int8"}
+
+
+def serving_table(r: dict) -> str:
+    clients = sorted({row["clients"] for row in r["results"]})
+    cell = {(row["config"], row["clients"]): row for row in r["results"]}
+    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}`: the {r['model']['layers']}-layer "
+             f"{r['model']['hidden_size']}-wide model of `{r['model']['dir']}`, {r['max_tokens']} greedy tokens per "
+             f"request, {r['seconds_per_cell']:.0f} s per cell, {r['server_threads']} torch threads per server. "
+             "Generated tokens/s (p50 / p99 latency):", "",
+             "| server | " + " | ".join(f"{c} client{'s' if c > 1 else ''}" for c in clients) + " |",
+             "|---|" + "---:|" * len(clients)]
+    for config, label in SERVING_CONFIGS.items():
+        if any((config, c) in cell for c in clients):
+            lines.append(f"| {label} | " + " | ".join(
+                f"{cell[config, c]['tokens_per_s']:,.0f} ({cell[config, c]['p50_ms'] / 1000:.2f} / "
+                f"{cell[config, c]['p99_ms'] / 1000:.2f} s){' · ' + str(cell[config, c]['errors']) + ' errors' if cell[config, c]['errors'] else ''}"
+                if (config, c) in cell else "" for c in clients) + " |")
+    names = {"int8_batching_vs_pipeline_at_8": "batching + int8 vs the pipeline, 8 clients",
+             "batching_vs_unbatched_at_8": "batching vs no batching, 8 clients"}
+    lines += ["", " · ".join(f"{names[k]}: **{v:.1f}×** (goal ≥ {r['goals'][k]:.0f}×)" for k, v in r["summary"].items()),
+              "", "![serving latency](docs/images/serving_latency.png)"]
+    return "\n".join(lines)
+
+
+def serving_plot(r: dict, path: str) -> None:
+    """p50 latency against clients, one line per server (log scale: they differ by orders of magnitude)."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    from kollm.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for config, label in SERVING_CONFIGS.items():
+        rows = sorted((row for row in r["results"] if row["config"] == config), key=lambda row: row["clients"])
+        if rows:
+            ax.plot([row["clients"] for row in rows], [row["p50_ms"] / 1000 for row in rows], marker="o",
+                    label=label.replace("`", ""))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("p50 latency (s)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def quantization_table(r: dict) -> str:
+    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` ({r['note']}): held-out "
+             f"perplexity of the aligned model on {r['heldout_docs']} documents, NSMC accuracy of the fine-tuned "
+             f"classifier in the same format on {r['nsmc_rows']} test reviews.", "",
+             "| format | perplexity | NSMC accuracy | size (MB) |", "|---|---:|---:|---:|"]
+    for f in r["formats"]:
+        acc = "" if f["nsmc_accuracy"] is None else f"{f['nsmc_accuracy']:.3f}"
+        size = "" if f["size_mb"] is None else f"{f['size_mb']:.1f}"
+        lines.append(f"| {f['format']} | {f['perplexity']:.1f} | {acc} | {size} |")
+    for fmt, why in r.get("skipped", {}).items():
+        lines.append(f"| {fmt} | skipped: {why} | | |")
+    return "\n".join(lines)
+
+
 RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table,
              "finetune_methods": finetune_methods_table, "eval_laptop": eval_laptop_table,
-             "alignment": alignment_table}
+             "alignment": alignment_table, "serving": serving_table, "quantization": quantization_table}
 
 
 def render(text: str) -> str:
@@ -185,6 +248,10 @@ def main(argv: list[str]) -> int:
         return 0
     with open(README, "w", encoding="utf-8") as f:
         f.write(fresh)
+    serving = os.path.join(HERE, "results", "serving.json")
+    if os.path.exists(serving):
+        serving_plot(json.load(open(serving, encoding="utf-8")),
+                     os.path.join(os.path.dirname(README), "docs", "images", "serving_latency.png"))
     return 0
 
 

@@ -235,6 +235,34 @@ class EvaluateConfig:
 
 
 @dataclass
+class QuantizeConfig:
+    # ModelOpt PTQ formats exported for TensorRT-LLM (kollm.quantization.MODELOPT_CONFIGS); int4 ones need
+    # layer widths that are multiples of 128 and are skipped, with the reason, for models whose are not
+    formats: list[str] = field(default_factory=lambda: ["int8_sq", "fp8", "int4_awq"])
+    calibration_docs: int = 64  # curated corpus documents (the first, in corpus order) the scales come from
+    calibration_len: int = 128
+    perplexity_docs: int = 300  # held-out documents each format's perplexity is measured on
+    nsmc_examples: int = 400  # balanced NSMC test reviews each format's (chat-format) accuracy is measured on
+
+
+@dataclass
+class TrtllmConfig:
+    """TensorRT-LLM on GPU hosts (trtllm/, recipes/trtllm.py): what serves the quantize stage's checkpoints."""
+    format: str = "fp8"  # which quantize-stage checkpoint (a quantize.formats entry, or bf16)
+    container: str = "nvcr.io/nvidia/tritonserver:26.03-trtllm-python-py3"
+    source_dir: str = "/workspace/TensorRT-LLM"  # a TensorRT-LLM checkout inside the container (llmapi model code)
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    max_batch_size: int = 64
+    max_num_tokens: int = 8192
+    kv_cache_free_gpu_memory_fraction: float = 0.85
+    decoupled: bool = True  # streaming through Triton needs it
+    host: str = "127.0.0.1"
+    port: int = 8000
+    bench_output_tokens: int = 128
+
+
+@dataclass
 class ServeConfig:
     prompt: str = prompts.WRITE_POSITIVE_REVIEW
     max_new_tokens: int = 32
@@ -262,6 +290,8 @@ class PipelineConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    trtllm: TrtllmConfig = field(default_factory=TrtllmConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
@@ -379,6 +409,10 @@ def validate(cfg: PipelineConfig) -> None:
     check_choices(cfg)
     if not 0 < cfg.data.corpus_fraction <= 1:
         raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
+    from kollm.quantization import MODELOPT_CONFIGS
+    for fmt in cfg.quantize.formats:
+        if fmt not in MODELOPT_CONFIGS:
+            raise KollmError(f"quantize.formats: {fmt!r} is not a format; choose from {', '.join(MODELOPT_CONFIGS)}")
     if not 1 <= cfg.serve.max_batch <= 256:
         raise KollmError(f"serve.max_batch={cfg.serve.max_batch}: requests generated together, 1 to 256")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:

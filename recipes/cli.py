@@ -130,6 +130,69 @@ def cmd_stage(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    from kollm.errors import KollmError as Error
+
+    if (args.url or args.ui) and importlib.util.find_spec("tritonclient" if args.url else "gradio") is None:
+        serve = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv-serve", "bin",
+                             "python")
+        if os.path.exists(serve) and os.path.abspath(serve) != os.path.abspath(sys.executable):
+            os.execv(serve, [serve, "-m", "recipes.cli", *sys.argv[1:]])  # the Triton clients live there
+        raise Error("the Triton clients and Gradio are not installed here; use the serve environment (.venv-serve)")
+    from transformers import AutoConfig, AutoTokenizer
+
+    from kollm.serve import chat
+
+    model_dir = args.model_dir or _served_model(args.run)
+    if not os.path.exists(os.path.join(model_dir, "config.json")):
+        raise Error(f"{model_dir} is not a HF model folder (no config.json)")
+    sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
+                "top_p": args.top_p, **({"min_tokens": args.min_tokens} if args.min_tokens else {})}
+    if args.url:
+        backend = chat.triton_backend(args.url, args.protocol, args.model, args.timeout)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        where = f"Triton {args.model} at {args.url} ({args.protocol})"
+    else:
+        backend, tokenizer = chat.local_backend(model_dir)
+        where = f"{model_dir} in this process"
+    context = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", 2048)
+    conversation = chat.Conversation(tokenizer, context, args.max_tokens, system=args.system)
+    if args.ui:
+        from kollm.serve import web
+
+        app = web.build_app(backend, conversation, f"kollm chat — {where}", args.max_tokens,
+                            extra={"min_tokens": args.min_tokens} if args.min_tokens else None)
+        print(f"kollm chat UI on http://{args.host}:{args.port} ({where}); Ctrl-C stops it", flush=True)
+        web.serve(app, args.host, args.port)
+        return 0
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"kollm chat: {where}. /reset clears the history, /exit or Ctrl-D leaves.")
+    chat.run_chat(backend, conversation, sampling, read=(lambda: input("나> ")) if interactive else input)
+    return 0
+
+
+def _served_model(run_dir: str) -> str:
+    """The model the run's pipeline served (its align stage's last policy)."""
+    manifest = os.path.join(run_dir, "align", "manifest.json")
+    if not os.path.exists(manifest):
+        raise KollmError(f"no served model in {run_dir} ({manifest} missing): run the pipeline first "
+                         "(kollm run pipeline) or pass --model-dir")
+    return json.load(open(manifest))["outputs"]["model_dir"]
+
+
+def cmd_trtllm(args) -> int:
+    from recipes import trtllm
+
+    cfg = _config(args.overrides)
+    result = trtllm.launch(cfg, args.action, dryrun=args.dryrun)
+    print(f"command: {result['command']}")
+    for key in ("model_yaml", "options", "dataset"):
+        if key in result:
+            print(f"{key}: {result[key]}")
+    return 0
+
+
 def cmd_config(args) -> int:
     cfg = _config(args.overrides)
     print(json.dumps(dataclasses.asdict(cfg), indent=2, ensure_ascii=False))
@@ -249,6 +312,41 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides (run.*)")
     n.add_argument("--dryrun", action="store_true", help="print what would be launched")
     n.set_defaults(fn=cmd_nemo_rl)
+    ch = sub.add_parser("chat", help="a streaming terminal chat with the served model (Triton) or a local folder",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Chat in the terminal. With --url, against a running Triton server (the serve "
+                                    "stage with serve.keep_running=true, or TensorRT-LLM's llmapi model: --model "
+                                    "tensorrt_llm); without, the model runs in this process. The history is sent "
+                                    "in the model's chat template every turn. /reset clears it, /exit leaves.")
+    ch.add_argument("--url", default="", help="Triton's HTTP (host:8000) or gRPC (host:8001) address")
+    ch.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    ch.add_argument("--model", default="kollm", help="the Triton model; streaming uses MODEL_stream")
+    ch.add_argument("--model-dir", default="", help="the model folder (its tokenizer renders the chat template; "
+                                                    "without --url it is also what generates)")
+    ch.add_argument("--run", default="runs/tiny", help="a pipeline run whose served model to use (default runs/tiny)")
+    ch.add_argument("--max-tokens", type=int, default=64)
+    ch.add_argument("--min-tokens", type=int, default=0, help="no end of answer before this many tokens (kollm's "
+                                                             "CPU model; TensorRT-LLM's Triton model has no such input)")
+    ch.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    ch.add_argument("--top-k", type=int, default=0)
+    ch.add_argument("--top-p", type=float, default=1.0)
+    ch.add_argument("--system", default="", help="a system message")
+    ch.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")
+    ch.add_argument("--ui", action="store_true", help="a Gradio chat in the browser instead of the terminal")
+    ch.add_argument("--host", default="127.0.0.1", help="with --ui: the address to serve on (default loopback only)")
+    ch.add_argument("--port", type=int, default=7860, help="with --ui: the port")
+    ch.set_defaults(fn=cmd_chat)
+    t = sub.add_parser("trtllm", help="serve the quantised checkpoint with TensorRT-LLM (GPUs, its container)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="On a GPU host, serve the quantize stage's checkpoint (trtllm.format) with "
+                                   "TensorRT-LLM's PyTorch backend: `triton` (Triton's llmapi model, the same request "
+                                   "contract as kollm's CPU model), `serve` (trtllm-serve, OpenAI-compatible) or "
+                                   "`bench` (trtllm-bench throughput on Korean prompts), in trtllm.container: "
+                                   "run.executor=docker here, slurm (pyxis) on a cluster, local inside the container.")
+    t.add_argument("action", help="triton, serve or bench")
+    t.add_argument("overrides", nargs="*", help="preset=NAME, trtllm.* and run.* overrides")
+    t.add_argument("--dryrun", action="store_true", help="write the files and print what would be launched")
+    t.set_defaults(fn=cmd_trtllm)
     d = sub.add_parser("data", help="dataset commands")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="download NSMC, KLUE and korean-hate-speech (resumable, checksummed)")

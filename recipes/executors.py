@@ -95,6 +95,27 @@ def docker(cfg: PipelineConfig) -> run.DockerExecutor:
     )
 
 
+def gpu_container(cfg: PipelineConfig, image: str, multi_node_hint: str):
+    """One GPU node running a vendor container (NeMo-RL, TensorRT-LLM): Docker here, pyxis on Slurm, or
+    this machine (`local`, for use inside that container). The run folder is mounted at the same path."""
+    r = cfg.run
+    image = r.container_image or image
+    root = os.path.abspath(r.root)
+    env = {**ENV, "HF_HOME": os.path.join(root, ".hf")}
+    if r.executor == "docker":
+        return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
+                                  ipc_mode="host", shm_size="64g", volumes=[f"{root}:{root}"],
+                                  packager=run.Packager(), env_vars=env)
+    if r.executor == "slurm":
+        if r.nodes > 1:
+            raise KollmError(multi_node_hint)
+        return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
+                                 gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
+                                 container_mounts=[f"{root}:{root}"], tunnel=slurm_tunnel(cfg), packager=run.Packager(),
+                                 env_vars=env, exclusive=True)
+    return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
+
+
 FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
 
 

@@ -21,7 +21,7 @@ import nemo_run as run
 from aligner import nemo_rl
 from kollm.config import PipelineConfig
 from kollm.errors import KollmError
-from recipes.executors import ENV, slurm_tunnel
+from recipes.executors import gpu_container
 
 STEPS = nemo_rl.STEPS
 
@@ -45,23 +45,8 @@ def task(step: str, config: str) -> run.Script:
 
 
 def executor(cfg: PipelineConfig):
-    r = cfg.run
-    image = r.container_image or nemo_rl.CONTAINER
-    root = os.path.abspath(r.root)
-    env = {**ENV, "HF_HOME": os.path.join(root, ".hf")}
-    if r.executor == "docker":
-        return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
-                                  ipc_mode="host", shm_size="64g", volumes=[f"{root}:{root}"],
-                                  packager=run.Packager(), env_vars=env)
-    if r.executor == "slurm":
-        if r.nodes > 1:
-            raise KollmError("NeMo-RL on several nodes starts Ray through its ray.sub; "
-                             "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
-        return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
-                                 gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
-                                 container_mounts=[f"{root}:{root}"], tunnel=slurm_tunnel(cfg), packager=run.Packager(),
-                                 env_vars=env, exclusive=True)
-    return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
+    return gpu_container(cfg, nemo_rl.CONTAINER, "NeMo-RL on several nodes starts Ray through its ray.sub; "
+                         "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
 
 
 def launch(cfg: PipelineConfig, step: str, dryrun: bool = False) -> dict:

@@ -41,6 +41,7 @@ def llama_5m_cpu_demo() -> PipelineConfig:
     # the zero-shot scores of a 5M-parameter LM sit near chance: fewer rows shorten the demo's evaluation
     cfg.evaluate.zero_shot_examples = 200
     cfg.evaluate.prompt_study_examples = 40
+    cfg.quantize.perplexity_docs, cfg.quantize.nsmc_examples, cfg.quantize.calibration_docs = 100, 200, 32
     return cfg
 
 
@@ -94,6 +95,7 @@ def llama_600k_ci() -> PipelineConfig:
     cfg.evaluate.perplexity_docs = 200
     cfg.evaluate.max_new_tokens = 16
     cfg.serve.max_new_tokens = 12
+    cfg.quantize.perplexity_docs, cfg.quantize.nsmc_examples, cfg.quantize.calibration_docs = 50, 100, 16
     return cfg
 
 

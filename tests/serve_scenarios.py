@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ import numpy as np
 
 from kollm.serve.client import LLMClient, ServingError
 from kollm.serve.contract import Limits
+from kollm.serve.load import run_load
 from kollm.serve.server import TritonServer
 from triton_model_repo import RepositoryOptions, write_repository
 
@@ -129,36 +131,17 @@ def cancellation(url: str, client: LLMClient) -> dict:
 
 def concurrency(http_url: str, grpc_url: str, clients: int, seconds: float) -> dict:
     """`clients` threads, half streaming over gRPC and half unary over HTTP, for `seconds`."""
-    errors, latencies, tokens, lock = [], [], [0], threading.Lock()
-    stop_at = time.monotonic() + seconds
+    users = [LLMClient(grpc_url, protocol="grpc") if i % 2 else LLMClient(http_url) for i in range(clients)]
 
-    def worker(i: int):
-        client = LLMClient(grpc_url if i % 2 else http_url, protocol="grpc" if i % 2 else "http")
-        while time.monotonic() < stop_at:
-            t0 = time.perf_counter()
-            try:
-                if i % 2:
-                    text = "".join(client.stream(PROMPT, max_tokens=16))
-                else:
-                    text = client.generate(PROMPT, max_tokens=16).text
-                ok = bool(text) and "\ufffd" not in text
-            except Exception as e:
-                ok, text = False, f"{type(e).__name__}: {e}"
-            with lock:
-                latencies.append(time.perf_counter() - t0)
-                tokens[0] += 16 if ok else 0
-                if not ok:
-                    errors.append(text[:200])
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    lat = sorted(latencies)
-    return {"requests": len(lat), "errors": errors[:5], "error_count": len(errors),
-            "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[int(len(lat) * 0.99)],
-            "max_tokens_per_s": tokens[0] / seconds}
+    def call(i: int) -> int:
+        if i % 2:
+            text = "".join(users[i].stream(PROMPT, max_tokens=16))
+        else:
+            text = users[i].generate(PROMPT, max_tokens=16).text
+        if not text or "\ufffd" in text:
+            raise ValueError(f"bad answer {text!r}")
+        return 16
+    return run_load(call, clients, seconds)
 
 
 def fault(server: TritonServer, http_url: str) -> dict:
@@ -229,12 +212,81 @@ def basics(url: str, grpc_url: str, metrics_port: int) -> dict:
     return out
 
 
+def chat(url: str, grpc_url: str, model_dir: str) -> dict:
+    """`kollm chat` as a user pipes it: two turns over HTTP, one over gRPC, and one against a port with no server."""
+    def chat_cli(*args, stdin: str):
+        proc = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", model_dir, *args],
+                              input=stdin, capture_output=True, text=True, timeout=120)
+        return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr[-1500:]}
+    from kollm.serve.server import free_port
+    return {"http": chat_cli("--url", url, "--max-tokens", "12", stdin="안녕하세요\n영화 리뷰를 써 주세요.\n/exit\n"),
+            "grpc": chat_cli("--url", grpc_url, "--protocol", "grpc", "--max-tokens", "12", stdin="안녕하세요\n"),
+            "down": chat_cli("--url", f"127.0.0.1:{free_port()}", "--timeout", "5", stdin="안녕하세요\n")}
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def browser(url: str, model_dir: str, work: str) -> dict:
+    """The Gradio chat (`kollm chat --ui`) against Triton, used in headless Chromium: type a Korean prompt,
+    watch the streamed answer grow, read it, save a screenshot."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        return {"skipped": f"no {CHROMIUM} (tests/install_browser.sh needs root and apt)"}
+    from playwright.sync_api import sync_playwright
+
+    from kollm.serve.server import free_port
+    port = free_port()
+    log = open(os.path.join(work, "gradio.log"), "w")
+    ui = subprocess.Popen([sys.executable, "-m", "recipes.cli", "chat", "--ui", "--url", url, "--model-dir", model_dir,
+                           "--port", str(port), "--max-tokens", "300", "--min-tokens", "300"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or ui.poll() is not None:
+                    return {"exception": "the Gradio app did not start", "server_log": open(log.name).read()[-2000:]}
+                time.sleep(0.5)
+        lengths = []
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            page = chromium.new_page(viewport={"width": 900, "height": 700})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            box = page.get_by_role("textbox").first
+            box.fill("긍정적인 영화 리뷰를 써 주세요.")
+            box.press("Enter")
+            bot = page.locator(".message.bot, [data-testid='bot']").last
+            bot.wait_for(timeout=30000)
+            t0 = time.time()
+            while time.time() - t0 < 20:
+                lengths.append(len(bot.inner_text()))
+                if len(lengths) > 5 and lengths[-1] == lengths[-5] and lengths[-1] > 0:
+                    break
+                time.sleep(0.1)
+            answer = bot.inner_text()
+            shot = os.path.join(work, "gradio_chat.png")
+            page.screenshot(path=shot)
+            chromium.close()
+        return {"answer": answer, "lengths": lengths, "screenshot": shot, "screenshot_bytes": os.path.getsize(shot),
+                "host": "127.0.0.1"}
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
 def main(model_dir: str, work: str) -> dict:
     """Each section's observations under its name; a section that raised records its traceback instead."""
     write_repository(work + "/repo", model_dir, RepositoryOptions(max_batch=16, limits=Limits(max_tokens=16)))
     server = TritonServer(work + "/repo", work).start()
     out: dict = {"command": server.command()}
     sections = {"basics": lambda: basics(server.http_url, server.grpc_url, server.metrics_port),
+                "chat": lambda: chat(server.http_url, server.grpc_url, model_dir),
+                "browser": lambda: browser(server.http_url, model_dir, work),
                 "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=20),
                 "fault": lambda: fault(server, server.http_url)}
     try:

@@ -87,3 +87,37 @@ def test_sampling_params_refuse_out_of_range_values():
         with pytest.raises(InvalidRequest, match="sampling_param_"):
             SamplingParams(**bad).check(max_tokens_limit=512)
     assert SamplingParams(temperature=0.7, top_p=1.0, top_k=0, max_tokens=512).check(512)
+
+
+def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(tiny_model_dir):
+    """Continuous batching: rows join between steps (their KV caches left-padded to the batch's length) and
+    leave when done; every answer equals the one the request gets on its own."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kollm.serve.engine import BatchGenerator, Job
+    from kollm.serve.generation import chat_prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    prompts = ["영화 리뷰를 써 주세요.", "안녕하세요", "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.", "ㅋㅋ",
+               "긍정적인 리뷰를 길게 써 주세요. 배우들의 연기가 좋았던 점을 꼭 넣어 주세요."]
+    params = [SamplingParams(max_tokens=n, min_tokens=n) for n in (30, 8, 24, 40, 16)]
+    alone = [generate_texts(model, tok, [p], q)[0] for p, q in zip(prompts, params)]
+    results, calls, waiting = {}, [0], []
+
+    def job(i):
+        def on_text(text, reason, _stop):
+            if reason:
+                results[i] = (text, reason)
+        return Job(chat_prompt_ids(tok, prompts[i])[0].tolist(), params[i], on_text)
+
+    def more(n):  # requests arriving while the batch runs; they wait while it is full (4 rows)
+        calls[0] += 1
+        waiting.extend({3: [job(2), job(3)], 6: [job(4)]}.get(calls[0], []))
+        taken = waiting[:n]
+        del waiting[:n]
+        return taken
+
+    BatchGenerator(model, tok).generate([job(0), job(1)], more=more, max_batch=4)
+    assert [results[i] for i in range(5)] == alone
+    assert all(reason == "length" for _, reason in alone)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -60,6 +61,7 @@ class LLMClient:
         self.url, self.protocol, self.model = url.removeprefix("http://"), protocol, model
         self.timeout_s, self.retries = timeout_s, retries
         self._batched: dict[str, bool] = {}
+        self._local = threading.local()  # one tritonclient per thread: they are not thread-safe, and cost to make
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _module(self):
@@ -70,6 +72,21 @@ class LLMClient:
         return module
 
     def _client(self):
+        """This thread's unary client (kept: making one costs more than a small model's answer)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+        return client
+
+    def _drop_client(self) -> None:
+        client, self._local.client = getattr(self._local, "client", None), None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def _new_client(self):
         module = self._module()
         if self.protocol == "http":
             return module.InferenceServerClient(url=self.url, network_timeout=self.timeout_s,
@@ -107,13 +124,11 @@ class LLMClient:
         """Whether the model batches (max_batch_size > 0): then every input carries a batch dimension."""
         if model not in self._batched:
             def read():
-                client = self._client()
                 try:
-                    config = client.get_model_config(model)
+                    config = self._client().get_model_config(model)
                 except Exception as e:
+                    self._drop_client()
                     raise self._error(e) from None
-                finally:
-                    client.close()
                 config = config.get("config", config) if isinstance(config, dict) else config.config
                 size = config["max_batch_size"] if isinstance(config, dict) else config.max_batch_size
                 return int(size) > 0
@@ -150,16 +165,17 @@ class LLMClient:
         values = request_values(prompt, sampling)
 
         def call():
-            client = self._client()
+            kwargs = {"request_id": request_id} if request_id else {}
+            if self.protocol == "grpc":
+                kwargs["client_timeout"] = self.timeout_s
+            inputs = self._inputs(model, values)
             try:
-                kwargs = {"request_id": request_id} if request_id else {}
-                if self.protocol == "grpc":
-                    kwargs["client_timeout"] = self.timeout_s
-                return self._completion(client.infer(model, self._inputs(model, values), **kwargs))
+                return self._completion(self._client().infer(model, inputs, **kwargs))
             except Exception as e:
-                raise self._error(e) from None
-            finally:
-                client.close()
+                error = self._error(e)
+                if error.status in (503, "UNAVAILABLE", "DEADLINE_EXCEEDED", None):
+                    self._drop_client()  # a broken connection is not reused
+                raise error from None
         return self._retrying(call)
 
     def stream(self, prompt: str, model: str | None = None, request_id: str = "", **sampling) -> Iterator[str]:

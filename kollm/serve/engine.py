@@ -86,12 +86,62 @@ class _Row:
     done: bool = False
 
 
+@dataclass
+class _Batch:
+    """The running batch: rows, their KV cache (left-padded to one length), mask, last positions, token counts,
+    and the tokens to feed next."""
+    rows: list[_Row]
+    cache: object
+    mask: torch.Tensor
+    positions: torch.Tensor
+    counts: torch.Tensor
+    next_ids: torch.Tensor | None = None
+
+    def feed(self, tokens: list[int]) -> None:
+        step = torch.tensor(tokens, dtype=torch.long)
+        self.counts[torch.arange(len(self.rows)), step] += 1
+        self.next_ids = step.unsqueeze(1)
+        self.mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=torch.long)], dim=1)
+        self.positions = self.positions + 1
+
+    def select(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, dtype=torch.long)
+        self.rows = [self.rows[i] for i in keep]
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions, self.counts = self.mask[index], self.positions[index], self.counts[index]
+        # columns no remaining row attends to (the padding of rows that left) are dropped from the cache
+        first = int(self.mask.any(0).nonzero()[0])
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+    @staticmethod
+    def merge(a: "_Batch | None", b: "_Batch | None") -> "_Batch | None":
+        """One batch of both: the shorter cache is left-padded (masked) to the longer one's length."""
+        if a is None or b is None:
+            return a or b
+        length = max(a.mask.shape[1], b.mask.shape[1])
+        for x in (a, b):
+            pad = length - x.mask.shape[1]
+            if pad:
+                x.mask = torch.cat([torch.zeros((len(x.rows), pad), dtype=torch.long), x.mask], dim=1)
+                for layer in x.cache.layers:
+                    shape = (layer.keys.shape[0], layer.keys.shape[1], pad, layer.keys.shape[3])
+                    layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)
+                    layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)
+        for la, lb in zip(a.cache.layers, b.cache.layers):
+            la.keys, la.values = torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values])
+        return _Batch(a.rows + b.rows, a.cache, torch.cat([a.mask, b.mask]), torch.cat([a.positions, b.positions]),
+                      torch.cat([a.counts, b.counts]), torch.cat([a.next_ids, b.next_ids]))
+
+
 class BatchGenerator:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
-        vocab = model.get_output_embeddings().weight.shape[0]
+        vocab = getattr(model.get_output_embeddings(), "out_features", None) or model.config.vocab_size
         self.context = getattr(model.config, "max_position_embeddings", 0) or 10**9
         # special tokens other than </s> (<unk>, <pad>, <s>, role tags) are never answer text
         self.banned = torch.zeros(vocab, dtype=torch.bool)
@@ -108,10 +158,12 @@ class BatchGenerator:
         return self.context - prompt_len
 
     @torch.no_grad()
-    def generate(self, jobs: list[Job]) -> None:
+    def generate(self, jobs: list[Job], more: Callable[[int], list[Job]] | None = None, max_batch: int = 0) -> None:
+        """Generates `jobs` to the end; between steps `more(n)` may hand over up to n new jobs, which join
+        the running batch (continuous batching, at most `max_batch` rows; 0 = no limit)."""
         rows = [self._row(job) for job in jobs]
         try:
-            self._generate(rows)
+            self._generate(rows, more, max_batch or 10**9)
         except Exception as e:  # fail these requests, keep the loop (and the server) alive
             for row in rows:
                 if not row.done:
@@ -123,10 +175,11 @@ class BatchGenerator:
         budget = min(job.params.max_tokens, self.room(len(job.prompt_ids)))
         return _Row(job, TextStream(self.tokenizer, job.params.stop), generator, budget)
 
-    def _generate(self, rows: list[_Row]) -> None:
+    def _prefill(self, rows: list[_Row]) -> "_Batch | None":
+        """One forward pass over the left-padded prompts; their first tokens are chosen and added."""
         rows = [r for r in rows if r.budget > 0 or not self._finish(r, "", "length", None)]
         if not rows:
-            return
+            return None
         width = max(len(r.job.prompt_ids) for r in rows)
         ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -135,40 +188,46 @@ class BatchGenerator:
             ids[i, width - n:] = torch.tensor(r.job.prompt_ids)
             mask[i, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        counts = torch.zeros((len(rows), self.banned.numel()))
-        past, checked = None, time.monotonic()
-        while rows:
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                             use_cache=True)
-            past = out.past_key_values
-            logits = out.logits[:, -1].float()
-            logits[:, self.banned] = float("-inf")
-            for i, r in enumerate(rows):
-                if len(r.generated) < r.job.params.min_tokens or not r.stream.text():
-                    logits[i, self.eos] = float("-inf")  # never answer with nothing
-                if not r.generated or self.space[r.generated[-1]]:
-                    logits[i, self.space] = float("-inf")
-            tokens = next_tokens(logits, counts, [r.job.params for r in rows], [r.generator for r in rows])
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        batch = _Batch(rows, out.past_key_values, mask, positions[:, -1:],
+                       torch.zeros((len(rows), self.banned.numel())))
+        return self._choose(batch, out.logits[:, -1].float(), check_cancel=False)
+
+    def _generate(self, rows: list[_Row], more, max_batch: int) -> None:
+        batch, checked = self._prefill(rows), time.monotonic()
+        while batch is not None or more is not None:
+            if more is not None and (batch is None or len(batch.rows) < max_batch):
+                joining = [self._row(job) for job in more(max_batch - (len(batch.rows) if batch else 0))]
+                rows += joining
+                if joining:
+                    batch = _Batch.merge(batch, self._prefill(joining))
+            if batch is None:
+                return
+            out = self.model(input_ids=batch.next_ids, attention_mask=batch.mask, position_ids=batch.positions,
+                             past_key_values=batch.cache, use_cache=True)
             cancel = time.monotonic() - checked >= CANCEL_CHECK_S
             if cancel:
                 checked = time.monotonic()
-            keep = []
-            for i, (r, token) in enumerate(zip(rows, tokens)):
-                if not self._advance(r, token, cancel):
-                    keep.append(i)
-            if len(keep) < len(rows):
-                index = torch.tensor(keep, dtype=torch.long)
-                rows = [rows[i] for i in keep]
-                if not rows:
-                    break
-                past.batch_select_indices(index)
-                mask, positions, counts = mask[index], positions[index], counts[index]
-                tokens = [tokens[i] for i in keep]
-            step = torch.tensor(tokens, dtype=torch.long)
-            counts[torch.arange(len(rows)), step] += 1
-            ids = step.unsqueeze(1)
-            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-            positions = positions[:, -1:] + 1
+            batch = self._choose(batch, out.logits[:, -1].float(), check_cancel=cancel)
+
+    def _choose(self, batch: "_Batch", logits: torch.Tensor, check_cancel: bool) -> "_Batch | None":
+        """Picks each row's next token, hands it to the row, drops finished rows; None once all are."""
+        logits[:, self.banned] = float("-inf")
+        for i, r in enumerate(batch.rows):
+            if len(r.generated) < r.job.params.min_tokens or not r.stream.text():
+                logits[i, self.eos] = float("-inf")  # never answer with nothing
+            if not r.generated or self.space[r.generated[-1]]:
+                logits[i, self.space] = float("-inf")
+        tokens = next_tokens(logits, batch.counts, [r.job.params for r in batch.rows],
+                             [r.generator for r in batch.rows])
+        keep = [i for i, (r, token) in enumerate(zip(batch.rows, tokens)) if not self._advance(r, token, check_cancel)]
+        if not keep:
+            return None
+        if len(keep) < len(batch.rows):
+            batch.select(keep)
+            tokens = [tokens[i] for i in keep]
+        batch.feed(tokens)
+        return batch
 
     def _advance(self, r: _Row, token: int, check_cancel: bool) -> bool:
         """Adds the token to the row's answer; True when the row is finished (its last callback made)."""
@@ -197,11 +256,13 @@ class BatchGenerator:
 
 
 class EngineLoop:
-    """A BatchGenerator on a thread: jobs submitted while a batch runs form the next batch (up to `max_batch`)."""
+    """A BatchGenerator on a thread: jobs submitted while a batch runs join it at the next step (up to `max_batch`
+    rows; 1 = one request at a time)."""
 
     def __init__(self, generator: BatchGenerator, max_batch: int = 16):
         self.generator, self.max_batch = generator, max(1, max_batch)
         self.jobs: queue.Queue = queue.Queue()
+        self.closing = False
         self.thread = threading.Thread(target=self._run, name="kollm-engine", daemon=True)
         self.thread.start()
 
@@ -209,22 +270,27 @@ class EngineLoop:
         self.jobs.put(job)
 
     def close(self) -> None:
+        self.closing = True
         self.jobs.put(None)
         self.thread.join(timeout=30)
 
+    def _take(self, n: int) -> list[Job]:
+        taken = []
+        while len(taken) < n and not self.closing:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self.closing = True
+                break
+            taken.append(job)
+        return taken
+
     def _run(self) -> None:
-        while True:
+        while not self.closing:
             job = self.jobs.get()
             if job is None:
                 return
-            batch = [job]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self.jobs.put(None)  # finish this batch, then stop
-                    break
-                batch.append(nxt)
-            self.generator.generate(batch)
+            more = self._take if self.max_batch > 1 else None
+            self.generator.generate([job], more=more, max_batch=self.max_batch)

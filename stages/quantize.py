@@ -1,0 +1,119 @@
+"""Quantise the aligned model with NVIDIA ModelOpt (int8 SmoothQuant, fp8, int4-AWQ) for TensorRT-LLM, and measure each format.
+
+Calibration uses the first `quantize.calibration_docs` curated corpus documents. Every format is
+measured the same way as the fp32 and bf16 models, on CPU as fake-quant: held-out perplexity and
+bits/char of the aligned (served) model, and NSMC accuracy of the finetune stage's NSMC model put
+through the same format (the aligned model's own zero-shot NSMC is near chance at CPU sizes); then exported in the HF format TensorRT-LLM's LLM API loads (hf_quant_config.json),
+which trtllm/ serves on GPU hosts. A format these layer widths cannot hold is skipped with the reason.
+The table also measures torch dynamic int8, what the CPU Triton model serves with serve.quantization.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import time
+
+import torch
+
+from kollm.config import PipelineConfig
+from kollm.io import read_jsonl, write_json
+from stages.base import inputs
+
+
+def _perplexity(model, tokenizer, heldout: list[str], max_len: int) -> dict:
+    from kollm import evaluation
+
+    ppl = evaluation.perplexity(model, tokenizer, heldout, max_len=max_len)
+    return {"perplexity": round(ppl["perplexity"], 3), "bits_per_char": round(ppl["bits_per_char"], 4)}
+
+
+def _accuracy(classifier, rows: list[dict], max_len: int) -> dict:
+    from kollm import metrics
+    from kollm.finetuning import heads, tasks
+
+    if classifier is None:
+        return {"nsmc_accuracy": None}
+    model, tokenizer, head = classifier
+    pred = heads.predict(head, model, tokenizer, tasks.NSMC, rows, max_len)
+    return {"nsmc_accuracy": round(metrics.accuracy(pred, [r["label"] for r in rows]), 4)}
+
+
+def _nsmc_classifier(cfg: PipelineConfig):
+    """(model, tokenizer, head) of the finetune stage's NSMC model, or None when it left no merged folder."""
+    from transformers import AutoTokenizer
+
+    from kollm.finetuning import methods
+    from kollm.io import read_json
+
+    result = next((r for r in read_json(inputs(cfg, "finetune")["results"])["tasks"] if r["task"] == "nsmc"), None)
+    if not result or not result.get("model_dir"):
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(result["model_dir"])
+    model = methods.load_base(result["model_dir"], result["head"], 2, tokenizer.pad_token_id).eval()
+    return model, tokenizer, result["head"]
+
+
+def run(cfg: PipelineConfig, out: str) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kollm import quantization
+    from kollm.finetuning import tasks
+
+    q = cfg.quantize
+    model_dir = inputs(cfg, "align")["model_dir"]
+    curated, data = inputs(cfg, "curate"), inputs(cfg, "data")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32).eval()
+    heldout = [r["text"] for r in itertools.islice(read_jsonl(curated["heldout"]), q.perplexity_docs)]
+    calibration = [r["text"] for r in itertools.islice(read_jsonl(curated["corpus"]), q.calibration_docs)]
+    batches = [tokenizer(calibration[i: i + 8], return_tensors="pt", padding=True, truncation=True,
+                         max_length=q.calibration_len)["input_ids"] for i in range(0, len(calibration), 8)]
+    nsmc_rows = tasks.load_split(tasks.NSMC, data, "test", 0, q.nsmc_examples // 2)
+    classifier, max_len = _nsmc_classifier(cfg), cfg.align.max_len
+
+    def measured(lm, clf) -> dict:
+        t0 = time.perf_counter()
+        row = {**_perplexity(lm, tokenizer, heldout, max_len), **_accuracy(clf, nsmc_rows, cfg.finetune.max_len)}
+        return {**row, "eval_s": round(time.perf_counter() - t0, 1)}
+
+    def converted(convert):
+        return None if classifier is None else (convert(copy.deepcopy(classifier[0])), *classifier[1:])
+
+    rows = [{"format": "fp32", **measured(base, classifier), "size_mb": round(quantization.folder_mb(model_dir), 2),
+             "dir": os.path.abspath(model_dir)}]
+    bf16_dir = os.path.join(out, "bf16")
+    bf16 = copy.deepcopy(base).to(torch.bfloat16)
+    bf16.save_pretrained(bf16_dir, safe_serialization=True)
+    tokenizer.save_pretrained(bf16_dir)
+    rows.append({"format": "bf16", **measured(bf16, converted(lambda m: m.to(torch.bfloat16))),
+                 "size_mb": round(quantization.folder_mb(bf16_dir), 2), "dir": os.path.abspath(bf16_dir)})
+    del bf16
+
+    def dynamic_int8(m):  # what the CPU Triton model serves with serve.quantization=dynamic_int8
+        return torch.ao.quantization.quantize_dynamic(m, {torch.nn.Linear}, dtype=torch.qint8)
+    rows.append({"format": "torch_dynamic_int8", **measured(dynamic_int8(copy.deepcopy(base)), converted(dynamic_int8)),
+                 "size_mb": None, "dir": ""})
+    formats, skipped = quantization.supported(q.formats, base.config.hidden_size, base.config.intermediate_size)
+    for fmt in formats:
+        model = copy.deepcopy(base)
+        t0 = time.perf_counter()
+        quantization.quantize(model, fmt, batches)
+        calibration_s = time.perf_counter() - t0
+        row = measured(model, converted(lambda m: quantization.quantize(m, fmt, batches)))
+        fmt_dir = quantization.export(model, tokenizer, os.path.join(out, fmt))
+        rows.append({"format": fmt, **row, "calibration_s": round(calibration_s, 1),
+                     "size_mb": round(quantization.folder_mb(fmt_dir), 2), "dir": os.path.abspath(fmt_dir)})
+        del model
+    table = {"formats": rows, "skipped": skipped, "model_dir": model_dir, "calibration_docs": len(calibration),
+             "heldout_docs": len(heldout), "nsmc_rows": len(nsmc_rows),
+             "note": "CPU fake-quant: quality of each format, not its speed (TensorRT-LLM's kernels need a GPU)"}
+    write_json(os.path.join(out, "quantization.json"), table)
+    return {
+        "outputs": {"table": os.path.abspath(os.path.join(out, "quantization.json")),
+                    "checkpoints": {r["format"]: os.path.abspath(r["dir"]) for r in rows if r["dir"]}},
+        "metrics": {f"{r['format']}_{k}": r[k] for r in rows for k in ("perplexity", "nsmc_accuracy")},
+        "skipped": skipped,
+        "counts": {"formats": len(rows), "skipped": len(skipped)},
+    }
