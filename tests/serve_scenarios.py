@@ -145,29 +145,33 @@ def concurrency(http_url: str, grpc_url: str, clients: int, seconds: float) -> d
 
 
 def fault(server: TritonServer, http_url: str) -> dict:
-    """SIGTERM while 8 clients keep asking for long answers: every call ends in an answer or a clean error
-    (none hangs); after a restart the next request succeeds."""
-    outcomes, lock = [], threading.Lock()
-    started = time.monotonic()
+    """SIGTERM while 8 clients are waiting for long answers: each of those calls ends in an answer or a clean
+    error, none hangs, the clients close their connections, and the server exits cleanly; after a restart
+    the next request succeeds."""
+    outcomes, lock, stopping = [], threading.Lock(), threading.Event()
 
     def worker():
         client = LLMClient(http_url, timeout_s=60, retries=0)
-        while time.monotonic() - started < 20:
-            t0 = time.perf_counter()
-            try:
-                client.generate(PROMPT, max_tokens=200, min_tokens=200)
-                outcome = "answer"
-            except ServingError as e:
-                outcome = f"error: {e}"[:200]
-            with lock:
-                outcomes.append((outcome, time.perf_counter() - t0))
-            if outcome != "answer":
-                return
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    client.generate(PROMPT, max_tokens=200, min_tokens=200)
+                    outcome = "answer"
+                except ServingError as e:
+                    outcome = f"error: {e}"[:200]
+                with lock:
+                    outcomes.append((outcome, time.perf_counter() - t0))
+                if outcome != "answer" or stopping.is_set():
+                    return
+        finally:
+            client.close()
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     time.sleep(1.0)
+    stopping.set()
     code = server.stop()
     for t in threads:
         t.join(timeout=90)
@@ -188,21 +192,22 @@ def basics(url: str, grpc_url: str, metrics_port: int) -> dict:
         out["metadata"] = json.loads(r.read())
     with urllib.request.urlopen(f"http://{url}/v2/models/kollm_stream/config") as r:
         out["stream_config"] = json.loads(r.read())
-    out["http"] = vars(h.generate(PROMPT, max_tokens=12))
-    out["grpc"] = vars(g.generate(PROMPT, max_tokens=12))
-    out["http_stream"] = list(h.stream(PROMPT, max_tokens=12))
-    out["grpc_stream"] = list(g.stream(PROMPT, max_tokens=12))
+    out["http"] = vars(h.generate(PROMPT, max_tokens=12, min_tokens=12))
+    out["grpc"] = vars(g.generate(PROMPT, max_tokens=12, min_tokens=12))
+    out["http_stream"] = list(h.stream(PROMPT, max_tokens=12, min_tokens=12))
+    out["grpc_stream"] = list(g.stream(PROMPT, max_tokens=12, min_tokens=12))
     out["grpc_stream_final"] = vars(g.last)
     out["generate"] = post(url, "/v2/models/kollm/generate",
                            json.dumps({"text_input": PROMPT, "sampling_param_max_tokens": 12,
-                                       "return_finish_reason": True}))
+                                       "sampling_param_min_tokens": 12, "return_finish_reason": True}))
     sampled = dict(max_tokens=12, temperature=1.0, top_k=50, top_p=0.9, seed=1234)
     out["seeded"] = [h.generate(PROMPT, **sampled).text for _ in range(2)] + \
                     [h.generate(PROMPT, **{**sampled, "seed": 99}).text]
     out["default_max_tokens"] = vars(h.generate(PROMPT))
-    first = h.generate(PROMPT, max_tokens=12).text
-    out["stop_string"] = {"stop": first[2:4], "result": vars(h.generate(PROMPT, max_tokens=12, stop=[first[2:4]])),
-                          "unstopped": first}
+    first = h.generate(PROMPT, max_tokens=12, min_tokens=12).text  # long enough to stop in the middle
+    stop = first[len(first) // 2:][:2].strip() or first[-1]
+    out["stop_string"] = {"stop": stop, "unstopped": first,
+                          "result": vars(h.generate(PROMPT, max_tokens=12, min_tokens=12, stop=[stop]))}
     out["bad_requests"] = bad_requests(url, h)
     out["cancellation"] = cancellation(url, h)
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
@@ -227,7 +232,7 @@ def chat(url: str, grpc_url: str, model_dir: str) -> dict:
 CHROMIUM = "/usr/bin/chromium"
 
 
-def browser(url: str, model_dir: str, work: str) -> dict:
+def browser(url: str, model_dir: str, work: str, max_tokens: int = 300, min_tokens: int = 300) -> dict:
     """The Gradio chat (`kollm chat --ui`) against Triton, used in headless Chromium: type a Korean prompt,
     watch the streamed answer grow, read it, save a screenshot."""
     import os
@@ -240,7 +245,7 @@ def browser(url: str, model_dir: str, work: str) -> dict:
     port = free_port()
     log = open(os.path.join(work, "gradio.log"), "w")
     ui = subprocess.Popen([sys.executable, "-m", "recipes.cli", "chat", "--ui", "--url", url, "--model-dir", model_dir,
-                           "--port", str(port), "--max-tokens", "300", "--min-tokens", "300"], stdout=log, stderr=subprocess.STDOUT)
+                           "--port", str(port), "--max-tokens", str(max_tokens), "--min-tokens", str(min_tokens)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:
@@ -256,8 +261,9 @@ def browser(url: str, model_dir: str, work: str) -> dict:
         with sync_playwright() as p:
             chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             page = chromium.new_page(viewport={"width": 900, "height": 700})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")  # Gradio keeps a stream open
             box = page.get_by_role("textbox").first
+            box.wait_for(timeout=60000)
             box.fill("긍정적인 영화 리뷰를 써 주세요.")
             box.press("Enter")
             bot = page.locator(".message.bot, [data-testid='bot']").last

@@ -132,3 +132,22 @@ def test_help_explains_the_commands():
         assert word in proc.stdout
     proc = run_cli(["run", "--help"])
     assert "pipeline" in proc.stdout and "--dryrun" in proc.stdout
+
+
+def test_kollm_chat_on_a_local_folder_keeps_the_history_and_resets_it(tiny_model_dir):
+    import subprocess
+    import sys
+
+    from kollm.curation.korean import is_hangul
+    from tests.conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", tiny_model_dir, "--max-tokens", "12"],
+                          input="안녕하세요\n영화 리뷰를 써 주세요.\n/reset\n좋아요\n", capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [l for l in proc.stdout.splitlines() if l.strip()]
+    assert len(lines) == 4 and "history cleared" in lines[2], lines  # three answers and the reset notice
+    assert all(any(map(is_hangul, l)) for l in (lines[0], lines[1], lines[3]))
+    missing = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", "/nonexistent"],
+                             input="", capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: /nonexistent is not a HF model folder")

@@ -41,7 +41,7 @@ def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         params = SamplingParams(**sampling).check(max_tokens_limit=sampling.get("max_tokens", 64))
         job = Job(ids, params, on_text=lambda text, reason, _s: events.put((text, reason)),
-                  on_error=lambda msg: events.put((ServingError(msg), "error")))
+                  on_error=lambda msg, unavailable=False: events.put((ServingError(msg), "error")))
         threading.Thread(target=generator.generate, args=([job],), daemon=True).start()
         sent = ""
         while True:

@@ -78,6 +78,10 @@ class LLMClient:
             client = self._local.client = self._new_client()
         return client
 
+    def close(self) -> None:
+        """Closes this thread's connection (a server shutting down waits for open connections to go)."""
+        self._drop_client()
+
     def _drop_client(self) -> None:
         client, self._local.client = getattr(self._local, "client", None), None
         if client is not None:

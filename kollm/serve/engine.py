@@ -31,12 +31,12 @@ CANCEL_CHECK_S = 0.05  # how often a running batch asks whether its clients are 
 @dataclass
 class Job:
     """One request. `on_text(text, finish_reason, stop_reason)` receives the cumulative answer each time it
-    grows and once more at the end (finish_reason "stop", "length" or "cancelled"); `on_error(msg)` replaces
-    that last call when generation itself fails."""
+    grows and once more at the end (finish_reason "stop", "length" or "cancelled"); `on_error(msg, unavailable)`
+    replaces that last call when generation fails (unavailable: the engine is shutting down; retry elsewhere)."""
     prompt_ids: list[int]
     params: SamplingParams
     on_text: Callable[[str, str | None, str | None], None]
-    on_error: Callable[[str], None] = lambda msg: None
+    on_error: Callable[..., None] = lambda msg, unavailable=False: None
     is_cancelled: Callable[[], bool] = lambda: False
 
 
@@ -139,6 +139,7 @@ class _Batch:
 class BatchGenerator:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.stopping = False  # set by EngineLoop.close: running rows end with an "unavailable" error
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         vocab = getattr(model.get_output_embeddings(), "out_features", None) or model.config.vocab_size
@@ -202,6 +203,11 @@ class BatchGenerator:
                 if joining:
                     batch = _Batch.merge(batch, self._prefill(joining))
             if batch is None:
+                return
+            if self.stopping:
+                for r in batch.rows:
+                    r.done = True
+                    r.job.on_error("the server is shutting down", True)
                 return
             out = self.model(input_ids=batch.next_ids, attention_mask=batch.mask, position_ids=batch.positions,
                              past_key_values=batch.cache, use_cache=True)
@@ -270,9 +276,17 @@ class EngineLoop:
         self.jobs.put(job)
 
     def close(self) -> None:
-        self.closing = True
+        """Ends running requests with an "unavailable" error, refuses queued ones the same way, stops the thread."""
+        self.closing = self.generator.stopping = True
         self.jobs.put(None)
         self.thread.join(timeout=30)
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.on_error("the server is shutting down", True)
 
     def _take(self, n: int) -> list[Job]:
         taken = []

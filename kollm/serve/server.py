@@ -92,7 +92,7 @@ class TritonServer:
 
     def start(self, timeout_s: float = 120.0) -> "TritonServer":
         os.makedirs(self.work_dir, exist_ok=True)
-        log = open(self.log_path, "w")
+        log = open(self.log_path, "a")  # a restart keeps the earlier log
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
                                      start_new_session=True)
         deadline = time.time() + timeout_s

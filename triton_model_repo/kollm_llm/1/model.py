@@ -96,9 +96,9 @@ class TritonPythonModel:
                 self._forget(user_id, cancelled)
             sender.send(self._response(outputs), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0)
 
-        def on_error(message):
+        def on_error(message, unavailable=False):
             self._forget(user_id, cancelled)
-            self._fail(sender, message, pb_utils.TritonError.INTERNAL)
+            self._fail(sender, message, pb_utils.TritonError.UNAVAILABLE if unavailable else pb_utils.TritonError.INTERNAL)
 
         self.engine.submit(Job(ids, parsed.params, on_text, on_error,
                                is_cancelled=lambda: cancelled.is_set() or request.is_cancelled()))
@@ -134,4 +134,6 @@ class TritonPythonModel:
                     flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     def finalize(self):
+        # Triton does not count requests answered through response senders as in flight: it unloads the model
+        # while they run. End them here, while their senders still work, instead of after.
         self.engine.close()
