@@ -235,6 +235,13 @@ class EvaluateConfig:
 
 
 @dataclass
+class ExportConfig:
+    name: str = ""  # the model card's title; empty = kollm-<preset>
+    # the strictest of the training data's licences (NSMC CC0; KLUE, korean-hate-speech CC BY-SA 4.0)
+    license: str = "cc-by-sa-4.0"
+
+
+@dataclass
 class QuantizeConfig:
     # ModelOpt PTQ formats exported for TensorRT-LLM (kollm.quantization.MODELOPT_CONFIGS); int4 ones need
     # layer widths that are multiples of 128 and are skipped, with the reason, for models whose are not
@@ -290,6 +297,7 @@ class PipelineConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     trtllm: TrtllmConfig = field(default_factory=TrtllmConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)

@@ -181,6 +181,31 @@ def _served_model(run_dir: str) -> str:
     return json.load(open(manifest))["outputs"]["model_dir"]
 
 
+def cmd_export(args) -> int:
+    from kollm import hub
+    from stages.base import load_manifest, require
+
+    cfg = _config(args.overrides)
+    if args.push:
+        hub.check_repo_id(args.push)  # a bad id is one line, before anything runs
+    manifest = load_manifest(cfg, "export")
+    if manifest is None or args.rerun:
+        from stages.runner import main as run_stage
+
+        run_stage("export", cfg)
+    folder = require(cfg, "export")["outputs"]["model_dir"]
+    print(f"exported: {folder}")
+    if not args.push:
+        return 0
+    result = hub.push(folder, args.push, dry_run=args.dry_run, private=args.private)
+    verb = "would upload" if args.dry_run else "uploaded"
+    total = sum(f["bytes"] for f in result["files"])
+    print(f"{verb} {len(result['files'])} files ({total / 1e6:.1f} MB) from {folder} to {result['url']}:")
+    for f in result["files"]:
+        print(f"  {f['name']:<28} {f['bytes']:>12,} bytes  sha256 {f['sha256']}")
+    return 0
+
+
 def cmd_trtllm(args) -> int:
     from recipes import trtllm
 
@@ -336,6 +361,18 @@ def parser() -> argparse.ArgumentParser:
     ch.add_argument("--host", default="127.0.0.1", help="with --ui: the address to serve on (default loopback only)")
     ch.add_argument("--port", type=int, default=7860, help="with --ui: the port")
     ch.set_defaults(fn=cmd_chat)
+    x = sub.add_parser("export", help="the aligned model as a HF folder with a model card; --push to the Hub",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run (or reuse) the export stage: safetensors, tokenizer, generation config and "
+                                   "a model card whose numbers come from the run's report. With --push REPO it "
+                                   "uploads the folder through huggingface_hub (needs a token: `hf auth login`); "
+                                   "--dry-run lists the files, sizes and sha256 it would upload, and where.")
+    x.add_argument("overrides", nargs="*", help="preset=NAME and run.* overrides (which run to export)")
+    x.add_argument("--push", default="", metavar="REPO", help="a Hub repository id, owner/name")
+    x.add_argument("--dry-run", action="store_true", help="with --push: list what would be uploaded, upload nothing")
+    x.add_argument("--private", action="store_true", help="with --push: create the repository private")
+    x.add_argument("--rerun", action="store_true", help="export again even if the stage is done")
+    x.set_defaults(fn=cmd_export)
     t = sub.add_parser("trtllm", help="serve the quantised checkpoint with TensorRT-LLM (GPUs, its container)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="On a GPU host, serve the quantize stage's checkpoint (trtllm.format) with "

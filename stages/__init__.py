@@ -7,7 +7,7 @@ the manifest's "outputs"), its config section (kollm/config.py), and one `Stage(
 
 from __future__ import annotations
 
-from stages import align, curate, data, evaluate, finetune, pretrain, quantize, serve, tokenizer
+from stages import align, curate, data, evaluate, export, finetune, pretrain, quantize, serve, tokenizer
 from stages.base import Stage
 
 STAGES: tuple[Stage, ...] = (
@@ -23,6 +23,7 @@ STAGES: tuple[Stage, ...] = (
           outputs=("model_dir", "metrics", "datacard", "nemo_rl_dir", "nemo_aligner_dir")),
     Stage("evaluate", evaluate.run, upstream=("data", "curate", "pretrain", "finetune", "align"),
           outputs=("report_md", "report_json")),
+    Stage("export", export.run, upstream=("pretrain", "align", "evaluate"), outputs=("model_dir",)),
     Stage("quantize", quantize.run, upstream=("data", "curate", "finetune", "align"), outputs=("table", "checkpoints")),
     Stage("serve", serve.run, upstream=("align",), env="serve", outputs=("model_repository", "server_log")),
 )
