@@ -96,6 +96,7 @@ def llama_600k_ci() -> PipelineConfig:
     cfg.evaluate.max_new_tokens = 16
     cfg.serve.max_new_tokens = 12
     cfg.quantize.perplexity_docs, cfg.quantize.nsmc_examples, cfg.quantize.calibration_docs = 50, 100, 16
+    cfg.quantize.formats = ["fp8"]  # every format runs in tests/test_quantization.py; the stage needs one here
     return cfg
 
 

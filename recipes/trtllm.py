@@ -30,7 +30,10 @@ def checkpoint(cfg: PipelineConfig) -> str:
     """The quantize stage's folder for `trtllm.format`."""
     from stages.base import require
 
-    checkpoints = require(cfg, "quantize")["outputs"]["checkpoints"]
+    from kollm.io import read_json
+
+    table = read_json(require(cfg, "quantize")["outputs"]["table"])
+    checkpoints = {row["format"]: row["dir"] for row in table["formats"] if row["dir"]}
     if cfg.trtllm.format not in checkpoints:
         raise KollmError(f"trtllm.format={cfg.trtllm.format!r}: the quantize stage wrote "
                          f"{', '.join(sorted(checkpoints))}")

@@ -112,7 +112,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     write_json(os.path.join(out, "quantization.json"), table)
     return {
         "outputs": {"table": os.path.abspath(os.path.join(out, "quantization.json")),
-                    "checkpoints": {r["format"]: os.path.abspath(r["dir"]) for r in rows if r["dir"]}},
+                    "checkpoints": os.path.abspath(out)},  # <format>/ folders; the table names each one
         "metrics": {f"{r['format']}_{k}": r[k] for r in rows for k in ("perplexity", "nsmc_accuracy")},
         "skipped": skipped,
         "counts": {"formats": len(rows), "skipped": len(skipped)},

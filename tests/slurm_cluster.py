@@ -110,7 +110,8 @@ class SlurmCluster:
                     f"PidFile={self.path('state', 'slurmdbd.pid')}\nLogFile={self.path('log', 'slurmdbd.log')}\n")
         os.chmod(dbd_conf, 0o600)  # slurmdbd refuses a readable config
         with open(self.path("slurm.conf"), "w") as f:
-            f.write(auth + f"ClusterName={self.cluster_name}\nSlurmctldHost=localhost(127.0.0.1)\n"
+            # cred_expire also sets how long a requeued job waits before it may start again (default 120 s)
+            f.write(f"AuthType=auth/munge\nAuthInfo=socket={munge_socket},cred_expire=30\n" + f"ClusterName={self.cluster_name}\nSlurmctldHost=localhost(127.0.0.1)\n"
                     f"SlurmctldPort={ports['ctld']}\nSlurmdPort={ports['slurmd']}\nSlurmUser=root\nSlurmdUser=root\n"
                     f"StateSaveLocation={self.path('state')}\nSlurmdSpoolDir={self.path('spool')}\n"
                     f"SlurmctldPidFile={self.path('state', 'slurmctld.pid')}\n"

@@ -111,7 +111,7 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes(slurm_env, corpus, tmp
     deadline, metrics = time.time() + 180, out / "metrics.jsonl"
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().strip()):
         time.sleep(0.5)  # training has logged a step
-    # (Slurm holds a requeued job for about two minutes before it is eligible again: this test takes ~3)
+    # (Slurm holds a requeued job for cred_expire seconds, 30 in tests/slurm_cluster.py, before it may start again)
     [job_id] = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
                               env=slurm_env.env).stdout.split()
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True, env=slurm_env.env)

@@ -58,8 +58,10 @@ def test_a_folder_that_is_not_a_checkpoint_is_one_line(tmp_path):
 def _quantize_manifest(root, checkpoint):
     stage = root / "ci" / "quantize"
     stage.mkdir(parents=True)
-    (stage / "manifest.json").write_text(json.dumps({"status": "complete",
-                                                     "outputs": {"checkpoints": {"fp8": checkpoint}}}))
+    (stage / "quantization.json").write_text(json.dumps({"formats": [{"format": "fp8", "dir": checkpoint},
+                                                                      {"format": "torch_dynamic_int8", "dir": ""}]}))
+    (stage / "manifest.json").write_text(json.dumps({"status": "complete", "outputs": {
+        "table": str(stage / "quantization.json"), "checkpoints": str(stage)}}))
 
 
 def test_kollm_trtllm_dryrun_shows_the_container_task(checkpoint, tmp_path):
