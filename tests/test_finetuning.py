@@ -115,7 +115,8 @@ def test_waveft_frequencies_fit_the_smallest_targeted_layer(tiny_model_dir):
 def test_lm_head_scores_follow_the_label_words(tiny_model_dir, korean_tokenizer):
     """After training on the answers, the LM head predicts each row's label word."""
     model = methods.load(tiny_model_dir, "lm", "full", 2, FinetuneConfig())
-    _train_steps(model, *_batch("lm", korean_tokenizer), lr=3e-3, steps=40)
+    # 60 steps: at 40 one of the four rows was still wrong in one run in many (CPU float nondeterminism)
+    _train_steps(model, *_batch("lm", korean_tokenizer), lr=3e-3, steps=60)
     assert heads.predict("lm", model, korean_tokenizer, tasks.NSMC, ROWS, 48) == [r["label"] for r in ROWS]
 
 
