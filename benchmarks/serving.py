@@ -32,6 +32,7 @@ from kollm.serve.contract import Limits  # noqa: E402
 from kollm.serve.generation import chat_text  # noqa: E402
 from kollm.serve.load import run_load  # noqa: E402
 from kollm.serve.server import TritonServer, free_port  # noqa: E402
+from recipes.cli import served_model  # noqa: E402
 from triton_model_repo import RepositoryOptions, write_repository  # noqa: E402
 
 INSTRUCTIONS = ["영화 리뷰를 써 주세요.", "재미있었던 영화에 대한 긍정적인 리뷰를 써 주세요.",
@@ -39,11 +40,6 @@ INSTRUCTIONS = ["영화 리뷰를 써 주세요.", "재미있었던 영화에 �
 CONFIGS = {"pipeline": None, "triton": RepositoryOptions(max_batch=1),
            "triton_batching": RepositoryOptions(max_batch=32),
            "triton_batching_int8": RepositoryOptions(max_batch=32, quantization="dynamic_int8")}
-
-
-def served_model(run_dir: str) -> str:
-    manifest = json.load(open(os.path.join(run_dir, "align", "manifest.json")))
-    return manifest["outputs"]["model_dir"]
 
 
 def pipeline_caller(port: int, prompts: list[str], n: int):

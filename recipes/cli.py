@@ -119,31 +119,37 @@ def cmd_stage(args) -> int:
 
     stage = by_name(args.name)  # an unknown stage is one line, before the config is read
     cfg = _config(args.overrides, args.config)
-    if stage.env == "serve" and importlib.util.find_spec("pytriton") is None:
-        from recipes.tasks import serve_python
-
-        python = serve_python(cfg)
-        if os.path.abspath(python) != os.path.abspath(sys.executable):  # as the pipeline does: its environment
-            os.execv(python, [python, "-m", "recipes.cli", *sys.argv[1:]])
+    if stage.env == "serve":
+        _in_serve_env(cfg, "pytriton")
     preflight(cfg, [args.name])
     main(args.name, cfg)
     return 0
 
 
+def _in_serve_env(cfg, module: str) -> bool:
+    """True when `module` imports here; else this command re-runs in the serve environment (as the pipeline runs
+    serve-environment stages there) and does not return, or False when there is none to switch to."""
+    if importlib.util.find_spec(module) is not None:
+        return True
+    from recipes.tasks import serve_python
+
+    python = serve_python(cfg)
+    if os.path.exists(python) and os.path.abspath(python) != os.path.abspath(sys.executable):
+        os.execv(python, [python, "-m", "recipes.cli", *sys.argv[1:]])
+    return False
+
+
 def cmd_chat(args) -> int:
     from kollm.errors import KollmError as Error
 
-    if (args.url or args.ui) and importlib.util.find_spec("tritonclient" if args.url else "gradio") is None:
-        serve = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv-serve", "bin",
-                             "python")
-        if os.path.exists(serve) and os.path.abspath(serve) != os.path.abspath(sys.executable):
-            os.execv(serve, [serve, "-m", "recipes.cli", *sys.argv[1:]])  # the Triton clients live there
-        raise Error("the Triton clients and Gradio are not installed here; use the serve environment (.venv-serve)")
+    if args.url or args.ui:
+        if not _in_serve_env(_config([]), "tritonclient" if args.url else "gradio"):
+            raise Error("the Triton clients and Gradio are not installed here; use the serve environment (.venv-serve)")
     from transformers import AutoConfig, AutoTokenizer
 
     from kollm.serve import chat
 
-    model_dir = args.model_dir or _served_model(args.run)
+    model_dir = args.model_dir or served_model(args.run)
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         raise Error(f"{model_dir} is not a HF model folder (no config.json)")
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
@@ -172,7 +178,7 @@ def cmd_chat(args) -> int:
     return 0
 
 
-def _served_model(run_dir: str) -> str:
+def served_model(run_dir: str) -> str:
     """The model the run's pipeline served (its align stage's last policy)."""
     manifest = os.path.join(run_dir, "align", "manifest.json")
     if not os.path.exists(manifest):

@@ -116,6 +116,18 @@ def gpu_container(cfg: PipelineConfig, image: str, multi_node_hint: str):
     return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
 
 
+def launch_script(name: str, executor, script: run.Script, dryrun: bool) -> dict:
+    """One NeMo Run task on `executor`: dry-run (what would be launched) or run to the end; its status."""
+    with run.Experiment(f"kollm-{name}", executor=executor, log_level="WARN") as exp:
+        exp.add(script, name=name, tail_logs=not dryrun)
+        if dryrun:
+            exp.dryrun(log=True, delete_exp_dir=False)
+            return {"_exp_dir": exp._exp_dir}
+        exp.run(sequential=True, detach=False)
+        status = {task: str(info["status"]) for task, info in exp.status(return_dict=True).items()}
+        return {**status, "_exp_dir": exp._exp_dir}
+
+
 FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
 
 

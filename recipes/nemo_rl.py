@@ -21,7 +21,7 @@ import nemo_run as run
 from aligner import nemo_rl
 from kollm.config import PipelineConfig
 from kollm.errors import KollmError
-from recipes.executors import gpu_container
+from recipes.executors import gpu_container, launch_script
 
 STEPS = nemo_rl.STEPS
 
@@ -56,11 +56,4 @@ def launch(cfg: PipelineConfig, step: str, dryrun: bool = False) -> dict:
         command = nemo_rl.sbatch_command(cfg, step, config)
         print("NeMo-RL on several nodes: from a NeMo-RL v0.7.0 checkout on the login node, run\n  " + command)
         return {"command": command}
-    with run.Experiment(f"kollm-nemo-rl-{step}", executor=executor(cfg), log_level="WARN") as exp:
-        exp.add(task(step, config), name=f"nemo-rl-{step}", tail_logs=not dryrun)
-        if dryrun:
-            exp.dryrun(log=True, delete_exp_dir=False)
-            return {"_exp_dir": exp._exp_dir}
-        exp.run(sequential=True, detach=False)
-        status = {name: str(info["status"]) for name, info in exp.status(return_dict=True).items()}
-        return {**status, "_exp_dir": exp._exp_dir}
+    return launch_script(f"nemo-rl-{step}", executor(cfg), task(step, config), dryrun)

@@ -21,7 +21,7 @@ import trtllm
 from kollm import prompts
 from kollm.config import PipelineConfig
 from kollm.errors import KollmError
-from recipes.executors import gpu_container
+from recipes.executors import gpu_container, launch_script
 
 ACTIONS = ("triton", "serve", "bench")
 
@@ -58,11 +58,5 @@ def launch(cfg: PipelineConfig, action: str, dryrun: bool = False) -> dict:
     script, files = command(cfg, action)
     executor = gpu_container(cfg, cfg.trtllm.container, "TensorRT-LLM serving here uses one node "
                              "(tensor/pipeline parallel within it); set run.nodes=1")
-    with run.Experiment(f"kollm-trtllm-{action}", executor=executor, log_level="WARN") as exp:
-        exp.add(run.Script(inline=script), name=f"trtllm-{action}", tail_logs=not dryrun)
-        if dryrun:
-            exp.dryrun(log=True, delete_exp_dir=False)
-            return {"command": script, **files, "_exp_dir": exp._exp_dir}
-        exp.run(sequential=True, detach=False)
-        status = {name: str(info["status"]) for name, info in exp.status(return_dict=True).items()}
-        return {**status, "command": script, "_exp_dir": exp._exp_dir}
+    return {"command": script, **files,
+            **launch_script(f"trtllm-{action}", executor, run.Script(inline=script), dryrun)}

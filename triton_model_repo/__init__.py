@@ -11,7 +11,7 @@ Both models speak the llmapi contract of TensorRT-LLM's Triton model (kollm/serv
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from kollm.errors import KollmError
@@ -26,10 +26,7 @@ class RepositoryOptions:
     queue_delay_us: int = 2000  # how long Triton's dynamic batcher waits to gather a batch
     quantization: str = ""  # "" or "dynamic_int8" (torch dynamic int8 nn.Linear, CPU)
     threads: int = 1
-    limits: Limits = None
-
-    def __post_init__(self):
-        self.limits = self.limits or Limits()
+    limits: Limits = field(default_factory=Limits)
 
 
 def _tensor(name: str, dtype: str, dims: list[int], optional: bool | None) -> str:

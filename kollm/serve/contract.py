@@ -101,10 +101,10 @@ def parse_request(get: Callable[[str], np.ndarray | None], limits: Limits,
     best_of = _scalar(get, "sampling_param_best_of")
     if best_of not in (None, 1):
         raise InvalidRequest(f"sampling_param_best_of={best_of} is not supported; only 1")
-    raw = get("text_input")
+    raw = _scalar(get, "text_input")
     if raw is None:
         raise InvalidRequest("text_input is required")
-    prompt = _text(_scalar(get, "text_input"), "text_input")
+    prompt = _text(raw, "text_input")
     if not prompt.strip():
         raise InvalidRequest("text_input is empty")
     if len(prompt) > limits.max_prompt_chars:
