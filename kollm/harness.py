@@ -84,9 +84,10 @@ def _model_args(model_dir: str, adapter: str | None) -> str:
 
 
 def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | None = None, batch_size: int = 32,
-             limit: int | None = None, extra_tasks: list[str] | None = None) -> dict[str, dict]:
+             limit: int | None = None, extra_tasks: list[str] | None = None, per_row: bool = False) -> dict[str, dict]:
     """{task: {metric: value}} from lm-eval, on CPU or the first GPU; no bootstrap stderr (it costs
-    minutes and the report does not show it)."""
+    minutes and the report does not show it). With `per_row`, each task also holds `loglikelihoods`:
+    per row, in file order, lm-eval's summed log-probability of each answer choice."""
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
@@ -100,12 +101,15 @@ def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | 
     out = lm_eval.simple_evaluate(model="hf", model_args=_model_args(model_dir, adapter), tasks=names,
                                   task_manager=manager, apply_chat_template=True, bootstrap_iters=0,
                                   batch_size=batch_size, device="cuda" if torch.cuda.is_available() else "cpu",
-                                  limit=limit, log_samples=False)
+                                  limit=limit, log_samples=per_row)
     scores = {}
     for name, values in out["results"].items():
         key = name.removeprefix("kollm_")
         scores[key] = {m.split(",")[0]: v for m, v in values.items()
                        if "," in m and not m.split(",")[0].endswith("_stderr") and isinstance(v, (int, float))}
+        if per_row:
+            docs = sorted(out["samples"][name], key=lambda d: d["doc_id"])
+            scores[key]["loglikelihoods"] = [[float(r[0]) for r in d["filtered_resps"]] for d in docs]
     return scores
 
 
