@@ -222,9 +222,35 @@ def quantization_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def tokenizers_table(r: dict) -> str:
+    """The text measures at the smallest and largest vocabulary, the model study, the recommendation."""
+    sizes = sorted({t["vocab_size_asked"] for t in r["tokenizers"]})
+    shown = [t for t in r["tokenizers"] if t["vocab_size_asked"] in (sizes[0], sizes[-1]) or t["kind"] == "char"]
+    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}`: trained on {r['train_docs']:,} curated "
+             f"documents, measured on held-out NSMC reviews, KLUE-STS sentences and hate-speech dev comments "
+             f"(full table: benchmarks/results/tokenizers_report.md).", "",
+             "| kind | vocab | chars/token (NSMC · KLUE · comments) | tokens/eojeol (NSMC) | byte fallback | "
+             "round trip | crosses a morpheme | train s | encode MB/s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for t in shown:
+        rt = f"{t['roundtrip_rate']:.3f}" + (f" ({t['roundtrip_rate_to_syllables']:.3f} after NFC)"
+                                             if "roundtrip_rate_to_syllables" in t else "")
+        lines.append(f"| {t['kind']} | {t['vocab_size']:,} | {t['chars_per_token_nsmc']:.2f} · {t['chars_per_token_klue']:.2f} · "
+                     f"{t['chars_per_token_comments']:.2f} | {t['tokens_per_eojeol']:.2f} | {t['byte_fallback_rate']:.4f} | "
+                     f"{rt} | {t['morpheme_crossing_rate']:.3f} | {t['train_s']:.1f} | {t['encode_mb_per_s']:.1f} |")
+    if r.get("model_study"):
+        lines += ["", "The same tiny model pretrained on the same text with each tokenizer, then fine-tuned on NSMC the same way:",
+                  "", "| kind | vocab | pretraining steps (same characters) | held-out bits/char | NSMC accuracy |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {m['kind']} | {m['vocab_size']:,} | {m['pretrain_steps']} | {m['bits_per_char']:.3f} | "
+                  f"{m['nsmc_accuracy']:.3f} |" for m in r["model_study"]]
+    lines += ["", f"Recommended: **{r['recommended']['kind']}** ({r['recommended']['why']})."]
+    return "\n".join(lines)
+
+
 RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table,
              "finetune_methods": finetune_methods_table, "eval_laptop": eval_laptop_table,
-             "alignment": alignment_table, "serving": serving_table, "quantization": quantization_table}
+             "alignment": alignment_table, "serving": serving_table, "quantization": quantization_table,
+             "tokenizers": tokenizers_table}
 
 
 def render(text: str) -> str:

@@ -30,10 +30,10 @@ import torch
 from tqdm import tqdm
 
 from kollm import mfu
-from kollm.config import PRECISIONS, ModelConfig, PretrainConfig
+from kollm.config import ModelConfig, PretrainConfig
 from kollm.losses import linear_cross_entropy
-from kollm.training import (Distributed, MetricsLog, StopSignals, check_batch_split, checkpoint_due, checkpoint_path,
-                            checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
+from kollm.training import (Distributed, MetricsLog, StopSignals, autocast, check_batch_split, checkpoint_due,
+                            checkpoint_path, checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
 
 
 def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator, rank: int = 0,
@@ -89,15 +89,6 @@ def load_weights(model, path: str) -> None:
 
 
 # ---- training -------------------------------------------------------------------------
-
-def autocast(precision: str):
-    """bf16 autocast for matmuls (weights, optimizer and loss stay fp32), or nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    return torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
-
 
 @torch.no_grad()
 def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batches: int = 4, seed: int = 0,

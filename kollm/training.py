@@ -7,6 +7,7 @@
     StopSignals                      SIGTERM/SIGUSR1 -> checkpoint at this step -> stop (kollm.errors.StoppedEarly)
     MetricsLog                       metrics.jsonl rows + TensorBoard scalars, rank 0
     summarize / loss_window          the figures a manifest reports from a metrics log
+    autocast                         bf16 matmuls with fp32 weights, or fp32 (fine-tuning uses it too)
 
 A backend is a module with the same three functions (kollm.pretrain: HF Llama + PyTorch loop;
 kollm.megatron.train: megatron-core):
@@ -19,6 +20,7 @@ kollm.megatron.train: megatron-core):
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -28,7 +30,7 @@ import signal
 
 import torch
 
-from kollm.config import ModelConfig, PretrainConfig
+from kollm.config import PRECISIONS, ModelConfig, PretrainConfig
 from kollm.io import read_json, write_json
 
 BACKENDS = {"torch": "kollm.pretrain", "megatron": "kollm.megatron.train"}
@@ -311,3 +313,12 @@ def plot_loss(history: list[dict], path: str, title: str = "pretraining loss") -
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def autocast(precision: str):
+    """bf16 autocast for matmuls (weights, optimizer and loss stay fp32), or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    return torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)

@@ -1,24 +1,140 @@
+"""Every tokenizer kind, trained on real NSMC reviews, exported as a HF tokenizer and loaded back."""
+
+import json
+import subprocess
+import sys
+import unicodedata
+
+import pytest
+
+from kollm import tokenizer as kt
 from kollm.curation.korean import normalize
-from kollm.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, chars_per_token, unk_rate
+from kollm.tokenization import jamo, kiwi, spm
+from kollm.tokenizer import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS
+
+# what users type and the curated corpus rarely holds: an emoji, hanja, a compatibility jamo run, Latin
+RARE = ["이 영화 🎬 최고 👍👍", "漢字 섞인 리뷰 ㅋㅋㅋㅋ", "OST가 good!! 10점 만점에 10점"]
 
 
-def test_korean_bpe_round_trips_and_compresses(korean_tokenizer, nsmc_rows):
-    texts = [r["text"] for r in nsmc_rows[-500:]]
-    for t in texts[:200]:
-        t = normalize(t)  # what the curate stage hands the tokenizer
-        ids = korean_tokenizer(t, add_special_tokens=False)["input_ids"]
-        assert korean_tokenizer.decode(ids) == t  # exact round trip, 띄어쓰기 included
-    assert chars_per_token(korean_tokenizer, texts) > 1.5  # merges Hangul syllables into words
-    assert unk_rate(korean_tokenizer, texts) < 0.01
+@pytest.fixture(scope="module")
+def texts(nsmc_rows):
+    rows = [normalize(r["text"]) for r in nsmc_rows]  # what the curate stage hands the tokenizer
+    return {"train": rows[:8000], "test": rows[-1000:]}
 
 
-def test_special_tokens_and_chat_template(korean_tokenizer):
-    for tok in SPECIAL_TOKENS:
-        assert korean_tokenizer.convert_tokens_to_ids(tok) != korean_tokenizer.unk_token_id or tok == "<unk>"
-    assert korean_tokenizer.chat_template == CHAT_TEMPLATE
-    text = korean_tokenizer.apply_chat_template([{"role": "user", "content": "안녕하세요"}],
-                                                add_generation_prompt=True, tokenize=False)
+@pytest.fixture(scope="module")
+def exported(texts, tmp_path_factory):
+    """{kind: (the trainer's tokenizer, the same loaded by AutoTokenizer from its saved folder)}."""
+    from transformers import AutoTokenizer
+
+    out = {}
+    for kind in KINDS:
+        tok = kt.train(kind, texts["train"], vocab_size=3000)
+        path = tmp_path_factory.mktemp(kind)
+        tok.save_pretrained(path)
+        assert {"tokenizer.json", "tokenizer_config.json"} <= {p.name for p in path.iterdir()}
+        out[kind] = (tok, AutoTokenizer.from_pretrained(path))
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exported_tokenizer_loads_with_the_same_ids_and_round_trips(kind, exported, texts):
+    trained, loaded = exported[kind]
+    sample = texts["test"] + RARE
+    assert loaded(sample, add_special_tokens=False)["input_ids"] == trained(sample, add_special_tokens=False)["input_ids"]
+    assert len(loaded) <= 3000
+    undo = jamo.to_syllables if kind == "jamo_bpe" else None
+    assert kt.roundtrip_rate(loaded, sample, undo) == 1.0  # byte fallback: nothing typed is lost
+    assert kt.unk_rate(loaded, sample) == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_special_tokens_and_chat_template(kind, exported):
+    _, tok = exported[kind]
+    assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+    assert (tok.pad_token, tok.eos_token, tok.chat_template) == ("<pad>", "</s>", CHAT_TEMPLATE)
+    text = tok.apply_chat_template([{"role": "user", "content": "안녕하세요"}], add_generation_prompt=True, tokenize=False)
     assert text == "<|user|>안녕하세요</s><|assistant|>"
-    ids = korean_tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert korean_tokenizer.eos_token_id in ids
-    assert ids[-1] == korean_tokenizer.convert_tokens_to_ids("<|assistant|>")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tok.convert_tokens_to_ids("<|user|>") and ids[-1] == tok.convert_tokens_to_ids("<|assistant|>")
+    assert tok.eos_token_id in ids
+    assert tok.decode(ids, skip_special_tokens=True) in ("안녕하세요", unicodedata.normalize("NFD", "안녕하세요"))
+
+
+def test_subword_kinds_compress_korean(exported, texts):
+    cpt = {k: kt.chars_per_token(exported[k][1], texts["test"]) for k in KINDS}
+    assert cpt["char"] < 1.0  # a character each, and ▁ for each word start
+    for kind in set(KINDS) - {"char"}:
+        assert cpt[kind] > 1.5, kind  # merges Hangul syllables into words
+
+
+@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+def test_sentencepiece_export_gives_sentencepiece_ids(model_type, texts, data_dir):
+    """Ids equal sentencepiece's own on reviews and formal KLUE sentences. Unigram: where they differ,
+    both are best-scoring segmentations into the same pieces in another order (an exact tie of the
+    Viterbi, seen in runs of punctuation: '....' + '...' or '...' + '....')."""
+    from kollm.data import sources
+
+    sp = spm.train_spm(texts["train"], 3000, model_type)
+    tok = kt.as_hf(spm.from_bpe(sp) if model_type == "bpe" else spm.from_unigram(sp))
+    klue = [r["sentence1"] for r in sources.iter_klue_sts(data_dir)][:500]
+    sample = texts["test"] + klue + RARE
+    ours, theirs = tok(sample, add_special_tokens=False)["input_ids"], sp.encode(sample)
+    differ = [i for i in range(len(sample)) if ours[i] != theirs[i]]
+    if model_type == "bpe":
+        assert differ == []
+    assert len(differ) <= 0.01 * len(sample)
+    for i in differ:
+        assert sorted(ours[i]) == sorted(theirs[i]), sample[i]
+        assert sum(sp.get_score(x) for x in ours[i]) == pytest.approx(sum(sp.get_score(x) for x in theirs[i]))
+
+
+def test_jamo_tokens_are_jamo_and_to_syllables_is_the_way_back(exported):
+    _, tok = exported["jamo_bpe"]
+    text = "정말 재밌었던 영화"
+    pieces = tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])
+    assert all("가" > c or c > "힣" for p in pieces for c in p)  # no precomposed syllable left
+    decoded = tok.decode(tok(text, add_special_tokens=False)["input_ids"])
+    assert decoded != text and decoded == unicodedata.normalize("NFD", text)  # what breaks a plain round trip
+    assert jamo.to_syllables(decoded) == text
+
+
+def test_kiwi_pieces_keep_to_morphemes(exported, texts):
+    """Pieces of the morpheme-aware BPE rarely cross a Kiwi morpheme boundary; a plain BPE's often do."""
+    from kiwipiepy import Kiwi
+
+    sample = texts["test"][:300]
+    cuts = [set(kiwi.cut_points(t, toks)) for t, toks in zip(sample, Kiwi(num_workers=1).tokenize(sample))]
+    assert kiwi.cut_points("먹었다", Kiwi(num_workers=1).tokenize("먹었다")) == [1, 2]
+
+    def crossing(tok):
+        spans = [tok(t, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"] for t in sample]
+        total = sum(len(s) for s in spans)
+        return sum(any(a < x < b for x in c) for s, c in zip(spans, cuts) for a, b in s) / total
+
+    plain, aware = crossing(exported["bpe_metaspace"][1]), crossing(exported["kiwi_bpe"][1])
+    assert aware < 0.03 and plain > 3 * aware, (plain, aware)
+
+
+def test_the_model_takes_its_vocabulary_from_the_tokenizer(exported):
+    from kollm.config import ModelConfig
+    from kollm.model import build_model
+
+    for kind in ("char", "spm_unigram"):
+        tok = exported[kind][1]
+        model = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                                        intermediate_size=64, max_seq_len=32), tok)
+        assert model.config.vocab_size == len(tok) == model.get_input_embeddings().num_embeddings
+
+
+def test_a_bad_kind_is_one_line(tmp_path):
+    from kollm.config import KollmError, validate
+    from recipes import presets
+
+    with pytest.raises(KollmError, match="tokenizer.kind") as err:
+        validate(presets.build("ci", ["tokenizer.kind=wordpiece"]))
+    assert "\n" not in str(err.value) and "bpe_metaspace" in str(err.value)
+    out = subprocess.run([sys.executable, "-m", "recipes.cli", "run", "pipeline", "preset=ci", "tokenizer.kind=wordpiece",
+                          "--dryrun"], capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "wordpiece" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -21,6 +21,7 @@ from kollm.config import FinetuneHead as Head
 from kollm.config import FinetuneMethod as Method
 from kollm.finetuning import heads, methods
 from kollm.finetuning.tasks import Task
+from kollm.training import autocast
 
 
 def lr_for(method: Method, s: FinetuneConfig) -> float:
@@ -99,7 +100,8 @@ def fit(model, examples: list, head: Head, pad_id: int, lr: float, s: FinetuneCo
         for _ in range(epochs):
             for batch in length_grouped_batches(examples, s.batch_size, rng):
                 ids, mask, labels = heads.collate(head, batch, pad_id)
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                with autocast(s.precision):
+                    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
