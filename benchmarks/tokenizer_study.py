@@ -186,7 +186,7 @@ def model_study(args) -> list[dict]:
                "pretrain_chars": round(cfg.pretrain.steps * tokens_per_step * cpt),
                "pretrain_s": pre["wall_s"], "bits_per_char": round(bpc["bits_per_char"], 4),
                "perplexity": round(bpc["perplexity"], 2), "nsmc_accuracy": round(acc, 4), "nsmc_test_rows": len(test),
-               "parameters": pre["metrics"].get("parameters")}
+               "parameters": pre["counts"]["parameters"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

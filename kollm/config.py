@@ -285,7 +285,9 @@ class ServeConfig:
     startup_timeout_s: float = 120.0
     keep_running: bool = False  # leave the server up after the smoke test (demo use)
     max_batch: int = 16  # requests generated together (Triton dynamic batching); 1 = one at a time
-    quantization: Literal["", "dynamic_int8"] = ""  # torch dynamic int8 for the CPU model's nn.Linear layers
+    # torch dynamic int8 for the CPU model's nn.Linear layers: the pipeline ends in a served, quantised model.
+    # At width 256 it costs ~20 % of the tokens/s of fp32 (benchmarks/results/serving.json); "" = fp32
+    quantization: Literal["", "dynamic_int8"] = "dynamic_int8"
     # Interpreter of the serving environment (tritonserver + tritonclient); empty = the repo's
     # .venv-serve if present, else the current interpreter. In NGC Triton containers: python3.
     python: str = ""

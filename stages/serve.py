@@ -60,7 +60,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     return {
         "outputs": {"model_repository": os.path.abspath(repo), "server_log": os.path.abspath(server.log_path)},
         "server": {"http": server.http_url, "grpc": server.grpc_url, "models": models, "startup_s": round(startup_s, 2),
-                   "stopped": not s.keep_running, "exit_code": None if s.keep_running else code},
+                   "stopped": not s.keep_running, "exit_code": None if s.keep_running else code,
+                   "quantization": s.quantization or "none (fp32)"},
         "prompt": s.prompt,
         "answers": answers,
         "counts": {"models": len(models), "stream_pieces": len(pieces)},

@@ -293,7 +293,7 @@ def main(model_dir: str, work: str) -> dict:
     sections = {"basics": lambda: basics(server.http_url, server.grpc_url, server.metrics_port),
                 "chat": lambda: chat(server.http_url, server.grpc_url, model_dir),
                 "browser": lambda: browser(server.http_url, model_dir, work),
-                "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=20),
+                "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=60),
                 "fault": lambda: fault(server, server.http_url)}
     try:
         for name, section in sections.items():

@@ -3,6 +3,7 @@ a real tritonserver. Then the same command again, which must do nothing."""
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -136,6 +137,10 @@ def test_served_model_answers_in_korean_over_http_and_grpc(ci_run):
     assert serve["answers"]["grpc_stream"]["pieces"] >= 1
     assert not serve["answers"]["grpc_stream"]["has_replacement_char"]
     assert serve["server"]["http"].startswith("127.0.0.1:") and serve["server"]["exit_code"] == 0
+    # the pipeline ends in a served, quantised model: the Triton model says how many layers it quantised
+    assert serve["server"]["quantization"] == "dynamic_int8"
+    with open(serve["outputs"]["server_log"], encoding="utf-8", errors="replace") as f:
+        assert re.search(r"kollm: dynamic int8 in [1-9]\d* linear layers", f.read())
 
 
 def test_rerun_is_a_no_op(ci_run):

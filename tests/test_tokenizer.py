@@ -1,6 +1,7 @@
 """Every tokenizer kind, trained on real NSMC reviews, exported as a HF tokenizer and loaded back."""
 
 import json
+import os
 import subprocess
 import sys
 import unicodedata
@@ -138,3 +139,34 @@ def test_a_bad_kind_is_one_line(tmp_path):
                           "--dryrun"], capture_output=True, text=True)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "wordpiece" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_vocabulary(nsmc_rows, tmp_path):
+    """`kollm stage tokenizer tokenizer.kind=spm_unigram tokenizer.vocab_size=1500` on a curated corpus, then
+    `kollm stage pretrain` on it: the saved tokenizer is that kind and size, and the model's vocabulary is its."""
+    from recipes import presets
+    from stages import base
+    from tests.conftest import run_cli
+
+    cfg = presets.build("ci", [f"run.root={tmp_path}"])
+    curate = base.stage_dir(cfg, "curate")
+    os.makedirs(curate)
+    files = {}
+    for name, rows in (("corpus", nsmc_rows[:4000]), ("heldout", nsmc_rows[-300:])):
+        files[name] = os.path.join(curate, f"{name}.jsonl")
+        with open(files[name], "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"id": str(r["review_id"]), "text": r["text"]}, ensure_ascii=False) + "\n"
+                         for r in rows)
+    json.dump({"status": "complete", "fingerprint": "test", "outputs": files}, open(base.manifest_path(cfg, "curate"), "w"))
+    common = ["preset=ci", f"run.root={tmp_path}", "tokenizer.kind=spm_unigram", "tokenizer.vocab_size=1500"]
+    proc = run_cli(["stage", "tokenizer", *common])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.load(open(base.manifest_path(cfg, "tokenizer")))
+    assert manifest["metrics"]["kind"] == "spm_unigram" and manifest["counts"]["vocab_size"] == 1500
+    assert manifest["metrics"]["heldout_roundtrip_rate"] == 1.0
+    tok_dir = manifest["outputs"]["tokenizer_dir"]
+    assert json.load(open(os.path.join(tok_dir, "tokenizer.json")))["model"]["type"] == "Unigram"
+    proc = run_cli(["stage", "pretrain", *common, "pretrain.steps=3", "pretrain.log_every=1", "pretrain.threads=1"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model_dir = json.load(open(base.manifest_path(cfg, "pretrain")))["outputs"]["model_dir"]
+    assert json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"] == 1500

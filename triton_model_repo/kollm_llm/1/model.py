@@ -34,6 +34,8 @@ class TritonPythonModel:
         model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
         if params.get("quantization") == "dynamic_int8":  # CPU int8 matmuls for nn.Linear (not the LM head)
             model.model = torch.ao.quantization.quantize_dynamic(model.model, {torch.nn.Linear}, dtype=torch.qint8)
+            quantized = sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.model.modules())
+            pb_utils.Logger.log_info(f"kollm: dynamic int8 in {quantized} linear layers of {model_dir}")
         self.generator = BatchGenerator(model, self.tokenizer)
         self.engine = EngineLoop(self.generator, max_batch=int(params["max_batch"]))
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(config)
