@@ -21,14 +21,12 @@ NSMC_ROWS = [{"text": t, "label": y} for t, y in
 def eval_rows(data_dir, korean_tokenizer):
     from kollm.data import sources
 
-    def short(rows):  # rows whose prompt fits the fixture model's 64 positions: nothing gets truncated
-        fits = [r for r in rows if len(r["text"]) + len(r.get("text_pair", "")) < 60]
-        return [r for r in fits if len(heads.prompt_ids(korean_tokenizer, tasks.KLUE_NLI, {**r, "text_pair": r.get(
-            "text_pair", "")}, 10_000)) < 56][:20]
+    def short(rows, task):  # rows whose prompt fits the fixture model's 64 positions: nothing gets truncated
+        return [r for r in rows if len(heads.prompt_ids(korean_tokenizer, task, r, 10_000)) < 58][:20]
 
-    nli = short(tasks.rows_from(tasks.KLUE_NLI, sources.iter_klue_nli(data_dir)))
-    sts = short(tasks.rows_from(tasks.KLUE_STS, sources.iter_klue_sts(data_dir)))
-    hate = short(tasks.rows_from(tasks.HATE, sources.iter_hate_labeled(data_dir, "dev")))
+    nli = short(tasks.rows_from(tasks.KLUE_NLI, sources.iter_klue_nli(data_dir)), tasks.KLUE_NLI)
+    sts = short(tasks.rows_from(tasks.KLUE_STS, sources.iter_klue_sts(data_dir)), tasks.KLUE_STS)
+    hate = short(tasks.rows_from(tasks.HATE, sources.iter_hate_labeled(data_dir, "dev")), tasks.HATE)
     return {"nsmc": NSMC_ROWS, "klue_nli": nli, "klue_sts": sts, "hate": hate}
 
 
