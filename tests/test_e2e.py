@@ -114,9 +114,11 @@ def test_report_has_the_headline_numbers(ci_run):
     assert n["klue_nli"] == 933 and t["klue_nli"]["majority"]["acc"] == 1 / 3
     assert n["hate"] == 471 and t["hate"]["majority"]["acc"] == 160 / 471
     assert n["klue_sts"] == 519 and -1 <= t["klue_sts"]["aligned"]["pearson"] <= 1
-    # the baselines beat the majority class by a wide margin. The ci LM does not (300 steps, 0.6M
-    # parameters); the laptop preset's is measured in benchmarks/
+    # the baseline beats the majority class by a wide margin, and the fine-tuned classifier of the ci LM
+    # (300 steps, 0.6M parameters) beats it too: 0.66 vs TF-IDF's 0.82 on 300 reviews, where one standard
+    # error is ~0.03; the laptop preset's is measured in benchmarks/
     assert t["nsmc"]["tfidf_logreg"]["acc"] > 0.5 + 0.1
+    assert t["nsmc"]["finetuned"]["acc"] > 0.5 + 0.05
     assert t["nsmc"]["tfidf_logreg"]["train_examples"] > 10 * n["nsmc"]  # the whole train split, not a sample
     assert 0 <= t["hate"]["aligned"]["toxic_f1"] <= 1
     assert len(report["prompting"]) == 3 * 2 * 2  # phrasings x shot counts x (pretrained, aligned)
