@@ -80,14 +80,17 @@ def measure(tok, kind: str, sets: dict[str, list[str]], cuts: list[set[int]]) ->
 
     undo = jamo.to_syllables if kind == "jamo_bpe" else None
     every = [t for texts in sets.values() for t in texts]
-    row = {f"chars_per_token_{k}": round(kt.chars_per_token(tok, v), 3) for k, v in sets.items()}
-    row |= {f"tokens_per_eojeol_{k}": round(kt.tokens_per_eojeol(tok, v), 3) for k, v in sets.items()}
+    row = {}
+    for name, texts in sets.items():
+        m = kt.text_measures(tok, texts)
+        row[f"chars_per_token_{name}"], row[f"tokens_per_eojeol_{name}"] = (round(m["chars_per_token"], 3),
+                                                                           round(m["tokens_per_eojeol"], 3))
     row["chars_per_token"], row["tokens_per_eojeol"] = row["chars_per_token_nsmc"], row["tokens_per_eojeol_nsmc"]
-    row["byte_fallback_rate"] = round(kt.byte_fallback_rate(tok, every), 5)
-    row["unk_rate"] = round(kt.unk_rate(tok, every), 5)
-    row["roundtrip_rate"] = round(kt.roundtrip_rate(tok, every), 4)
+    m = kt.text_measures(tok, every, undo)
+    row["byte_fallback_rate"], row["unk_rate"] = round(m["byte_fallback_rate"], 5), round(m["unk_rate"], 5)
+    row["roundtrip_rate"] = round(m["roundtrip_rate"], 4)
     if undo:
-        row["roundtrip_rate_to_syllables"] = round(kt.roundtrip_rate(tok, every, undo), 4)
+        row["roundtrip_rate_to_syllables"] = round(m["roundtrip_rate_undone"], 4)
     spans = [tok(t, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"] for t in sets["nsmc"][:len(cuts)]]
     crossing = sum(any(a < x < b for x in c) for s, c in zip(spans, cuts) for a, b in s)
     row["morpheme_crossing_rate"] = round(crossing / max(1, sum(map(len, spans))), 4)
@@ -143,10 +146,18 @@ def model_study(args) -> list[dict]:
     from kollm import evaluation
     from kollm.finetuning import tasks, train
     from recipes import presets
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
     from stages import by_name
     from stages.runner import run_stage
 
     base = os.path.abspath(args.run)
+    # every kind is measured on the same held-out reviews (bits/char) and NSMC test rows (accuracy)
+    curated = read_json(os.path.join(base, "curate", "manifest.json"))["outputs"]
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(curated["heldout"]), 3000) if len(d["text"]) <= 200][:1000]
+    task = tasks.by_name("nsmc")
+    test = tasks.load_split(task, read_json(os.path.join(base, "data", "manifest.json"))["outputs"], "test", 0,
+                            args.test_per_class)
     rows, chars_per_step = [], None
     for kind in args.model_study:
         name = f"tokstudy-{kind}"
@@ -167,17 +178,10 @@ def model_study(args) -> list[dict]:
         cfg.pretrain.steps = max(1, round(base_steps * chars_per_step / (cpt * tokens_per_step)))
         pre = run_stage(by_name("pretrain"), cfg)
         ft = run_stage(by_name("finetune"), cfg)
-        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
         tok = AutoTokenizer.from_pretrained(pre["outputs"]["model_dir"])
-        heldout = [d["text"] for d in itertools.islice(read_jsonl(read_json(os.path.join(base, "curate", "manifest.json"))
-                                                                   ["outputs"]["heldout"]), 3000) if len(d["text"]) <= 200][:1000]
         lm = AutoModelForCausalLM.from_pretrained(pre["outputs"]["model_dir"])
         bpc = evaluation.perplexity(lm, tok, heldout, max_len=cfg.model.max_seq_len)
         result = read_json(ft["outputs"]["results"])["tasks"][0]
-        task = tasks.by_name("nsmc")
-        data = read_json(os.path.join(base, "data", "manifest.json"))["outputs"]
-        test = tasks.load_split(task, data, "test", 0, args.test_per_class)
         auto = AutoModelForSequenceClassification if cfg.finetune.head == "cls" else AutoModelForCausalLM
         clf = auto.from_pretrained(result["model_dir"])
         acc = train.score(cfg.finetune.head, clf, tok, task, test, cfg.finetune.max_len)["accuracy"]

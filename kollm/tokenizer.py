@@ -73,39 +73,25 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
 
 # ---- measures ---------------------------------------------------------------------------
 
-def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+def text_measures(tokenizer, texts: list[str], undo=None) -> dict:
+    """What the comparison reports about a tokenizer on `texts`, from one encoding of them:
+    - chars_per_token, and tokens_per_eojeol (per space-separated word, the unit Korean papers report);
+    - unk_rate, and byte_fallback_rate: the share of tokens that are raw bytes (<0xNN>) or UNK, i.e. text
+      the vocabulary does not cover (byte-level BPE has no such tokens: every token is bytes, so 0);
+    - roundtrip_rate: the share of texts with decode(encode(x)) == x exactly; with `undo` (e.g.
+      jamo.to_syllables, applied to the decoded text) also roundtrip_rate_undone."""
+    from kollm.tokenization.hf_bpe import BYTE_TOKENS
 
-
-def chars_per_token(tokenizer, texts: list[str]) -> float:
-    return sum(len(t) for t in texts) / max(1, sum(len(i) for i in _ids(tokenizer, texts)))
-
-
-def tokens_per_eojeol(tokenizer, texts: list[str]) -> float:
-    """Tokens per space-separated word (어절): the unit Korean papers report."""
-    return sum(len(i) for i in _ids(tokenizer, texts)) / max(1, sum(len(t.split()) for t in texts))
-
-
-def unk_rate(tokenizer, texts: list[str]) -> float:
-    ids = _ids(tokenizer, texts)
-    return sum(i.count(tokenizer.unk_token_id) for i in ids) / max(1, sum(len(i) for i in ids))
-
-
-def byte_fallback_rate(tokenizer, texts: list[str]) -> float:
-    """Share of tokens that are raw bytes (<0xNN>) or UNK: text the vocabulary does not cover.
-    Byte-level BPE has no byte-fallback tokens (every token is bytes), so it scores 0."""
-    vocab = tokenizer.get_vocab()
-    fallback = {i for t, i in vocab.items() if len(t) == 6 and t.startswith("<0x") and t.endswith(">")}
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    n_tokens = max(1, sum(map(len, ids)))
+    fallback = {tokenizer.convert_tokens_to_ids(t) for t in BYTE_TOKENS if t in tokenizer.get_vocab()}
     fallback.add(tokenizer.unk_token_id)
-    ids = _ids(tokenizer, texts)
-    return sum(sum(1 for x in i if x in fallback) for i in ids) / max(1, sum(len(i) for i in ids))
-
-
-def roundtrip_rate(tokenizer, texts: list[str], undo=None) -> float:
-    """Share of texts with decode(encode(x)) == x exactly (`undo` maps decoded text back first, e.g.
-    jamo.to_syllables)."""
-    ok = 0
-    for t, i in zip(texts, _ids(tokenizer, texts)):
-        out = tokenizer.decode(i)
-        ok += (undo(out) if undo else out) == t
-    return ok / max(1, len(texts))
+    decoded = tokenizer.batch_decode(ids)
+    out = {"chars_per_token": sum(map(len, texts)) / n_tokens,
+           "tokens_per_eojeol": n_tokens / max(1, sum(len(t.split()) for t in texts)),
+           "unk_rate": sum(i.count(tokenizer.unk_token_id) for i in ids) / n_tokens,
+           "byte_fallback_rate": sum(x in fallback for i in ids for x in i) / n_tokens,
+           "roundtrip_rate": sum(d == t for d, t in zip(decoded, texts)) / max(1, len(texts))}
+    if undo is not None:
+        out["roundtrip_rate_undone"] = sum(undo(d) == t for d, t in zip(decoded, texts)) / max(1, len(texts))
+    return out
