@@ -143,11 +143,11 @@ def text_study(args, sets) -> list[dict]:
 
 def model_study(args) -> list[dict]:
     """Each kind's tokenizer -> the tiny preset's pretraining on the same characters -> NSMC fine-tuning."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
     from kollm import evaluation
     from kollm.finetuning import tasks, train
     from recipes import presets
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
     from stages import by_name
     from stages.runner import run_stage
 

@@ -84,8 +84,8 @@ def text_measures(tokenizer, texts: list[str], undo=None) -> dict:
 
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     n_tokens = max(1, sum(map(len, ids)))
-    fallback = {tokenizer.convert_tokens_to_ids(t) for t in BYTE_TOKENS if t in tokenizer.get_vocab()}
-    fallback.add(tokenizer.unk_token_id)
+    vocab = tokenizer.get_vocab()  # a fresh dict of the whole vocabulary on every call: build it once
+    fallback = {vocab[t] for t in BYTE_TOKENS if t in vocab} | {tokenizer.unk_token_id}
     decoded = tokenizer.batch_decode(ids)
     out = {"chars_per_token": sum(map(len, texts)) / n_tokens,
            "tokens_per_eojeol": n_tokens / max(1, sum(len(t.split()) for t in texts)),

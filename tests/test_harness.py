@@ -21,12 +21,13 @@ NSMC_ROWS = [{"text": t, "label": y} for t, y in
 def eval_rows(data_dir, korean_tokenizer):
     from kollm.data import sources
 
-    def short(rows, task):  # rows whose prompt fits the fixture model's 64 positions: nothing gets truncated
+    def short(task, source):  # rows whose prompt fits the fixture model's 64 positions: nothing gets truncated
+        rows = tasks.rows_from(task, source)
         return [r for r in rows if len(heads.prompt_ids(korean_tokenizer, task, r, 10_000)) < 58][:20]
 
-    nli = short(tasks.rows_from(tasks.KLUE_NLI, sources.iter_klue_nli(data_dir)), tasks.KLUE_NLI)
-    sts = short(tasks.rows_from(tasks.KLUE_STS, sources.iter_klue_sts(data_dir)), tasks.KLUE_STS)
-    hate = short(tasks.rows_from(tasks.HATE, sources.iter_hate_labeled(data_dir, "dev")), tasks.HATE)
+    nli = short(tasks.KLUE_NLI, sources.iter_klue_nli(data_dir))
+    sts = short(tasks.KLUE_STS, sources.iter_klue_sts(data_dir))
+    hate = short(tasks.HATE, sources.iter_hate_labeled(data_dir, "dev"))
     return {"nsmc": NSMC_ROWS, "klue_nli": nli, "klue_sts": sts, "hate": hate}
 
 

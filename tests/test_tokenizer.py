@@ -48,8 +48,8 @@ def test_exported_tokenizer_loads_with_the_same_ids_and_round_trips(kind, export
     m = kt.text_measures(loaded, sample, undo)
     assert m["roundtrip_rate_undone" if undo else "roundtrip_rate"] == 1.0  # byte fallback: nothing typed is lost
     assert m["unk_rate"] == 0
-    # emoji and hanja are not in a 3k vocabulary: they fall back to bytes, except in byte-level BPE, where
-    # every token is bytes
+    # emoji are not in a 3k vocabulary: they fall back to bytes, except in byte-level BPE, where every
+    # token is bytes
     rare = kt.text_measures(loaded, ["🎬👍"])
     if kind == "bpe_bytelevel":
         assert rare["byte_fallback_rate"] == 0
