@@ -1,7 +1,7 @@
 """Korean tokenizers compared, on the text and on the model.
 
     .venv/bin/python benchmarks/tokenizer_study.py --run runs/laptop
-    .venv/bin/python benchmarks/tokenizer_study.py --run runs/laptop --model-study bpe_metaspace spm_unigram jamo_bpe char
+    .venv/bin/python benchmarks/tokenizer_study.py --run runs/laptop --kinds --model-study bpe_metaspace spm_unigram jamo_bpe char
 
 writes benchmarks/results/tokenizers.json and benchmarks/results/tokenizers_report.md.
 
@@ -273,7 +273,8 @@ def main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/laptop", help="a finished run (its data and curate stages are used)")
-    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS,
+                    help="kinds for the text study (default: all); `--kinds` alone keeps the last text study's rows")
     ap.add_argument("--vocabs", nargs="+", type=int, default=VOCABS)
     ap.add_argument("--train-docs", type=int, default=200_000, help="curated documents every tokenizer trains on")
     ap.add_argument("--model-study", nargs="*", default=[], choices=KINDS, metavar="KIND",

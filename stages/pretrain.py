@@ -4,15 +4,20 @@ Runs as one process or as every rank of a torchrun job (`pretrain.nproc_per_node
 `run.nodes` on Slurm): rank 0 tokenises the curated corpus into Megatron's indexed .bin/.idx
 while the others wait, every rank trains, rank 0 writes the HF model the later stages load.
 With `pretrain.corpus` and `pretrain.tokenizer_dir` set it reads no other stage (standalone).
+A rerun resumes the tokenised data and the newest checkpoint only when they were made for the same
+tokenizer, corpus and model (`resume_key.json`); otherwise they are moved to `*.stale` and it starts
+fresh. Training settings (steps, learning rate) may change between resumes, as in Megatron.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 
 from kollm.config import PipelineConfig, validate
 from kollm.errors import KollmError, StoppedEarly
-from kollm.io import read_json
+from kollm.io import read_json, sha256_file, write_json
 from stages.base import inputs
 
 
@@ -28,6 +33,38 @@ def data_paths(cfg: PipelineConfig) -> tuple[str, str, str]:
         return p.corpus, p.val_corpus, p.tokenizer_dir
     curated = inputs(cfg, "curate")
     return curated["corpus"], curated["heldout"], inputs(cfg, "tokenizer")["tokenizer_dir"]
+
+
+def resume_key(cfg: PipelineConfig) -> dict:
+    """What the tokenised data (`data`) and the checkpoints (`data` and `model`) were made from."""
+    corpus, val_corpus, tokenizer_dir = data_paths(cfg)
+    tokenizer_json = os.path.join(tokenizer_dir, "tokenizer.json")
+    files = [tokenizer_json] if os.path.isfile(tokenizer_json) else sorted(
+        os.path.join(tokenizer_dir, n) for n in os.listdir(tokenizer_dir) if os.path.isfile(os.path.join(tokenizer_dir, n)))
+    size = lambda p: [os.path.abspath(p), os.path.getsize(p)] if p and os.path.exists(p) else [p]  # noqa: E731
+    return {"data": {"tokenizer": [sha256_file(f)[:16] for f in files], "corpus": size(corpus),
+                     "val_corpus": size(val_corpus), "rating_in_text": cfg.pretrain.rating_in_text},
+            "model": dataclasses.asdict(cfg.model)}
+
+
+def set_aside_stale_work(cfg: PipelineConfig, out: str, dist) -> None:
+    """Rank 0 moves tokenised data and checkpoints made for another tokenizer, corpus or model out of the
+    way (a changed tokenizer of the same size would otherwise resume silently on the old ids)."""
+    path = os.path.join(out, "resume_key.json")
+    if dist.main:
+        key, old = resume_key(cfg), read_json(path) if os.path.exists(path) else None
+        stale = ([] if old is None else ["data", "checkpoints"] if old["data"] != key["data"]
+                 else ["checkpoints"] if old["model"] != key["model"] else [])
+        why = "tokenizer or corpus" if "data" in stale else "model config"
+        for name in stale:
+            here = os.path.join(out, name)
+            if os.path.exists(here):
+                shutil.rmtree(here + ".stale", ignore_errors=True)
+                os.replace(here, here + ".stale")
+                print(f"[pretrain] {here} was made for another {why}: moved to {here}.stale, starting fresh",
+                      flush=True)
+        write_json(path, key)
+    dist.barrier()
 
 
 def tokenize(cfg: PipelineConfig, out: str, dist) -> dict:
@@ -61,6 +98,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         raise KollmError("pretrain.backend=megatron needs NVIDIA GPUs (megatron-core is CUDA-only); "
                          "on a CPU use pretrain.backend=torch")
     dist = training.Distributed()
+    set_aside_stale_work(cfg, out, dist)
     prefixes = tokenize(cfg, out, dist)
     tokenizer = AutoTokenizer.from_pretrained(data_paths(cfg)[2])
     final = os.path.join(out, "model")

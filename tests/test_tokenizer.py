@@ -179,3 +179,19 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
     assert proc.returncode == 0, proc.stderr[-2000:]
     model_dir = json.load(open(base.manifest_path(cfg, "pretrain")))["outputs"]["model_dir"]
     assert json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"] == 1500
+
+    # another kind of the same size in the same run: pretraining must not resume on the old ids
+    common[2] = "tokenizer.kind=bpe_metaspace"
+    assert run_cli(["stage", "tokenizer", *common]).returncode == 0
+    proc = run_cli(["stage", "pretrain", *common, "pretrain.steps=3", "pretrain.log_every=1", "pretrain.threads=1"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "was made for another tokenizer or corpus" in proc.stdout + proc.stderr
+    manifest = json.load(open(base.manifest_path(cfg, "pretrain")))
+    assert manifest["resumed_from"] is None
+    assert json.load(open(os.path.join(model_dir, "tokenizer.json")))["model"]["type"] == "BPE"
+    data = os.path.join(base.stage_dir(cfg, "pretrain"), "data", "train")
+    from transformers import AutoTokenizer
+
+    bpe = AutoTokenizer.from_pretrained(model_dir)
+    assert json.load(open(data + ".json"))["tokens"] == sum(len(bpe(r["text"], add_special_tokens=False)["input_ids"]) + 1
+                                                           for r in nsmc_rows[:4000])
