@@ -147,7 +147,10 @@ def test_kollm_chat_on_a_local_folder_keeps_the_history_and_resets_it(tiny_model
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [l for l in proc.stdout.splitlines() if l.strip()]
     assert len(lines) == 4 and "history cleared" in lines[2], lines  # three answers and the reset notice
-    assert all(any(map(is_hangul, l)) for l in (lines[0], lines[1], lines[3]))
+    answers = [lines[0], lines[1], lines[3]]
+    # a 200-step fixture model's 12 greedy tokens are not always Hangul (one full suite run answered without any),
+    # but the stream never breaks a syllable
+    assert all(a.strip() and "\ufffd" not in a for a in answers) and any(any(map(is_hangul, a)) for a in answers), lines
     missing = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", "/nonexistent"],
                              input="", capture_output=True, text=True, timeout=120, cwd=REPO)
     assert missing.returncode == 2 and missing.stderr.startswith("error: /nonexistent is not a HF model folder")

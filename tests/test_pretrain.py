@@ -140,7 +140,8 @@ def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, t
         return [h["loss"] for h in pretrain.train_loop(model, tokens, cfg, str(tmp_path / run), 1.0)["history"]]
 
     whole, pieces = curve("whole", 0), curve("pieces", 2)  # batch 8: 4 micro-batches of 2 rows
-    assert len(whole) == 8 and np.allclose(whole, pieces, atol=1e-5), (whole, pieces)
+    # the history rounds losses to 4 decimals: two sums 1e-6 apart can print 1e-4 apart (8.0123 vs 8.0122)
+    assert len(whole) == 8 and np.allclose(whole, pieces, atol=1.5e-4), (whole, pieces)
     with pytest.raises(ValueError, match="micro-batches of 3"):
         curve("uneven", 3)
 

@@ -109,7 +109,10 @@ def test_kollm_chat_streams_from_triton_and_says_when_the_server_is_down(seen):
     c = section(seen, "chat")
     http_lines = [l for l in c["http"]["stdout"].splitlines() if l.strip()]
     assert c["http"]["rc"] == 0 and len(http_lines) == 2, c["http"]  # one answer per turn, then /exit
-    assert all(any(map(is_hangul, line)) for line in http_lines)
+    # answers of a barely trained model are not always Hangul (seen once in a full suite run), but none holds a
+    # broken syllable
+    assert all("\ufffd" not in line for line in http_lines) and any(any(map(is_hangul, line)) for line in http_lines), \
+        http_lines
     assert c["grpc"]["rc"] == 0 and c["grpc"]["stdout"].strip(), c["grpc"]
     assert "Traceback" not in c["down"]["stdout"] + c["down"]["stderr"]
     assert "error: cannot reach Triton" in c["down"]["stdout"], c["down"]
