@@ -64,10 +64,12 @@ def write_result(path: str, out: dict, command: str) -> None:
 
 def earlier_training_s(pretrain: dict) -> float:
     """Training time of the steps before the checkpoint this pretrain stage resumed from (0 if it did not)."""
+    from kollm.training import checkpoint_step
+
     resumed = pretrain.get("resumed_from")
     if not resumed:
         return 0.0
-    step = int(os.path.basename(resumed).split("_")[1])
+    step = checkpoint_step(resumed)
     total, seen = 0.0, 0
     for line in open(pretrain["outputs"]["metrics"]):
         row = json.loads(line)
