@@ -30,6 +30,10 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
+    if cfg.impl == "scratch":
+        from kollm import gpt
+
+        return gpt.from_model_config(cfg, tokenizer)
     return LlamaForCausalLM(llama_config(cfg, tokenizer))
 
 

@@ -132,7 +132,8 @@ def attention_kernel(requested: str, device: torch.device) -> str:
 
 def wrap(lm, cfg: PretrainConfig, dist: Distributed):
     """The LM and its loss (`CausalLMLoss`), in DDP or FSDP2 under torchrun, bare on one process."""
-    lm.set_attn_implementation(attention_kernel(cfg.attention, dist.device))
+    if hasattr(lm, "set_attn_implementation"):  # HF's Llama; kollm.gpt always runs sdpa
+        lm.set_attn_implementation(attention_kernel(cfg.attention, dist.device))
     lm.to(dist.device)
     net = CausalLMLoss(lm, cfg.loss_chunk)
     if dist.world == 1:
@@ -289,10 +290,13 @@ def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, 
 
 
 def to_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer):
-    """The checkpoint's full weights in a fresh HF model: one path for 1 process, DDP and FSDP."""
+    """The checkpoint's full weights in a fresh HF model: one path for 1 process, DDP and FSDP. A
+    `model.impl=scratch` checkpoint has HF Llama's names and shapes, so it loads the same way."""
+    from dataclasses import replace
+
     from kollm.model import build_model
 
-    model = build_model(model_cfg, tokenizer)
+    model = build_model(replace(model_cfg, impl="hf"), tokenizer)
     load_weights(model, os.path.join(checkpoint, "model.safetensors"))
     return model, {}
 

@@ -130,6 +130,34 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
     assert plain[-1] < plain[0] - 0.3
 
 
+def test_the_scratch_gpt_trains_like_hfs_llama_and_exports_as_it(packed, korean_tokenizer, tmp_path):
+    """model.impl=scratch: the torch loop trains kollm/gpt.py; from HF's initial weights it follows HF's
+    loss curve (fp32, 1e-4), and its checkpoint becomes the HF Llama every later stage loads."""
+    from dataclasses import replace
+
+    from kollm import gpt
+
+    tokens = indexed_data.load_tokens(packed[0])
+    scratch_cfg = replace(SMALL, impl="scratch")
+
+    def train(run, model):
+        cfg = _cfg(steps=12, precision="fp32", checkpoint_every=12, log_every=1, attention="sdpa")
+        return pretrain.train_loop(model, tokens, cfg, str(tmp_path / run), 1.0)
+
+    hf = train("hf", build_model(SMALL, korean_tokenizer, seed=0))
+    scratch_model = build_model(scratch_cfg, korean_tokenizer, seed=0)
+    assert isinstance(scratch_model, gpt.GPT)
+    scratch_model.load_state_dict(build_model(SMALL, korean_tokenizer, seed=0).state_dict())  # the same start
+    scratch = train("scratch", scratch_model)
+    curves = [[h["loss"] for h in r["history"]] for r in (hf, scratch)]
+    assert len(curves[0]) == 12 and np.allclose(*curves, atol=1e-4), curves
+    exported, _ = pretrain.to_hf(scratch["checkpoint"], scratch_cfg, korean_tokenizer)
+    assert type(exported).__name__ == "LlamaForCausalLM"
+    ids = torch.arange(40).view(1, 40)
+    with torch.no_grad():
+        assert (exported.eval()(input_ids=ids).logits - scratch_model.eval()(ids).logits).abs().max() < 1e-4
+
+
 def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, tmp_path):
     """pretrain.micro_batch_size: a GPU-sized global batch in pieces that fit; same curve as all at once."""
     tokens = indexed_data.load_tokens(packed[0])

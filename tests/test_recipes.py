@@ -122,6 +122,10 @@ def test_gpu_presets_are_valid_and_scale_by_config_only():
         config.validate(config.apply_overrides(presets.llama_125m_1gpu(), ["pretrain.tensor_parallel=2"]))
     with pytest.raises(KollmError, match="needs pretrain.backend=megatron"):
         config.validate(config.apply_overrides(presets.llama_5m_cpu_demo(), ["pretrain.fp8=hybrid"]))
+    with pytest.raises(KollmError, match="model.impl=scratch .* trains on pretrain.backend=torch"):
+        config.validate(config.apply_overrides(presets.llama_125m_1gpu(), ["model.impl=scratch"]))
+    with pytest.raises(KollmError, match="model.impl"):
+        config.validate(config.apply_overrides(presets.llama_5m_cpu_demo(), ["model.impl=numpy"]))
 
 
 @pytest.mark.gpu
