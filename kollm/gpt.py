@@ -190,7 +190,7 @@ class Block(nn.Module):
 @dataclass
 class DecoderOutput:  # shaped like HF's outputs, so kollm's torch pretraining loop trains either model
     last_hidden_state: torch.Tensor
-    hidden_states: list[torch.Tensor] | None = None
+    hidden_states: list[torch.Tensor] | None = None  # the residual stream after the embeddings and each block
     attentions: list[torch.Tensor] | None = None
 
 

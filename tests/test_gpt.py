@@ -124,3 +124,28 @@ def test_a_pickle_checkpoint_is_not_read(tmp_path):
     (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
     with pytest.raises(FileNotFoundError, match="pickle"):
         gpt.from_pretrained(str(tmp_path))
+
+
+def test_looking_inside_draws_hangul_and_the_last_lens_layer_is_the_models_prediction(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from kollm import inside
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = gpt.from_pretrained(tiny_model_dir)
+    text = "이 영화 정말 재미있어요"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*[Gg]lyph")  # matplotlib warns "Glyph ... missing from font" when Hangul cannot be drawn
+        weights = inside.attention_maps(model, tok, text, str(tmp_path / "attention.png"))
+        lens = inside.logit_lens(model, tok, text, str(tmp_path / "lens.png"))
+    n = len(tok(text, add_special_tokens=False).input_ids)
+    assert weights.shape == (2, 2, n, n) and (tmp_path / "attention.png").stat().st_size > 10_000
+    assert len(lens["p_next"]) == 3 and len(lens["p_next"][0]) == n - 1  # the embeddings + 2 layers
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        final = model(ids).logits[0, :-1].softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+    assert torch.allclose(torch.tensor(lens["p_next"][-1]), final, atol=1e-5)
+    with pytest.raises(ValueError, match="at least two"):
+        inside.logit_lens(model, tok, "이", str(tmp_path / "x.png"))
