@@ -34,6 +34,7 @@ FinetuneBackend = Literal["hf", "automodel"]  # HF PEFT + kollm's loop, or NeMo 
 FinetuneTask = Literal["nsmc", "klue_nli", "hate"]
 AlignStep = Literal["sft", "dpo", "reward", "grpo"]  # in this order; each step's model feeds the next
 # kollm/tokenizer.py says what each kind is; benchmarks/tokenizer_study.py compares them
+Arch = Literal["llama", "mamba2", "mamba", "rwkv", "moe", "mla_moe", "hybrid"]  # kollm/architectures.py
 ModelImpl = Literal["hf", "scratch"]  # HF transformers' Llama, or kollm/gpt.py (the same weights, written out)
 TokenizerKind = Literal["char", "bpe_metaspace", "bpe_bytelevel", "spm_bpe", "spm_unigram", "jamo_bpe", "kiwi_bpe"]
 
@@ -115,6 +116,8 @@ class ModelConfig:
     num_kv_heads: int = 2
     intermediate_size: int = 704
     max_seq_len: int = 256
+    # the other architectures keep hidden size and depth and match the Llama's non-embedding parameters
+    arch: Arch = "llama"
     impl: ModelImpl = "hf"  # scratch: the torch backend trains kollm/gpt.py and exports it as the HF Llama it equals
 
 
@@ -441,6 +444,8 @@ def validate(cfg: PipelineConfig) -> None:
                          "checkpoint, so it needs them (every N >= 1 steps)")
     if p.loss_chunk < 0:
         raise KollmError(f"pretrain.loss_chunk={p.loss_chunk}: tokens per chunk (>= 1), or 0 for the plain loss")
+    if cfg.model.arch != "llama" and (p.backend != "torch" or cfg.model.impl != "hf"):
+        raise KollmError(f"model.arch={cfg.model.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf")
     if cfg.model.impl == "scratch" and p.backend != "torch":
         raise KollmError("model.impl=scratch (kollm/gpt.py) trains on pretrain.backend=torch")
     if p.fp8 and p.backend != "megatron":

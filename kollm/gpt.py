@@ -239,6 +239,13 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)  # HF Llama's initializer_range
 
+    @property
+    def base_model(self) -> Decoder:  # the names HF models answer to, so kollm's training loop takes either
+        return self.model
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
     def tie_weights(self):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight

@@ -29,6 +29,10 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
     import torch
     from transformers import LlamaForCausalLM
 
+    if cfg.arch != "llama":
+        from kollm import architectures
+
+        return architectures.build(cfg, tokenizer, seed)
     torch.manual_seed(seed)
     if cfg.impl == "scratch":
         from kollm import gpt
@@ -41,7 +45,11 @@ def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
     """Parameters of `build_model(cfg, tokenizer)` from the config alone, without building it (an 8B model
     would take ~30 GB of host memory per rank): tied embedding, per layer GQA attention (q and o of
     hidden x hidden, k and v of hidden x kv_heads*head_dim), SwiGLU (3 x hidden x intermediate), two
-    RMSNorms; the final norm."""
+    RMSNorms; the final norm. The registry's other architectures (model.arch) are counted on the meta device."""
+    if cfg.arch != "llama":
+        from kollm import architectures
+
+        return architectures.describe(cfg, vocab_size)["params"]
     h, head_dim = cfg.hidden_size, cfg.hidden_size // cfg.num_heads
     attention = 2 * h * h + 2 * h * cfg.num_kv_heads * head_dim
     layer = attention + 3 * h * cfg.intermediate_size + 2 * h
@@ -49,5 +57,12 @@ def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
 
 
 def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
-    """6N + attention (12 * layers * hidden * seq): the usual training FLOPs per token."""
+    """6N + attention (12 * layers * hidden * seq): the usual training FLOPs per token. Other architectures:
+    6 x the parameters a token passes through (MoEs: the active ones), without the attention/scan term."""
+    if cfg.arch != "llama":
+        from kollm import architectures
+
+        d = architectures.describe(cfg, vocab_size)
+        return 6 * (d["params"] - d["non_embedding_params"] + d.get("active_non_embedding_params",
+                                                                    d["non_embedding_params"]))
     return 6 * parameter_count(cfg, vocab_size) + 12 * cfg.num_layers * cfg.hidden_size * seq_len

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -115,12 +116,22 @@ class CausalLMLoss(torch.nn.Module):
         self.loss_chunk = loss_chunk
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # MoEs with a load-balancing loss (Qwen3-MoE) add it as HF's own forward does, with its coefficient
+        routed = getattr(self.lm.config, "output_router_logits", False) and hasattr(self.lm, "router_aux_loss_coef")
+        extra = {"output_router_logits": True} if routed else {}
         if not self.loss_chunk:
-            logits = self.lm(input_ids=input_ids).logits
-            return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), labels.reshape(-1))
-        hidden = self.lm.model(input_ids=input_ids).last_hidden_state
-        return linear_cross_entropy(hidden.flatten(0, 1), self.lm.lm_head.weight, labels.reshape(-1),
-                                    chunk_size=self.loss_chunk)
+            out = self.lm(input_ids=input_ids, **extra)
+            loss = torch.nn.functional.cross_entropy(out.logits.float().view(-1, out.logits.size(-1)), labels.reshape(-1))
+        else:
+            # the decoder under the LM head (HF: base_model is .model, .backbone (Mamba) or .rwkv; kollm.gpt: .model)
+            out = self.lm.base_model(input_ids=input_ids, **extra)
+            loss = linear_cross_entropy(out.last_hidden_state.flatten(0, 1), self.lm.get_output_embeddings().weight,
+                                        labels.reshape(-1), chunk_size=self.loss_chunk)
+        if routed:
+            balance = sys.modules[type(self.lm).__module__].load_balancing_loss_func
+            loss = loss + self.lm.router_aux_loss_coef * balance(out.router_logits, self.lm.num_experts,
+                                                                 self.lm.num_experts_per_tok)
+        return loss
 
 
 def attention_kernel(requested: str, device: torch.device) -> str:
