@@ -70,9 +70,7 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("model")
     work = tmp_path_factory.mktemp("model_work")
-    with open(work / "corpus.jsonl", "w") as f:
-        for r in nsmc_rows[:5000]:
-            f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
+    write_corpus(nsmc_rows[:5000], work / "corpus.jsonl")
     korean_tokenizer.save_pretrained(work / "tok")
     indexed_data.build_indexed_dataset(str(work / "corpus.jsonl"), str(work / "tok"), str(work / "tokens"),
                                        workers=1, progress=False)
@@ -83,6 +81,16 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
                                   log_every=10), str(work), 1.0)
     model.save_pretrained(path, safe_serialization=True)
     korean_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def write_corpus(rows, path) -> str:
+    """NSMC rows as a curated-corpus JSONL ({"id", "text"} per line), what pretraining reads."""
+    import json
+
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
     return str(path)
 
 

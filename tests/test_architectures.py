@@ -1,7 +1,6 @@
 """The architecture registry (model.arch): every architecture builds at one non-embedding budget, trains in
 kollm's torch loop on real reviews, and generates with a cache that agrees with the full forward pass."""
 
-import json
 from dataclasses import replace
 
 import pytest
@@ -11,6 +10,7 @@ from kollm import architectures, indexed_data, pretrain
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.errors import KollmError
 from kollm.model import build_model, parameter_count
+from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=176, max_seq_len=64)
 # HF takes the Mamba expansion as an integer: one step of it is ~+-25% of the budget at this size
@@ -20,9 +20,7 @@ WITHIN = {"mamba2": 0.3, "mamba": 0.3, "hybrid": 0.3}
 @pytest.fixture(scope="module")
 def tokens(korean_tokenizer, nsmc_rows, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arch_tokens")
-    with open(folder / "corpus.jsonl", "w") as f:
-        for r in nsmc_rows[:3000]:
-            f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
+    write_corpus(nsmc_rows[:3000], folder / "corpus.jsonl")
     korean_tokenizer.save_pretrained(folder / "tok")
     indexed_data.build_indexed_dataset(str(folder / "corpus.jsonl"), str(folder / "tok"), str(folder / "data"),
                                        workers=1, progress=False)

@@ -14,6 +14,7 @@ from kollm import indexed_data, pretrain, training
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.io import line_ranges
 from kollm.model import build_model, flops_per_token, parameter_count
+from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 
@@ -30,9 +31,7 @@ def packed(tokenizer_dir, nsmc_rows, tmp_path_factory):
     """3,000 real reviews tokenised in 3 ranges by 2 workers into data.bin/.idx."""
     folder = tmp_path_factory.mktemp("packed")
     corpus = folder / "corpus.jsonl"
-    with open(corpus, "w") as f:
-        for r in nsmc_rows[:3000]:
-            f.write(json.dumps({"id": r["review_id"], "text": r["text"]}, ensure_ascii=False) + "\n")
+    write_corpus(nsmc_rows[:3000], corpus)
     summary = indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(folder / "data"), workers=2,
                                                  lines_per_range=1000, progress=False)
     return str(folder / "data"), summary, str(corpus)
