@@ -98,7 +98,10 @@ def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers:
             _tokenize_range(job)
             bar.update(1)
     elif todo:
-        with mp.get_context("fork").Pool(workers) as pool:
+        # a forked worker must not use the Rust tokenizer's thread pool: when the parent used it (it trained or
+        # batch-encoded) under TOKENIZERS_PARALLELISM=true, the child's copy has no threads and hangs
+        with mp.get_context("fork").Pool(workers, initializer=os.environ.__setitem__,
+                                          initargs=("TOKENIZERS_PARALLELISM", "false")) as pool:
             for _ in pool.imap_unordered(_tokenize_range, todo):
                 bar.update(1)
     bar.close()

@@ -403,3 +403,23 @@ def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(pac
     clean, resumed = curve("clean"), curve("signalled")
     assert [h["step"] for h in resumed] == list(range(1, 121))
     assert np.allclose([h["loss"] for h in clean], [h["loss"] for h in resumed], atol=1e-4)
+
+
+def test_tokenising_in_forked_workers_after_the_parent_used_the_rust_thread_pool_does_not_hang(tokenizer_dir, packed,
+                                                                                               tmp_path):
+    """Seen in benchmarks/tokenizer_study.py: a process that batch-encoded under TOKENIZERS_PARALLELISM=true,
+    then tokenised the corpus with 2 forked workers, hung forever (the children's copy of the pool has no
+    threads). The workers now encode serially."""
+    script = f"""
+import os
+os.environ["TOKENIZERS_PARALLELISM"] = "true"
+from transformers import AutoTokenizer
+from kollm import indexed_data
+texts = [line for line in open({packed[2]!r})][:3000]
+AutoTokenizer.from_pretrained({tokenizer_dir!r})(texts)  # the Rust pool is used in the parent
+print(indexed_data.build_indexed_dataset({packed[2]!r}, {tokenizer_dir!r}, {str(tmp_path / "data")!r}, workers=2,
+                                         lines_per_range=1000, progress=False)["documents"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "3000"
