@@ -284,6 +284,9 @@ class TrtllmConfig:
 class ServeConfig:
     prompt: str = prompts.WRITE_POSITIVE_REVIEW
     max_new_tokens: int = 32
+    # the smoke test's answer waits this many tokens for its end of sequence: a 300-step model (preset ci)
+    # once answered ".." and stopped, which shows the server works but not that the model writes Korean
+    min_new_tokens: int = 8
     http_port: int = 0  # 0 = pick a free port
     grpc_port: int = 0
     metrics_port: int = 0
@@ -434,6 +437,9 @@ def validate(cfg: PipelineConfig) -> None:
     for fmt in cfg.quantize.formats:
         if fmt not in MODELOPT_CONFIGS:
             raise KollmError(f"quantize.formats: {fmt!r} is not a format; choose from {', '.join(MODELOPT_CONFIGS)}")
+    if not 0 <= cfg.serve.min_new_tokens <= cfg.serve.max_new_tokens:
+        raise KollmError(f"serve.min_new_tokens={cfg.serve.min_new_tokens}: 0 to serve.max_new_tokens "
+                         f"({cfg.serve.max_new_tokens})")
     if not 1 <= cfg.serve.max_batch <= 256:
         raise KollmError(f"serve.max_batch={cfg.serve.max_batch}: requests generated together, 1 to 256")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:

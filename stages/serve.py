@@ -40,11 +40,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     startup_s = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
-        http = LLMClient(server.http_url).generate(prompt, max_tokens=s.max_new_tokens)
+        http = LLMClient(server.http_url).generate(prompt, max_tokens=s.max_new_tokens, min_tokens=s.min_new_tokens)
         http_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         grpc = LLMClient(server.grpc_url, protocol="grpc")
-        pieces = list(grpc.stream(prompt, max_tokens=s.max_new_tokens))
+        pieces = list(grpc.stream(prompt, max_tokens=s.max_new_tokens, min_tokens=s.min_new_tokens))
         grpc_s = time.perf_counter() - t0
     finally:
         if not s.keep_running:
@@ -62,7 +62,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         "server": {"http": server.http_url, "grpc": server.grpc_url, "models": models, "startup_s": round(startup_s, 2),
                    "stopped": not s.keep_running, "exit_code": None if s.keep_running else code,
                    "quantization": s.quantization or "none (fp32)"},
-        "prompt": s.prompt,
+        "prompt": s.prompt, "min_new_tokens": s.min_new_tokens,
         "answers": answers,
         "counts": {"models": len(models), "stream_pieces": len(pieces)},
     }

@@ -43,3 +43,9 @@ def test_unknown_preset():
 def test_dict_round_trip():
     cfg = presets.build("ci", ["pretrain.steps=9"])
     assert config.from_dict(config.to_dict(cfg)) == cfg
+
+
+def test_serve_smoke_answer_cannot_wait_past_its_own_length():
+    with pytest.raises(KollmError, match=r"serve.min_new_tokens=13: 0 to serve.max_new_tokens \(12\)"):
+        config.validate(presets.build("ci", ["serve.min_new_tokens=13"]))
+    config.validate(presets.build("ci", ["serve.min_new_tokens=12"]))

@@ -1,5 +1,6 @@
 """The serving engine's text and batches, without a server: what every Triton answer is made of."""
 
+import pytest
 import torch
 
 from kollm.serve.engine import TextStream
@@ -79,8 +80,6 @@ def test_sampler_filters_and_penalties():
 
 
 def test_sampling_params_refuse_out_of_range_values():
-    import pytest
-
     for bad in (dict(max_tokens=0), dict(max_tokens=513), dict(temperature=-0.1), dict(top_p=0.0), dict(top_p=1.01),
                 dict(top_k=-1), dict(stop=[""]), dict(stop=["x"] * 9), dict(temperature=float("nan")),
                 dict(min_tokens=30, max_tokens=20)):
@@ -121,3 +120,36 @@ def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(tiny_mo
     BatchGenerator(model, tok).generate([job(0), job(1)], more=more, max_batch=4)
     assert [results[i] for i in range(5)] == alone
     assert all(reason == "length" for _, reason in alone)
+
+
+def test_byte_tokens_are_only_sampled_where_they_spell_valid_utf8(korean_tokenizer, monkeypatch):
+    """A model that loves byte-fallback tokens (<0xNN>) would spell U+FFFD at every step; the engine's UTF-8
+    guard lets it pick a byte only where it continues or starts a character, so the bytes become Hangul."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kollm.serve.utf8 import Utf8Guard, after
+
+    tok = korean_tokenizer
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
+                                         tie_word_embeddings=False))
+    guard = Utf8Guard(tok, len(tok))
+    assert int((guard.byte >= 0).sum()) == 256
+    with torch.no_grad():  # every byte token ahead of every word: ~95 % of the probability mass on bytes
+        model.lm_head.bias = torch.nn.Parameter(torch.where(guard.byte >= 0, 6.0, 0.0))
+    sampled = SamplingParams(max_tokens=48, min_tokens=48, temperature=1.0, seed=3, repetition_penalty=1.0)
+    prompts = ["영화 리뷰를 써 주세요.", "안녕하세요"]
+    answers = [text for text, _ in generate_texts(model, tok, prompts, sampled)]
+    assert not any("\ufffd" in a for a in answers), answers
+    vocab = tok.get_vocab()
+    from_bytes = {c for a in answers for c in a if ord(c) > 0x7F and c not in vocab and "\u2581" + c not in vocab}
+    assert len(from_bytes) >= 5, answers  # multi-byte characters the model spelled byte by byte
+    with pytest.raises(ValueError):
+        after(0x80)  # a continuation byte starts nothing
+    monkeypatch.setattr(Utf8Guard, "__init__", lambda self, *a: setattr(self, "active", False))
+    try:  # what the guard prevents: U+FFFD, or tokenizers' DecodeStream refusing the bytes (the request fails)
+        broken = any("\ufffd" in text for text, _ in generate_texts(model, tok, prompts, sampled))
+    except RuntimeError as e:
+        broken = "Invalid prefix" in str(e)
+    assert broken

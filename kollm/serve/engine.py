@@ -5,7 +5,8 @@ every step is one forward pass over all unfinished rows, and a row that finishes
 max tokens, a stop string, a cancelled client) leaves the batch and the KV cache at once, so
 the others stop paying for it. Each row has its own sampling settings, random generator and
 incremental detokenizer (`tokenizers`' DecodeStream: a Hangul syllable split over byte-fallback
-tokens is emitted only when complete, so a stream never carries U+FFFD).
+tokens is emitted only when complete) and a UTF-8 guard (utf8.py: byte tokens only where they spell
+valid UTF-8), so an answer never carries U+FFFD.
 
 `EngineLoop` runs a `BatchGenerator` on a thread, like TensorRT-LLM's LLM API behind the llmapi
 Triton model: `submit(job)` returns at once and the job's callbacks receive the text.
@@ -24,6 +25,7 @@ import torch
 from tokenizers.decoders import DecodeStream
 
 from kollm.serve.sampling import SamplingParams, next_tokens
+from kollm.serve.utf8 import ANY, Utf8Guard
 
 CANCEL_CHECK_S = 0.05  # how often a running batch asks whether its clients are still there
 
@@ -84,6 +86,7 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     sent: str = ""
     done: bool = False
+    utf8: tuple = (0, ANY)  # continuation bytes the current character still needs, and the next one's range
 
 
 @dataclass
@@ -153,6 +156,7 @@ class BatchGenerator:
         pieces = tokenizer.batch_decode([[i] for i in range(min(vocab, len(tokenizer)))])
         for i, piece in enumerate(pieces):
             self.space[i] = i != self.eos and not piece.strip() and not self.banned[i]
+        self.utf8 = Utf8Guard(tokenizer, vocab)
 
     def room(self, prompt_len: int) -> int:
         """How many tokens an answer to a prompt of this length may have."""
@@ -224,6 +228,8 @@ class BatchGenerator:
                 logits[i, self.eos] = float("-inf")  # never answer with nothing
             if not r.generated or self.space[r.generated[-1]]:
                 logits[i, self.space] = float("-inf")
+            if self.utf8.active:
+                logits[i, self.utf8.banned(r.utf8)] = float("-inf")
         tokens = next_tokens(logits, batch.counts, [r.job.params for r in batch.rows],
                              [r.generator for r in batch.rows])
         keep = [i for i, (r, token) in enumerate(zip(batch.rows, tokens)) if not self._advance(r, token, check_cancel)]
@@ -242,6 +248,7 @@ class BatchGenerator:
         if token == self.eos:
             return self._finish(r, r.stream.text(), "stop", None)
         r.generated.append(token)
+        r.utf8 = self.utf8.advance(r.utf8, token)
         r.stream.push(token)
         hit = r.stream.find_stop()
         if hit is not None:
