@@ -185,7 +185,8 @@ def model_study(args) -> list[dict]:
         auto = AutoModelForSequenceClassification if cfg.finetune.head == "cls" else AutoModelForCausalLM
         clf = auto.from_pretrained(result["model_dir"])
         acc = train.score(cfg.finetune.head, clf, tok, task, test, cfg.finetune.max_len)["accuracy"]
-        row = {"kind": kind, "vocab_size": len(tok), "pretrain_steps": cfg.pretrain.steps,
+        row = {"kind": kind, "vocab_size": len(tok), "vocab_size_asked": cfg.tokenizer.vocab_size,
+               "pretrain_steps": cfg.pretrain.steps,
                "pretrain_tokens": cfg.pretrain.steps * tokens_per_step,
                "pretrain_chars": round(cfg.pretrain.steps * tokens_per_step * cpt),
                "pretrain_s": pre["wall_s"], "bits_per_char": round(bpc["bits_per_char"], 4),
@@ -193,6 +194,19 @@ def model_study(args) -> list[dict]:
                "parameters": pre["counts"]["parameters"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
+    return rows
+
+
+def with_model_measures(text: list[dict], model: list[dict]) -> list[dict]:
+    """Each text row whose kind and asked size a model was trained with gets that model's bits per character and
+    NSMC accuracy (`char` has one row, whatever the size asked). The model's tokenizer is the pipeline's own
+    tokenizer stage of that kind and size (trained on the whole curated corpus, not the study's first documents)."""
+    rows = [{k: v for k, v in r.items() if k not in ("bits_per_char", "nsmc_accuracy")} for r in text]
+    for m in model:
+        mine = [r for r in rows if r["kind"] == m["kind"]]
+        match = [r for r in mine if r["vocab_size_asked"] == m.get("vocab_size_asked")] or (mine if len(mine) == 1 else [])
+        for r in match:
+            r["bits_per_char"], r["nsmc_accuracy"] = m["bits_per_char"], m["nsmc_accuracy"]
     return rows
 
 
@@ -285,12 +299,13 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run, "curate", "manifest.json")):
         ap.error(f"{args.run}: no finished curate stage; run the pipeline first (kollm run pipeline preset=tiny)")
-    cfg = read_json(os.path.join(args.run, "config.json"))
-    sets = eval_sets(args.run, cfg["data"]["data_dir"] or _data_dir())
+    data = read_json(os.path.join(args.run, "data", "manifest.json"))  # the data the run's own stages read
+    sets = eval_sets(args.run, data.get("data_dir") or data["config"]["data"]["data_dir"] or _data_dir())
     out = os.path.join(HERE, "results", "tokenizers.json")
     previous = read_json(out) if os.path.exists(out) else {}
     text = text_study(args, sets) if args.kinds else previous.get("tokenizers", [])
     model = model_study(args) if args.model_study else previous.get("model_study", [])
+    text = with_model_measures(text, model)
     result = {"name": "tokenizers", "train_docs": args.train_docs,
               "eval_sets": {k: {"texts": len(v), "chars": sum(map(len, v))} for k, v in sets.items()},
               "tokenizers": text, "model_study": model, "recommended": recommend(text, model), "anchors": ANCHORS}
