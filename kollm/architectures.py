@@ -65,7 +65,10 @@ def _config(arch: str, m: ModelConfig, tokenizer, knob: int):
                                  num_key_value_heads=m.num_kv_heads, head_dim=head_dim, max_position_embeddings=m.max_seq_len,
                                  num_experts=4, num_experts_per_tok=2, moe_intermediate_size=knob,
                                  intermediate_size=m.intermediate_size, decoder_sparse_step=1, norm_topk_prob=True,
-                                 output_router_logits=True, router_aux_loss_coef=0.01, tie_word_embeddings=True, **ids)
+                                 # the torch loop asks for the router logits itself (pretrain.CausalLMLoss): kept
+                                 # in the config, HF's generate() computes the aux loss with a mask of the
+                                 # wrong shape and fails (seen in GRPO's sampling)
+                                 output_router_logits=False, router_aux_loss_coef=0.01, tie_word_embeddings=True, **ids)
     if arch == "mla_moe":
         return tf.DeepseekV3Config(hidden_size=h, num_hidden_layers=L, num_attention_heads=m.num_heads,
                                    num_key_value_heads=m.num_heads, kv_lora_rank=h // 4, q_lora_rank=h // 2,

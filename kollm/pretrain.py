@@ -117,7 +117,8 @@ class CausalLMLoss(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # MoEs with a load-balancing loss (Qwen3-MoE) add it as HF's own forward does, with its coefficient
-        routed = getattr(self.lm.config, "output_router_logits", False) and hasattr(self.lm, "router_aux_loss_coef")
+        routed = getattr(self.lm, "router_aux_loss_coef", 0) > 0 and \
+            hasattr(sys.modules[type(self.lm).__module__], "load_balancing_loss_func")
         extra = {"output_router_logits": True} if routed else {}
         if not self.loss_chunk:
             out = self.lm(input_ids=input_ids, **extra)

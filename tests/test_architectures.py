@@ -65,3 +65,22 @@ def test_an_unknown_architecture_is_one_line():
         config.validate(presets.build("ci", ["model.arch=transformer"]))
     with pytest.raises(KollmError, match="pretrain.backend=torch"):
         config.validate(config.apply_overrides(presets.llama_125m_1gpu(), ["model.arch=mamba2"]))
+
+
+def test_the_moe_trains_with_its_balancing_loss_and_samples_a_padded_batch(korean_tokenizer):
+    """Qwen3-MoE: kollm's loss adds the load-balancing term (coefficient 0.01) that HF's own forward adds; generating
+    a left-padded batch with a mask, as TRL's GRPO samples, works (with router logits on in the config it fails
+    inside HF's aux-loss code)."""
+    tok = korean_tokenizer
+    model = build_model(replace(SMALL, arch="moe"), tok, seed=0)
+    ids = tok(["이 영화 정말 재밌었어요 배우들 연기가 최고"], return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logits = model(input_ids=ids[:, :-1]).logits
+        plain = torch.nn.functional.cross_entropy(logits[0].float(), ids[0, 1:])
+        for chunk in (0, 4):
+            total = pretrain.CausalLMLoss(model, chunk)(ids[:, :-1], ids[:, 1:])
+            assert 0.005 < float(total - plain) < 0.1, (chunk, float(total), float(plain))  # 0.01 x balance (~1-4)
+    batch = tok(["이 영화", "정말 재밌는 영화였어요 ㅋㅋ"], padding=True, padding_side="left", return_tensors="pt",
+                add_special_tokens=False)
+    out = model.generate(**batch, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
+    assert out.shape == (2, batch.input_ids.shape[1] + 4)
