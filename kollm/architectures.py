@@ -31,6 +31,23 @@ _EXPAND_KNOB = ("mamba2", "mamba", "hybrid")
 ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts per token
 
 
+# transformers has sequence-classification heads (fine-tuning's cls head, the reward model) and the attention
+# KV cache the serving engine batches with for these; the SSMs and RWKV pretrain, and stop there for now
+WHOLE_PIPELINE = ("llama", "moe", "mla_moe")
+AFTER_PRETRAIN = ("finetune", "align", "evaluate", "export", "quantize", "serve")
+
+
+def check_stages(arch: str, stages: list[str]) -> None:
+    """One line, before anything runs, when `stages` need what `arch` does not have."""
+    from kollm.errors import KollmError
+
+    later = [s for s in stages if s in AFTER_PRETRAIN]
+    if arch not in WHOLE_PIPELINE and later:
+        raise KollmError(f"model.arch={arch} runs data, curate, tokenizer and pretrain; the stages after ({', '.join(later)}) need "
+                         f"a sequence-classification head and a KV cache that transformers has for "
+                         f"{', '.join(WHOLE_PIPELINE)} only (run `kollm run pretrain ... model.arch={arch}`)")
+
+
 def _ids(tokenizer) -> dict:
     """The vocabulary and special ids the config takes; a bare vocabulary size is enough for counting."""
     if isinstance(tokenizer, int):

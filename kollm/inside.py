@@ -77,14 +77,17 @@ def logit_lens(model, tokenizer, text: str, path: str) -> dict:
     use_korean_font()
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(nxt)), 0.6 * len(states) + 1.5))
-    ax.imshow(p_next.numpy(), cmap="magma", vmin=0, vmax=1, aspect="auto")
+    from matplotlib.colors import LogNorm
+
+    # log colours: a small model's next-token probabilities live in 1e-4..1e-1
+    ax.imshow(p_next.clamp(min=1e-4).numpy(), cmap="magma", norm=LogNorm(vmin=1e-4, vmax=1), aspect="auto")
     for layer in range(len(states)):
         for t in range(len(nxt)):
             ax.text(t, layer, pieces(tokenizer, [int(top[layer, t])])[0], ha="center", va="center", fontsize=7,
-                    color="white" if p_next[layer, t] < 0.5 else "black")
+                    color="white" if p_next[layer, t] < 0.01 else "black")
     ax.set_xticks(range(len(nxt)), [f"{a}→{b}" for a, b in zip(labels[:-1], labels[1:])], rotation=60, fontsize=7)
     ax.set_yticks(range(len(states)), ["embed"] + [f"layer {i}" for i in range(len(states) - 1)], fontsize=8)
-    ax.set_title("logit lens: top prediction (text) and P(real next token) (colour)", fontsize=9)
+    ax.set_title("logit lens: top prediction (text) and P(real next token) (colour, log 1e-4..1)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -165,3 +165,24 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.load(open(run_dir / "evaluate" / "report.json"))
     assert report["nsmc_path"] == str(path) and report["test_rows"]["nsmc"] == 40
+
+
+def test_a_mixture_of_experts_runs_the_whole_pipeline(tmp_path):
+    """model.arch=moe (Qwen3-MoE at the Llama's non-embedding budget) through every stage: pretraining with its
+    balancing loss, PEFT fine-tuning, the four alignment steps (GRPO samples from it), quantisation, a served
+    answer. Only the NSMC fine-tuning task, to keep the suite's time."""
+    args = ["run", "pipeline", "preset=ci", "model.arch=moe", 'finetune.tasks=["nsmc"]', f"run.root={tmp_path}",
+            f"serve.python={SERVE_PYTHON}"]
+    proc = run_cli(args, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "ci"
+    for stage in NAMES:
+        assert manifest(run_dir, stage)["status"] == "complete", stage
+    pretrained = json.load(open(run_dir / "pretrain" / "model" / "config.json"))
+    assert pretrained["model_type"] == "qwen3_moe" and pretrained["num_experts"] == 4
+    for step in ("sft", "dpo", "grpo"):  # saved so that generate() works on them (TRL had router logits on)
+        assert json.load(open(run_dir / "align" / step / "model" / "config.json"))["output_router_logits"] is False
+    assert 0 < manifest(run_dir, "finetune")["metrics"]["nsmc_val_accuracy"] <= 1
+    serve = manifest(run_dir, "serve")
+    assert serve["server"]["exit_code"] == 0
+    assert serve["answers"]["http"]["hangul_share"] > 0 and not serve["answers"]["grpc_stream"]["has_replacement_char"]

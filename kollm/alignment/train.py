@@ -86,6 +86,10 @@ def _save(trainer, tokenizer, model_dir: str) -> str:
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    if getattr(model.config, "output_router_logits", False):
+        # TRL turns an MoE's router logits on to train with its balancing loss; saved so, every later generate()
+        # (GRPO's sampling, evaluation, the server) fails in HF's aux-loss code. Trainers ask for them themselves.
+        model.config.output_router_logits = False
     model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
     return os.path.abspath(model_dir)
