@@ -179,7 +179,7 @@ def test_a_mixture_of_experts_runs_the_whole_pipeline(tmp_path):
     for stage in NAMES:
         assert manifest(run_dir, stage)["status"] == "complete", stage
     pretrained = json.load(open(run_dir / "pretrain" / "model" / "config.json"))
-    assert pretrained["model_type"] == "qwen3_moe" and pretrained["num_experts"] == 4
+    assert pretrained["model_type"] == "qwen3_moe" and pretrained["num_local_experts"] == 4
     for step in ("sft", "dpo", "grpo"):  # saved so that generate() works on them (TRL had router logits on)
         assert json.load(open(run_dir / "align" / step / "model" / "config.json"))["output_router_logits"] is False
     assert 0 < manifest(run_dir, "finetune")["metrics"]["nsmc_val_accuracy"] <= 1

@@ -12,6 +12,7 @@ from kollm import tokenizer as kt
 from kollm.curation.korean import normalize
 from kollm.tokenization import jamo, kiwi, spm
 from kollm.tokenizer import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS
+from tests.conftest import REPO
 
 # what users type and the curated corpus rarely holds: an emoji, hanja, a compatibility jamo run, Latin
 RARE = ["이 영화 🎬 최고 👍👍", "漢字 섞인 리뷰 ㅋㅋㅋㅋ", "OST가 good!! 10점 만점에 10점"]
@@ -195,3 +196,16 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
     bpe = AutoTokenizer.from_pretrained(model_dir)
     assert json.load(open(data + ".json"))["tokens"] == sum(len(bpe(r["text"], add_special_tokens=False)["input_ids"]) + 1
                                                            for r in nsmc_rows[:4000])
+
+
+def test_the_same_corpus_gives_the_same_tokenizer_in_every_process(texts, tmp_path):
+    """HF's BPE trainer broke ties in its alphabet cut in hash order, which changes per process: the same reviews
+    gave a different vocabulary, so a different model, in every CI run. Three processes, one tokenizer."""
+    corpus = tmp_path / "texts.json"
+    corpus.write_text(json.dumps(texts["train"][:4000], ensure_ascii=False))
+    code = ("import json, sys; from kollm import tokenizer as kt; "
+            "print(kt.train(sys.argv[1], json.load(open(sys.argv[2])), vocab_size=1500).backend_tokenizer.to_str())")
+    outs = {subprocess.run([sys.executable, "-c", code, "bpe_metaspace", str(corpus)], capture_output=True, text=True, check=True,
+                           cwd=REPO).stdout for _ in range(3)}
+    assert len(outs) == 1
+    assert len(json.loads(outs.pop())["model"]["vocab"]) >= 1400

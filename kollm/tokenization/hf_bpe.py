@@ -30,8 +30,10 @@ def train_metaspace(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     tok.normalizer = normalizer or normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizer or metaspace()
     room = max(len(SPECIAL_TOKENS) + 1, vocab_size - len(BYTE_TOKENS))
+    texts = texts if isinstance(texts, list) else list(texts)  # read twice: the alphabet, then the merges
+    chars = _alphabet(texts, tok, alphabet or min(2000, room // 2))
     trainer = trainers.BpeTrainer(vocab_size=room, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  limit_alphabet=alphabet or min(2000, room // 2), show_progress=False)
+                                  initial_alphabet=chars, limit_alphabet=len(chars), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     vocab = model["vocab"]
@@ -41,6 +43,17 @@ def train_metaspace(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     tok.model = models.BPE(vocab=vocab, merges=merges, unk_token=UNK, byte_fallback=True)
     tok.decoder = byte_fallback_decoder()
     return tok
+
+
+def _alphabet(texts: list[str], tok: Tokenizer, limit: int) -> list[str]:
+    """The `limit` most frequent characters of the normalised, pre-tokenised texts, ties broken by code point.
+    HF's trainer cuts its alphabet at `limit_alphabet` breaking ties in hash order, so the same corpus gave a
+    different vocabulary, and so a different model, in every process; given this one it keeps exactly it."""
+    counts: collections.Counter = collections.Counter()
+    for t in texts:
+        for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(t)):
+            counts.update(piece)
+    return [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
 def train_bytelevel(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
