@@ -127,11 +127,17 @@ def knob_for_budget(arch: str, m: ModelConfig, tokenizer) -> int:
     if arch == "llama":
         return 0
     budget = _meta_counts("llama", m, tokenizer, 0)["non_embedding_params"]
-    lo, hi = 1, 16 if arch in _EXPAND_KNOB else 4096  # params grow with the knob: bisect, take the nearer neighbour
+    # experts run in torch's grouped matmul, whose strides must be multiples of 16 bytes: widths step by 8
+    step = 8 if arch in ACTIVE_EXPERTS else 1
+    lo, hi = 1, 16 if arch in _EXPAND_KNOB else 4096 // step  # params grow with the knob: bisect, take the nearer
+
+    def size(k: int) -> int:
+        return _meta_counts(arch, m, tokenizer, k * step)["non_embedding_params"]
+
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if _meta_counts(arch, m, tokenizer, mid)["non_embedding_params"] <= budget else (lo, mid)
-    return min((lo, hi), key=lambda k: abs(_meta_counts(arch, m, tokenizer, k)["non_embedding_params"] - budget))
+        lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
+    return step * min((lo, hi), key=lambda k: abs(size(k) - budget))
 
 
 def hf_config(m: ModelConfig, tokenizer):

@@ -13,8 +13,9 @@ from kollm.model import build_model, parameter_count
 from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=176, max_seq_len=64)
-# HF takes the Mamba expansion as an integer: one step of it is ~+-25% of the budget at this size
-WITHIN = {"mamba2": 0.3, "mamba": 0.3, "hybrid": 0.3}
+# HF takes the Mamba expansion as an integer: one step of it is ~+-25% of the budget at this size; expert widths
+# step by 8 (grouped matmul strides), ~+-7% here, < 1.5% at the ci and tiny sizes
+WITHIN = {"mamba2": 0.3, "mamba": 0.3, "hybrid": 0.3, "moe": 0.1, "mla_moe": 0.1}
 
 
 @pytest.fixture(scope="module")
