@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 
@@ -131,6 +133,14 @@ def study(args) -> dict:
                             precision=args.precision, warmup_steps=min(cfg.pretrain.warmup_steps, args.steps // 10))
     rows = []
     for arch in args.archs:
+        if not args.row_out:  # each architecture in a process of its own: peak RSS is a process's high-water mark
+            row_out = os.path.join(args.work, f"{arch}.json")
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--run", args.run, "--preset", args.preset,
+                            "--archs", arch, "--steps", str(args.steps), "--precision", args.precision,
+                            "--contexts", *map(str, args.contexts), "--eval-batches", str(args.eval_batches),
+                            "--work", args.work, "--row-out", row_out, *args.overrides], check=True)
+            rows.append(read_json(row_out))
+            continue
         m = dataclasses.replace(cfg.model, arch=arch)
         print(f"{arch}: {architectures.describe(m, tokenizer)}", flush=True)
         model = build_model(m, tokenizer, seed=p.seed)
@@ -154,8 +164,9 @@ def study(args) -> dict:
                "inference": inference(model, args.contexts, len(tokenizer), torch.bfloat16 if args.precision == "bf16"
                                       else torch.float32)}
         print({k: v for k, v in row.items() if k not in ("curve", "inference")}, flush=True)
-        rows.append(row)
-        del model
+        with open(args.row_out, "w", encoding="utf-8") as f:
+            json.dump(row, f)
+        return {}
     return {"name": "architectures", "preset": args.preset, "precision": args.precision, "run": args.run,
             "inside": look_inside(pre["outputs"]["model_dir"], tokenizer, args.out),
             "model": dataclasses.asdict(cfg.model), "pretrain": {"steps": p.steps, "batch_size": p.batch_size,
@@ -279,6 +290,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--eval-batches", type=int, default=32)
     ap.add_argument("--work", default="/tmp/kollm-architectures", help="checkpoints and metrics of the runs")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where the JSON, report and plots go")
+    ap.add_argument("--row-out", default="", help=argparse.SUPPRESS)  # one architecture's row, from a child process
     ap.add_argument("overrides", nargs="*", help="dotted overrides of the preset, e.g. model.num_layers=2")
     args = ap.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run, "pretrain", "manifest.json")):
@@ -287,6 +299,8 @@ def main(argv: list[str]) -> int:
     # 5 ms flushed to zero (the serving engine's path was unaffected); the comparison is of architectures, not of that
     torch.set_flush_denormal(True)
     result = study(args)
+    if args.row_out:
+        return 0
     os.makedirs(args.out, exist_ok=True)
     out = os.path.join(args.out, "architectures.json")
     write_result(out, result, ("python benchmarks/architectures.py " + " ".join(argv)).strip())

@@ -247,10 +247,29 @@ def tokenizers_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def architectures_table(r: dict) -> str:
+    """Each architecture at one non-embedding budget: training, held-out loss, decoding at the shortest and
+    longest context."""
+    rows = r["architectures"]
+    longest = max(i["context"] for i in rows[0]["inference"])
+    lines = [f"Measured on {r['machine']}, {r['date']}, with `{r['command']}` ({r['precision']}, "
+             f"{r['pretrain']['steps']} steps x {r['pretrain']['batch_size']} x {r['pretrain']['seq_len']} tokens each; "
+             "full report: benchmarks/results/architectures_report.md).", "",
+             f"| arch | non-embedding params (active) | train tok/s | peak MB | held-out loss | ms/token @128 | "
+             f"ms/token @{longest} | cache MB @{longest} |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for a in rows:
+        inf = {i["context"]: i for i in a["inference"]}
+        active = f" ({a['active_non_embedding_params']:,})" if "active_non_embedding_params" in a else ""
+        lines.append(f"| {a['arch']} | {a['non_embedding_params']:,}{active} | {a['train_tokens_per_s']:,.0f} | "
+                     f"{a['peak_mem_mb']:,.0f} | {a['heldout_loss']:.3f} | {inf[min(inf)]['ms_per_token']} | "
+                     f"{inf[longest]['ms_per_token']} | {inf[longest]['cache_mb']} |")
+    return "\n".join(lines)
+
+
 RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretrain_cpu": pretrain_cpu_table,
              "finetune_methods": finetune_methods_table, "eval_laptop": eval_laptop_table,
              "alignment": alignment_table, "serving": serving_table, "quantization": quantization_table,
-             "tokenizers": tokenizers_table}
+             "tokenizers": tokenizers_table, "architectures": architectures_table}
 
 
 def render(text: str) -> str:
