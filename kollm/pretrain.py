@@ -114,12 +114,12 @@ class CausalLMLoss(torch.nn.Module):
         super().__init__()
         self.lm = lm
         self.loss_chunk = loss_chunk
+        # MoEs with a load-balancing loss (Qwen3-MoE) add it as HF's own forward does, with its coefficient
+        balance = getattr(sys.modules[type(lm).__module__], "load_balancing_loss_func", None)
+        self.balance = balance if getattr(lm, "router_aux_loss_coef", 0) > 0 else None
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # MoEs with a load-balancing loss (Qwen3-MoE) add it as HF's own forward does, with its coefficient
-        routed = getattr(self.lm, "router_aux_loss_coef", 0) > 0 and \
-            hasattr(sys.modules[type(self.lm).__module__], "load_balancing_loss_func")
-        extra = {"output_router_logits": True} if routed else {}
+        extra = {"output_router_logits": True} if self.balance else {}
         if not self.loss_chunk:
             out = self.lm(input_ids=input_ids, **extra)
             loss = torch.nn.functional.cross_entropy(out.logits.float().view(-1, out.logits.size(-1)), labels.reshape(-1))
@@ -128,10 +128,9 @@ class CausalLMLoss(torch.nn.Module):
             out = self.lm.base_model(input_ids=input_ids, **extra)
             loss = linear_cross_entropy(out.last_hidden_state.flatten(0, 1), self.lm.get_output_embeddings().weight,
                                         labels.reshape(-1), chunk_size=self.loss_chunk)
-        if routed:
-            balance = sys.modules[type(self.lm).__module__].load_balancing_loss_func
-            loss = loss + self.lm.router_aux_loss_coef * balance(out.router_logits, self.lm.num_experts,
-                                                                 self.lm.num_experts_per_tok)
+        if self.balance:
+            loss = loss + self.lm.router_aux_loss_coef * self.balance(out.router_logits, self.lm.num_experts,
+                                                                      self.lm.num_experts_per_tok)
         return loss
 
 

@@ -11,9 +11,9 @@ they are: `TextStream` still holds half a character back.
 
 from __future__ import annotations
 
-import re
-
 import torch
+
+from kollm.tokenization.hf_bpe import BYTE_TOKENS  # <0x00>..<0xFF>, as SentencePiece spells them
 
 ANY = (0x80, 0xBF)
 # the first continuation byte's range after each lead byte (RFC 3629, section 4); the others take ANY
@@ -38,10 +38,10 @@ class Utf8Guard:
 
     def __init__(self, tokenizer, vocab: int):
         self.byte = torch.full((vocab,), -1, dtype=torch.long)
-        for token, i in tokenizer.get_vocab().items():
-            m = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token)
-            if m and i < vocab:
-                self.byte[i] = int(m.group(1), 16)
+        ids = tokenizer.get_vocab()
+        for byte, token in enumerate(BYTE_TOKENS):
+            if ids.get(token, vocab) < vocab:
+                self.byte[ids[token]] = byte
         self.active = bool((self.byte >= 0).any())
         b = self.byte
         # between characters: no continuation byte, no byte that starts nothing (C0, C1, F5-FF)
