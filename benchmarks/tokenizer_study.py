@@ -203,11 +203,15 @@ def with_model_measures(text: list[dict], model: list[dict]) -> list[dict]:
     tokenizer stage of that kind and size (trained on the whole curated corpus, not the study's first documents)."""
     rows = [{k: v for k, v in r.items() if k not in ("bits_per_char", "nsmc_accuracy")} for r in text]
     for m in model:
-        mine = [r for r in rows if r["kind"] == m["kind"]]
-        match = [r for r in mine if r["vocab_size_asked"] == m.get("vocab_size_asked")] or (mine if len(mine) == 1 else [])
-        for r in match:
+        for r in text_rows_of(m, rows):
             r["bits_per_char"], r["nsmc_accuracy"] = m["bits_per_char"], m["nsmc_accuracy"]
     return rows
+
+
+def text_rows_of(m: dict, text: list[dict]) -> list[dict]:
+    """The text study's rows of a model-study row's tokenizer: its kind at the size asked, or the kind's only row."""
+    mine = [r for r in text if r["kind"] == m["kind"]]
+    return [r for r in mine if r["vocab_size_asked"] == m.get("vocab_size_asked")] or (mine if len(mine) == 1 else [])
 
 
 # what the default is chosen on, each lower-is-better: quality per character of text, accuracy after the same
@@ -221,11 +225,8 @@ def recommend(text: list[dict], model: list[dict]) -> dict:
     context) for the same text and fine-tunes worst; else the fewest tokens per eojeol among the exact
     round-trippers at 8k."""
     if model:
-        trained = {(r["kind"], r["vocab_size_asked"]): r["train_s"] for r in text}
         rows = [{**m, "tokens_per_char": m["pretrain_tokens"] / m["pretrain_chars"],
-                 "tokenizer_train_s": trained.get((m["kind"], m.get("vocab_size_asked")),
-                                                  next((r["train_s"] for r in text if r["kind"] == m["kind"]), 0))}
-                for m in model]
+                 "tokenizer_train_s": next((r["train_s"] for r in text_rows_of(m, text)), 0)} for m in model]
         ranks = {m["kind"]: {} for m in rows}
         for key, sign in CRITERIA.items():
             values = sorted(sign * m[key] for m in rows)
