@@ -24,6 +24,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -185,7 +186,7 @@ def look_inside(model_dir: str, tokenizer, folder: str) -> dict:
     os.makedirs(folder, exist_ok=True)
     inside.attention_maps(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_attention.png"))
     lens = inside.logit_lens(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_logit_lens.png"))
-    return {"model_dir": model_dir, "sentence": SENTENCE,
+    return {"model_dir": os.path.relpath(model_dir, REPO), "sentence": SENTENCE,
             "p_next_by_layer": [round(float(sum(layer) / len(layer)), 4) for layer in lens["p_next"]]}
 
 
@@ -288,7 +289,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--contexts", nargs="+", type=int, default=CONTEXTS)
     ap.add_argument("--eval-batches", type=int, default=32)
-    ap.add_argument("--work", default="/tmp/kollm-architectures", help="checkpoints and metrics of the runs")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "kollm-architectures"),
+                    help="checkpoints and metrics of the runs")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where the JSON, report and plots go")
     ap.add_argument("--row-out", default="", help=argparse.SUPPRESS)  # one architecture's row, from a child process
     ap.add_argument("overrides", nargs="*", help="dotted overrides of the preset, e.g. model.num_layers=2")
