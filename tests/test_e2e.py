@@ -167,7 +167,7 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
     assert report["nsmc_path"] == str(path) and report["test_rows"]["nsmc"] == 40
 
 
-def test_a_mixture_of_experts_runs_the_whole_pipeline(tmp_path):
+def test_a_mixture_of_experts_runs_the_whole_pipeline(tmp_path, data_dir):  # data_dir: skipped without data
     """model.arch=moe (Qwen3-MoE at the Llama's non-embedding budget) through every stage: pretraining with its
     balancing loss, PEFT fine-tuning, the four alignment steps (GRPO samples from it), quantisation, a served
     answer. Only the NSMC fine-tuning task, to keep the suite's time."""

@@ -326,7 +326,7 @@ def test_cli_pretrain_on_two_torchrun_ranks_through_nemo_run(packed, tokenizer_d
     assert os.path.exists(manifest["outputs"]["model_dir"] + "/model.safetensors")
 
 
-def test_gpu_benchmark_plumbing_on_cpu(tmp_path):
+def test_gpu_benchmark_plumbing_on_cpu(tmp_path, data_dir):  # data_dir: skipped without data (prepare reads it)
     """benchmarks/pretrain_gpu.py, everything but the GPU: prepare the data, run the torch backend under
     torchrun with the benchmark's settings (no checkpoints), and write the result fields the README and
     the issue ask for. Without a GPU and without --allow-cpu it refuses in one line."""
