@@ -9,6 +9,8 @@ AUTOMODEL_VENV := .venv-automodel
 PRESET ?= tiny
 # pip's chatter about local index folders is noise here
 PIP_QUIET := -q --disable-pip-version-check
+# where torch comes from; containers/Dockerfile.cpu points it at PyTorch's CPU index
+TORCH_INDEX ?=
 
 .PHONY: demo test env env-automodel clean
 
@@ -28,7 +30,7 @@ env-automodel: $(AUTOMODEL_VENV)/.installed
 # $(call make-venv,DIR,REQUIREMENTS)
 define make-venv
 	$(PYTHON) -m venv $(1)
-	$(1)/bin/pip install $(PIP_QUIET) torch==2.13.0
+	$(1)/bin/pip install $(PIP_QUIET) $(TORCH_INDEX) torch==2.13.0
 	$(1)/bin/pip install $(PIP_QUIET) -r $(2)
 	$(1)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	touch $(1)/.installed

@@ -158,9 +158,9 @@ def convert_command(step: str, out: str) -> str:
 def sbatch_command(cfg: PipelineConfig, step: str, config_path: str) -> str:
     """Several nodes on Slurm: NeMo-RL's ray.sub (a Ray cluster over the job's nodes, then COMMAND)."""
     r = cfg.run
-    mounts = f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"
+    mounts = ",".join([f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}", *r.container_mounts])
     env = (f"COMMAND={shlex.quote(shlex.join(command(step, config_path)))} "
-           f"CONTAINER={shlex.quote(r.container_image or CONTAINER)} MOUNTS={shlex.quote(mounts)}")
+           f"CONTAINER={shlex.quote(r.nemo_rl_image or CONTAINER)} MOUNTS={shlex.quote(mounts)}")
     opts = [f"--nodes={max(1, r.nodes)}", f"--gres=gpu:{max(1, r.gpus_per_node)}", f"--time={r.time_limit}",
             f"--job-name=kollm-nemo-rl-{step}"]
     if r.account:

@@ -51,7 +51,11 @@ class RunConfig:
     partition: str = ""
     account: str = ""
     time_limit: str = "01:00:00"
-    container_image: str = ""  # e.g. nvcr.io/nvidia/nemo:25.11 built from containers/
+    container_image: str = ""  # the training image (containers/Dockerfile.train): every stage but serve
+    serve_image: str = ""  # the serve stage's image (containers/Dockerfile.serve); empty: container_image
+    nemo_rl_image: str = "nvcr.io/nvidia/nemo-rl:v0.7.0"  # `kollm nemo-rl STEP` (containers/Dockerfile.nemo_rl)
+    container_mounts: list[str] = field(default_factory=list)  # SRC:DST, besides run.root (Slurm, Docker)
+    profile: str = ""  # the cluster profile these values came from (kollm/cluster.py); set by the CLI
     remote_job_dir: str = ""  # Slurm: job directory on the cluster
     ssh_host: str = ""  # Slurm: login node; empty means submit from this machine
     ssh_user: str = ""

@@ -9,6 +9,8 @@
   kollm nemo-rl dpo preset=1b run.executor=slurm --dryrun   # a NeMo-RL step (GPUs) on the align stage's data
   kollm data download [--mirror URL] [--dest DIR]
   kollm config preset=ci pretrain.steps=10       # print the resolved config
+  kollm run pipeline preset=1b --profile cluster.yaml --dryrun   # a cluster profile fills run.* (Slurm)
+  kollm doctor                                   # is this machine ready? each problem with its fix
 
 Overrides are `section.key=value`; `preset=NAME` picks the recipe to start from
 (recipes/presets.py: tiny, laptop, ci, small, 1b, 8b). User mistakes print one `error:` line and exit
@@ -41,14 +43,20 @@ def _config(tokens: list[str], config_file: str = ""):
             raise KollmError(f"cannot read config {config_file}: {e}") from None
         cfg = config.apply_overrides(cfg, tokens)
     else:
-        preset = "tiny"
+        from kollm import cluster
+
+        preset, profile = "tiny", ""
         rest = []
         for t in tokens:
             if t.startswith("preset="):
                 preset = t.split("=", 1)[1]
+            elif t.startswith("run.profile="):
+                profile = t.split("=", 1)[1]
             else:
                 rest.append(t)
-        cfg = presets.build(preset, rest)
+        # preset < cluster profile < the command line's own overrides
+        found = cluster.find(profile)
+        cfg = presets.build(preset, (cluster.overrides(found) if found else []) + rest)
     config.validate(cfg)
     return cfg
 
@@ -234,6 +242,12 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from kollm import doctor
+
+    return doctor.main(args.data_dir, args.root, args.profile, args.json)
+
+
 def cmd_download(args) -> int:
     from kollm.data import download
 
@@ -306,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("recipe", help="pipeline or a stage name")
     r.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides")
     r.add_argument("--dryrun", action="store_true", help="print what would be launched (e.g. the sbatch script)")
+    _add_profile(r)
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("stage", help="run one stage in this process (no NeMo Run)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -316,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_stage)
     c = sub.add_parser("config", help="print the resolved config")
     c.add_argument("overrides", nargs="*")
+    _add_profile(c)
     c.set_defaults(fn=cmd_config)
     e = sub.add_parser("evaluate", help="evaluate any HF model folder (+ a PEFT adapter) on kollm's Korean tasks",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -339,13 +355,14 @@ def parser() -> argparse.ArgumentParser:
     n = sub.add_parser("nemo-rl", help="run an alignment step on NeMo-RL (GPUs, its container) through NeMo Run",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Run one NeMo-RL step (sft, dpo, reward, grpo) on the config and data the run's "
-                                   "align stage wrote (<run>/align/nemo_rl/), in nvcr.io/nvidia/nemo-rl:v0.7.0 (or "
-                                   "run.container_image): run.executor=docker on this machine, slurm on one node "
+                                   "align stage wrote (<run>/align/nemo_rl/), in run.nemo_rl_image (default "
+                                   "nvcr.io/nvidia/nemo-rl:v0.7.0): run.executor=docker on this machine, slurm on one node "
                                    "(several: prints NeMo-RL's ray.sub command), local inside that container. "
                                    "The same run's align stage must be done (kollm run align ...).")
     n.add_argument("step", help="sft, dpo, reward or grpo")
     n.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides (run.*)")
     n.add_argument("--dryrun", action="store_true", help="print what would be launched")
+    _add_profile(n)
     n.set_defaults(fn=cmd_nemo_rl)
     ch = sub.add_parser("chat", help="a streaming terminal chat with the served model (Triton) or a local folder",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -393,7 +410,20 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("action", help="triton, serve or bench")
     t.add_argument("overrides", nargs="*", help="preset=NAME, trtllm.* and run.* overrides")
     t.add_argument("--dryrun", action="store_true", help="write the files and print what would be launched")
+    _add_profile(t)
     t.set_defaults(fn=cmd_trtllm)
+    dr = sub.add_parser("doctor", help="check this machine: Python, torch/CUDA, the environments' pins, NeMo Run, "
+                                       "Curator, Megatron, tritonserver, Slurm, Docker, the data, disk",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Check what the demo and the GPU/cluster paths need, each with a fix when it is "
+                                    "wrong. Exit status 0: the demo (make demo) can run here; 1: something it "
+                                    "needs failed (warnings are paths this machine does not offer).")
+    dr.add_argument("--data-dir", default="", help="the Korean data folder to check (default: searched as the data "
+                                                   "stage searches)")
+    dr.add_argument("--root", default="runs", help="where runs go (its disk is checked)")
+    dr.add_argument("--json", action="store_true", help="the checks as JSON")
+    _add_profile(dr)
+    dr.set_defaults(fn=cmd_doctor)
     d = sub.add_parser("data", help="dataset commands")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="download NSMC, KLUE and korean-hate-speech (resumable, checksummed)")
@@ -401,6 +431,12 @@ def parser() -> argparse.ArgumentParser:
     dl.add_argument("--mirror", default="", help="base URL of a server holding kollm's data layout")
     dl.set_defaults(fn=cmd_download)
     return p
+
+
+def _add_profile(sub_parser) -> None:
+    sub_parser.add_argument("--profile", default="", metavar="FILE",
+                            help="a cluster profile (account, partition, images, mounts, tunnel; kollm/cluster.py); "
+                                 "default: $KOLLM_PROFILE, else ~/.config/kollm/cluster.yaml if it exists")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
             p.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
+    if getattr(args, "profile", "") and hasattr(args, "overrides"):
+        args.overrides.insert(0, f"run.profile={args.profile}")
     try:
         return args.fn(args)
     except KollmError as e:

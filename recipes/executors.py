@@ -67,7 +67,7 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     mounts = []
     if r.container_image:
         # The run directory must be on a filesystem every node sees.
-        mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"]
+        mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}", *r.container_mounts]
     torchrun = distributed_pretrain(cfg, stages)
     pretraining = stages == ["pretrain"]
     extra = {"requeue": True} if pretraining else {}
@@ -90,28 +90,30 @@ def docker(cfg: PipelineConfig) -> run.DockerExecutor:
     return run.DockerExecutor(
         container_image=r.container_image, num_gpus=r.gpus_per_node or None,
         runtime="nvidia" if r.gpus_per_node else None, ipc_mode="host", shm_size="16g",
-        volumes=[f"{repo_root()}:{CONTAINER_REPO}", f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}"],
+        volumes=[f"{repo_root()}:{CONTAINER_REPO}", f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}",
+                 *r.container_mounts],
         packager=run.Packager(), env_vars=dict(ENV),
     )
 
 
 def gpu_container(cfg: PipelineConfig, image: str, multi_node_hint: str):
-    """One GPU node running a vendor container (NeMo-RL, TensorRT-LLM): Docker here, pyxis on Slurm, or
-    this machine (`local`, for use inside that container). The run folder is mounted at the same path."""
+    """One GPU node running a vendor container (`image`: run.nemo_rl_image, trtllm.container): Docker here,
+    pyxis on Slurm, or this machine (`local`, for use inside that container). The run folder is mounted at
+    the same path, with run.container_mounts."""
     r = cfg.run
-    image = r.container_image or image
     root = os.path.abspath(r.root)
+    mounts = [f"{root}:{root}", *r.container_mounts]
     env = {**ENV, "HF_HOME": os.path.join(root, ".hf")}
     if r.executor == "docker":
         return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
-                                  ipc_mode="host", shm_size="64g", volumes=[f"{root}:{root}"],
+                                  ipc_mode="host", shm_size="64g", volumes=mounts,
                                   packager=run.Packager(), env_vars=env)
     if r.executor == "slurm":
         if r.nodes > 1:
             raise KollmError(multi_node_hint)
         return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
                                  gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
-                                 container_mounts=[f"{root}:{root}"], tunnel=slurm_tunnel(cfg), packager=run.Packager(),
+                                 container_mounts=mounts, tunnel=slurm_tunnel(cfg), packager=run.Packager(),
                                  env_vars=env, exclusive=True)
     return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
 
@@ -129,6 +131,15 @@ def launch_script(name: str, executor, script: run.Script, dryrun: bool) -> dict
 
 
 FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
+
+
+def for_stage(executor, cfg: PipelineConfig, env: str):
+    """A copy of the experiment's executor for one stage: serving-environment stages run in run.serve_image
+    when one is named (Slurm, Docker), the others in run.container_image."""
+    own = executor.clone()
+    if env == "serve" and cfg.run.serve_image and hasattr(own, "container_image"):
+        own.container_image = cfg.run.serve_image
+    return own
 
 
 def for_config(cfg: PipelineConfig, stages: list[str] | None = None):

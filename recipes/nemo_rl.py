@@ -4,7 +4,7 @@
     kollm nemo-rl grpo preset=1b run.executor=slurm run.partition=gpu run.account=me --dryrun
 
 The task is NeMo-RL's own command (`uv run examples/run_dpo.py --config <run>/align/nemo_rl/dpo.yaml`)
-inside the `nvcr.io/nvidia/nemo-rl:v0.7.0` container (or `run.container_image`), run from its
+inside the `nvcr.io/nvidia/nemo-rl:v0.7.0` container (`run.nemo_rl_image`), run from its
 checkout at /opt/nemo-rl: DockerExecutor on one machine; on Slurm, one node through pyxis (NeMo-RL
 starts its Ray cluster on that node). Several nodes need NeMo-RL's `ray.sub`, which starts Ray on
 every node of the job first: for `run.nodes` > 1 this prints that sbatch command instead.
@@ -45,7 +45,7 @@ def task(step: str, config: str) -> run.Script:
 
 
 def executor(cfg: PipelineConfig):
-    return gpu_container(cfg, nemo_rl.CONTAINER, "NeMo-RL on several nodes starts Ray through its ray.sub; "
+    return gpu_container(cfg, cfg.run.nemo_rl_image, "NeMo-RL on several nodes starts Ray through its ray.sub; "
                          "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
 
 

@@ -151,3 +151,10 @@ def test_executor_for_a_multi_node_pretrain_uses_torchrun(tmp_path):
                               "pretrain.nproc_per_node=4", "pretrain.batch_size=16"])
     ex = executors.for_config(cfg, ["pretrain"])
     assert (ex.nodes, ex.launcher) == (2, "torchrun")
+
+
+def test_doctor_reaches_the_real_cluster(slurm_env):
+    from kollm import doctor
+
+    check = doctor.check_slurm()
+    assert check.status == "ok" and check.found == f"partitions: {slurm_env.partition}*"
