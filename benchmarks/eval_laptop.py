@@ -10,6 +10,7 @@ third, hate speech, KLUE-STS, and the wall clock against the 90-minute budget.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -22,7 +23,8 @@ from benchmarks import pipeline_tiny  # noqa: E402
 ROOT = os.path.join(os.path.dirname(HERE), "runs")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     rc = pipeline_tiny.main(["preset=laptop", f"run.root={os.path.relpath(ROOT)}"])
     if rc:
         return rc

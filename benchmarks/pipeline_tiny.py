@@ -14,6 +14,7 @@ from metrics.jsonl: tokens per log interval / that interval's tokens per second)
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -81,7 +82,10 @@ def earlier_training_s(pretrain: dict) -> float:
 
 
 def main(argv: list[str]) -> int:
-    overrides = argv or ["preset=tiny"]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("overrides", nargs="*", help="preset=NAME (default tiny) and section.key=value overrides; "
+                                                 "run.root=DIR keeps the run there (else a temp dir)")
+    overrides = ap.parse_args(argv).overrides or ["preset=tiny"]
     preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
     kept = next((a.split("=", 1)[1] for a in overrides if a.startswith("run.root=")), "")
     root = os.path.abspath(kept) if kept else tempfile.mkdtemp(prefix="kollm-bench-")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import argparse
 import json
 import os
 import sys
@@ -89,7 +90,8 @@ def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float, **overrides) -
     return float(np.mean(steady))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     torch.set_num_threads(os.cpu_count())
     cfg = presets.llama_5m_cpu_demo()
     data_dir = sources.resolve_data_dir()

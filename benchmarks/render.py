@@ -1,17 +1,20 @@
-"""Render benchmark results into README.md between `<!-- results:NAME -->` markers.
+"""Render benchmark results into README.md and docs/workshop/*.md between `<!-- results:NAME -->` markers.
 
-    python benchmarks/render.py          # rewrite README.md from benchmarks/results/*.json
-    python benchmarks/render.py --check  # exit 1 if README.md is stale
+    python benchmarks/render.py          # rewrite the pages from benchmarks/results/*.json
+    python benchmarks/render.py --check  # exit 1 if a page is stale
 """
 
 from __future__ import annotations
 
+import argparse
+import glob
 import json
 import os
 import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # benchmarks.workshop, when run as a script
 README = os.path.join(os.path.dirname(HERE), "README.md")
 
 
@@ -273,26 +276,46 @@ RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretr
 
 
 def render(text: str) -> str:
+    from benchmarks import workshop
+
+    blocks = {}
     for name, fn in RENDERERS.items():
         path = os.path.join(HERE, "results", f"{name}.json")
-        if not os.path.exists(path):
-            continue
-        body = fn(json.load(open(path, encoding="utf-8")))
+        if os.path.exists(path):
+            blocks[name] = lambda fn=fn, path=path: fn(json.load(open(path, encoding="utf-8")))
+    blocks.update(workshop.RENDERERS)  # each week loads the results it quotes
+    for name, body in blocks.items():
         pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+        if pattern.search(text):
+            rendered = body()
+            text = pattern.sub(lambda m: m.group(1) + rendered + m.group(2), text)
     return text
 
 
+def documents() -> list[str]:
+    """Every page whose numbers render from the results: the README and the workshop weeks."""
+    return [README, *sorted(glob.glob(os.path.join(os.path.dirname(README), "docs", "workshop", "*.md")))]
+
+
 def main(argv: list[str]) -> int:
-    current = open(README, encoding="utf-8").read()
-    fresh = render(current)
-    if "--check" in argv:
-        if fresh != current:
-            print("README.md is stale: run python benchmarks/render.py", file=sys.stderr)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is stale")
+    check = ap.parse_args(argv).check
+    stale = []
+    for path in documents():
+        current = open(path, encoding="utf-8").read()
+        fresh = render(current)
+        if fresh == current:
+            continue
+        stale.append(os.path.relpath(path, os.path.dirname(README)))
+        if not check:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(fresh)
+    if check:
+        if stale:
+            print(f"stale: {', '.join(stale)}: run python benchmarks/render.py", file=sys.stderr)
             return 1
         return 0
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(fresh)
     serving = os.path.join(HERE, "results", "serving.json")
     if os.path.exists(serving):
         serving_plot(json.load(open(serving, encoding="utf-8")),

@@ -156,3 +156,20 @@ def test_repository_refuses_a_folder_without_a_model(tmp_path):
                            "write_repository(sys.argv[1] + '/repo', sys.argv[1])", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode != 0 and "is not a HF model directory" in proc.stderr
+
+
+def test_a_port_in_use_is_one_line_before_tritonserver_starts(tmp_path):
+    import socket
+
+    from kollm.errors import KollmError
+    from kollm.serve.server import TritonServer
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = TritonServer(str(tmp_path / "repo"), str(tmp_path / "work"), http_port=port)
+        with pytest.raises(KollmError, match=rf"^port {port} on 127.0.0.1 is in use .*serve.http_port=PORT"):
+            server.start()
+        assert server.proc is None  # nothing was launched
+    server.check_ports()  # free again: no error

@@ -90,8 +90,22 @@ class TritonServer:
         env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
+    def check_ports(self) -> None:
+        """A port someone else holds is a one-line error before tritonserver starts (it would exit with
+        a bind failure buried in its log)."""
+        for name, port in (("serve.http_port", self.http_port), ("serve.grpc_port", self.grpc_port),
+                           ("serve.metrics_port", self.metrics_port)):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is not "in use"
+                try:
+                    s.bind((self.host, port))
+                except OSError:
+                    raise KollmError(f"port {port} on {self.host} is in use (another server?): stop it, or choose "
+                                     f"another with {name}=PORT (0 = any free port)") from None
+
     def start(self, timeout_s: float = 120.0) -> "TritonServer":
         os.makedirs(self.work_dir, exist_ok=True)
+        self.check_ports()
         log = open(self.log_path, "a")  # a restart keeps the earlier log
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
                                      start_new_session=True)
