@@ -9,6 +9,7 @@ template. Greedy, so a rerun on the same run gives the same text. docs/workshop/
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -27,10 +28,14 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
 
     torch.set_flush_denormal(True)  # subnormals make CPU generate() ~40x slower (stages/runner.py)
     out = {}
-    for which, model_dir in (("pretrained", os.path.join(run_dir, "pretrain", "model")),
-                             ("aligned", os.path.join(run_dir, "align", "model"))):
-        if not os.path.isfile(os.path.join(model_dir, "config.json")):
-            raise SystemExit(f"error: {model_dir}: no model; run `kollm run pipeline preset=tiny` first")
+    for which, stage in (("pretrained", "pretrain"), ("aligned", "align")):
+        # where each stage's model is: its manifest says (the align stage's is its last step's policy)
+        manifest = os.path.join(run_dir, stage, "manifest.json")
+        if not os.path.isfile(manifest):
+            raise SystemExit(f"error: {manifest}: the {stage} stage has not finished; run "
+                             "`kollm run pipeline preset=tiny` first")
+        with open(manifest, encoding="utf-8") as f:
+            model_dir = json.load(f)["outputs"]["model_dir"]
         gen = pipeline("text-generation", model=model_dir, device="cpu", dtype=torch.float32)
         prompt = PROMPTS[which]
         t0 = time.perf_counter()

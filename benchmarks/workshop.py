@@ -51,7 +51,7 @@ def week01() -> str:
     share = stages[slowest] / p["wall_s"]
     lines += ["", "**체크포인트 답.** 가장 오래 걸리는 단계는 "
               f"`{slowest}` 로, 전체의 {share:.0%} ({stages[slowest]:.0f}초)입니다. 5M 파라미터 모델도 "
-              "CPU에서는 사전학습이 대부분의 시간을 씁니다."]
+              "CPU에서는 사전학습이 시간의 가장 큰 몫을 씁니다."]
     return "\n".join(lines)
 
 
