@@ -158,7 +158,7 @@ def convert_command(step: str, out: str) -> str:
 def sbatch_command(cfg: PipelineConfig, step: str, config_path: str) -> str:
     """Several nodes on Slurm: NeMo-RL's ray.sub (a Ray cluster over the job's nodes, then COMMAND)."""
     r = cfg.run
-    mounts = ",".join([f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}", *r.container_mounts])
+    mounts = ",".join(r.mounts)
     env = (f"COMMAND={shlex.quote(shlex.join(command(step, config_path)))} "
            f"CONTAINER={shlex.quote(r.nemo_rl_image or CONTAINER)} MOUNTS={shlex.quote(mounts)}")
     opts = [f"--nodes={max(1, r.nodes)}", f"--gres=gpu:{max(1, r.gpus_per_node)}", f"--time={r.time_limit}",

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm import architectures, indexed_data, pretrain  # noqa: E402
 from kollm.io import read_json  # noqa: E402
-from kollm.model import build_model  # noqa: E402
+from kollm.model import build_model, flush_subnormals  # noqa: E402
 
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
 DECODE_TOKENS = 32
@@ -297,9 +297,8 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run, "pretrain", "manifest.json")):
         ap.error(f"{args.run}: no finished pretrain stage; run `kollm run pipeline preset={args.preset}` first")
-    # subnormal floats are ~40x slower on x86: HF's fp32 generate() of the tiny Llama took 216 ms/token with them,
-    # 5 ms flushed to zero (the serving engine's path was unaffected); the comparison is of architectures, not of that
-    torch.set_flush_denormal(True)
+    # the comparison is of architectures, not of subnormal floats (the serving engine's path was unaffected)
+    flush_subnormals()
     result = study(args)
     if args.row_out:
         return 0

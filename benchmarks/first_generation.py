@@ -26,7 +26,9 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
     import torch
     from transformers import pipeline
 
-    torch.set_flush_denormal(True)  # subnormals make CPU generate() ~40x slower (stages/runner.py)
+    from kollm.model import flush_subnormals
+
+    flush_subnormals()
     out = {}
     for which, stage in (("pretrained", "pretrain"), ("aligned", "align")):
         # where each stage's model is: its manifest says (the align stage's is its last step's policy)

@@ -17,9 +17,9 @@ kollm's loop with the plain loss and SDPA (`pretrain.loss_chunk=0 pretrain.atten
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
-import argparse
 import json
 import os
 import sys

@@ -276,19 +276,21 @@ RENDERERS = {"pipeline_tiny": pipeline_table, "curation": curation_table, "pretr
 
 
 def render(text: str) -> str:
+    """Every marked block of `text` rendered: a README block from its own results file (left as it is when
+    that file is absent), a workshop week from the results it quotes."""
     from benchmarks import workshop
 
-    blocks = {}
-    for name, fn in RENDERERS.items():
-        path = os.path.join(HERE, "results", f"{name}.json")
-        if os.path.exists(path):
-            blocks[name] = lambda fn=fn, path=path: fn(json.load(open(path, encoding="utf-8")))
-    blocks.update(workshop.RENDERERS)  # each week loads the results it quotes
-    for name, body in blocks.items():
+    for name, fn in {**RENDERERS, **workshop.RENDERERS}.items():
         pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
-        if pattern.search(text):
-            rendered = body()
-            text = pattern.sub(lambda m: m.group(1) + rendered + m.group(2), text)
+        if not pattern.search(text):
+            continue
+        if name in workshop.RENDERERS:
+            body = fn()
+        elif (result := workshop.load(name)) is not None:
+            body = fn(result)
+        else:
+            continue
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
     return text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Literal
@@ -62,6 +63,13 @@ class RunConfig:
     # Slurm pretraining: how often a job stopped by its time limit (SIGUSR1) or preempted (SIGTERM)
     # requeues itself; it resumes from the checkpoint it saved on the way out
     requeues: int = 3
+
+    @property
+    def mounts(self) -> list[str]:
+        """What a container gets mounted: the run folder at the same path (every node must see it), then
+        run.container_mounts."""
+        root = os.path.abspath(self.root)
+        return [f"{root}:{root}", *self.container_mounts]
 
 
 @dataclass

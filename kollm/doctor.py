@@ -132,24 +132,21 @@ def check_module(module: str, label: str, status_if_missing: Status, fix: str) -
 
 
 def check_tritonserver() -> Check:
+    """The binary the serve stage runs: kollm.serve.server.pytriton_dir() asked in the serve environment (nvidia-pytriton
+    lives there only), else a system tritonserver (NGC's Triton images)."""
     binary = ""
-    for site in _site_packages(os.path.join(repo_root(), ".venv-serve")):
-        candidate = os.path.join(site, "pytriton", "tritonserver", "bin", "tritonserver")
-        if os.path.exists(candidate):
-            binary = candidate
+    python = os.path.join(repo_root(), ".venv-serve", "bin", "python")
+    if os.path.exists(python):
+        code = "import os; from kollm.serve.server import pytriton_dir; print(os.path.join(pytriton_dir(), 'bin', 'tritonserver'))"
+        p = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root())
+        if p.returncode == 0 and os.path.exists(p.stdout.strip()):
+            binary = p.stdout.strip()
     binary = binary or shutil.which("tritonserver") or ""
     if not binary:
         return Check("tritonserver", "fail", "not found (nvidia-pytriton in .venv-serve bundles one)", "make env")
     if not os.access(binary, os.X_OK):
         return Check("tritonserver", "fail", f"{binary} is not executable", f"chmod +x {binary}")
     return Check("tritonserver", "ok", binary)
-
-
-def _site_packages(venv: str) -> list[str]:
-    lib = os.path.join(venv, "lib")
-    if not os.path.isdir(lib):
-        return []
-    return [os.path.join(lib, d, "site-packages") for d in sorted(os.listdir(lib)) if d.startswith("python")]
 
 
 def check_slurm() -> Check:

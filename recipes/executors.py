@@ -67,7 +67,7 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     mounts = []
     if r.container_image:
         # The run directory must be on a filesystem every node sees.
-        mounts = [f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}", *r.container_mounts]
+        mounts = r.mounts
     torchrun = distributed_pretrain(cfg, stages)
     pretraining = stages == ["pretrain"]
     extra = {"requeue": True} if pretraining else {}
@@ -90,8 +90,7 @@ def docker(cfg: PipelineConfig) -> run.DockerExecutor:
     return run.DockerExecutor(
         container_image=r.container_image, num_gpus=r.gpus_per_node or None,
         runtime="nvidia" if r.gpus_per_node else None, ipc_mode="host", shm_size="16g",
-        volumes=[f"{repo_root()}:{CONTAINER_REPO}", f"{os.path.abspath(r.root)}:{os.path.abspath(r.root)}",
-                 *r.container_mounts],
+        volumes=[f"{repo_root()}:{CONTAINER_REPO}", *r.mounts],
         packager=run.Packager(), env_vars=dict(ENV),
     )
 
@@ -101,9 +100,8 @@ def gpu_container(cfg: PipelineConfig, image: str, multi_node_hint: str):
     pyxis on Slurm, or this machine (`local`, for use inside that container). The run folder is mounted at
     the same path, with run.container_mounts."""
     r = cfg.run
-    root = os.path.abspath(r.root)
-    mounts = [f"{root}:{root}", *r.container_mounts]
-    env = {**ENV, "HF_HOME": os.path.join(root, ".hf")}
+    mounts = r.mounts
+    env = {**ENV, "HF_HOME": os.path.join(os.path.abspath(r.root), ".hf")}
     if r.executor == "docker":
         return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
                                   ipc_mode="host", shm_size="64g", volumes=mounts,

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from kollm import doctor
 from kollm.config import RunConfig, TrtllmConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,8 +66,7 @@ def test_copied_paths_exist_and_pins_match_requirements(path):
         # packages left for the NGC base to provide must be pins of the file they are filtered from:
         # a renamed or dropped pin shows up here instead of silently installing a second copy
         for names, req in re.findall(r'grep -vE "\^\(([^)]*)\)==" (requirements/[\w.-]+\.txt)', args):
-            pinned = {line.split("==")[0].split("[")[0].strip() for line in open(os.path.join(REPO, req))
-                      if "==" in line and not line.startswith("#")}
+            pinned = doctor._pins([os.path.basename(req)])
             for name in names.split("|"):
                 assert name in pinned, f"{path}: leaves out {name}, which {req} does not pin"
         assert "pip install" not in args or "pip install --no-cache-dir" in args or "make env" in args
