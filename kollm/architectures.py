@@ -31,9 +31,11 @@ _EXPAND_KNOB = ("mamba2", "mamba", "hybrid")
 ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts per token
 
 
-# transformers has sequence-classification heads (fine-tuning's cls head, the reward model) and the attention
-# KV cache the serving engine batches with for these; the SSMs and RWKV pretrain, and stop there for now
-WHOLE_PIPELINE = ("llama", "moe", "mla_moe")
+# what the stages after pretraining need: a sequence-classification head (fine-tuning's cls head, the reward
+# model, the judges: transformers' own, or kollm/seq_classification.py's for the SSMs) and a cache the serving
+# engine batches (attention KV, SSM state, or both). RWKV's state ignores the attention mask, so a left-padded
+# batch changes its answers: it pretrains, and stops there
+WHOLE_PIPELINE = ("llama", "moe", "mla_moe", "mamba2", "mamba", "hybrid")
 AFTER_PRETRAIN = ("finetune", "align", "evaluate", "export", "quantize", "serve")
 
 
@@ -44,7 +46,7 @@ def check_stages(arch: str, stages: list[str]) -> None:
     later = [s for s in stages if s in AFTER_PRETRAIN]
     if arch not in WHOLE_PIPELINE and later:
         raise KollmError(f"model.arch={arch} runs data, curate, tokenizer and pretrain; the stages after ({', '.join(later)}) need "
-                         f"a sequence-classification head and a KV cache that transformers has for "
+                         f"a sequence-classification head and a cache that batches left-padded prompts, which kollm has for "
                          f"{', '.join(WHOLE_PIPELINE)} only (run `kollm run pretrain ... model.arch={arch}`)")
 
 

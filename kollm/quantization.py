@@ -38,6 +38,13 @@ def check_format(fmt: str, hidden_size: int, intermediate_size: int) -> None:
                              f"{widths} (not multiples of {INT4_BLOCK}): use int8_sq or fp8, or a model whose widths are")
 
 
+def widths(config) -> tuple[int, int]:
+    """(hidden size, MLP width) that check_format checks; the Mambas have no MLP: their output projection's
+    input, expand x hidden, stands in for it."""
+    inner = getattr(config, "intermediate_size", None) or config.expand * config.hidden_size
+    return config.hidden_size, inner
+
+
 def supported(formats: Iterable[str], hidden_size: int, intermediate_size: int) -> tuple[list[str], dict]:
     """(the formats these widths allow, {format: why not} for the others)."""
     ok, skipped = [], {}
@@ -54,7 +61,7 @@ def quantize(model, fmt: str, batches: list[torch.Tensor]):
     """Calibrates `model` in place on `batches` of token ids and returns it (fake-quantised)."""
     import modelopt.torch.quantization as mtq
 
-    check_format(fmt, model.config.hidden_size, model.config.intermediate_size)
+    check_format(fmt, *widths(model.config))
     config = getattr(mtq, MODELOPT_CONFIGS[fmt])
 
     @torch.no_grad()
@@ -79,3 +86,13 @@ def export(model, tokenizer, out_dir: str) -> str:
 def folder_mb(path: str) -> float:
     """Size of the weights in a model folder (safetensors files), in MB."""
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".safetensors")) / 1e6
+
+
+def dynamic_int8(model) -> int:
+    """torch's dynamic int8 for the decoder body's linear layers (`model` for Llama, `backbone` for the Mambas),
+    in place; the LM head stays as it is (Mamba-2's head is called with its weight's dtype, which a dynamic
+    quantized layer no longer has). What the CPU Triton model serves with serve.quantization=dynamic_int8;
+    returns how many layers it quantized."""
+    body = torch.ao.quantization.quantize_dynamic(model.base_model, {torch.nn.Linear}, dtype=torch.qint8)
+    setattr(model, model.base_model_prefix, body)
+    return sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in body.modules())

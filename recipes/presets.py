@@ -19,8 +19,9 @@ from kollm.errors import KollmError
 
 
 def llama_5m_cpu_demo() -> PipelineConfig:
-    """Preset `tiny`, the demo: a 5M-parameter Llama, every step of every stage, in about 17 minutes on 2 CPU
-    cores (benchmarks/results/pipeline_tiny.json; the goal is 15). Sized from measurements here (2026-12-01):
+    """Preset `tiny`, the demo: a 5M-parameter Llama, every step of every stage, in 11 minutes on 2 CPU cores
+    (benchmarks/results/pipeline_tiny.json, 2026-12-03, Intel Xeon: pretraining 11k tokens/s; 21 minutes on
+    the slower AMD EPYC host of 2026-12-02, 4.9k tokens/s; the goal is 15). Sized from measurements here (2026-12-01):
     pretraining is 6,300-7,000 tokens/s at ~50 % of the measured bf16 matmul peak, so the budget is
     spent where it buys NSMC accuracy (after 560 steps a classifier fine-tuned on 15k reviews per class
     scores 0.806, on 10k 0.790) and the rest of the stages run at demo sizes."""
@@ -61,10 +62,13 @@ def llama_5m_laptop() -> PipelineConfig:
     # fp32, 60k 0.859 in bf16 656 s, all ~104k 0.8665 1,046 s): the gain flattens, but only all of them
     # beat TF-IDF + LR (0.865)
     cfg.finetune.examples_per_class = 0
-    cfg.finetune.min_steps = 300  # KLUE-NLI has 1.7k fine-tuning pairs: several passes
+    # KLUE-NLI has 1.7k fine-tuning pairs: three passes (six, 165 s, gave 0.368 against chance 0.333: more
+    # passes over them do not teach a 5M-parameter review model NLI)
+    cfg.finetune.min_steps = 150
     cfg.align.sft_examples, cfg.align.dpo_pairs, cfg.align.eval_pairs = 8000, 4000, 400
     cfg.align.grpo_prompts = 192
     cfg.evaluate.max_examples = 4000
+    cfg.evaluate.prompt_study_examples = 150  # 6 prompts x 2 models: 125 s at 300 rows
     return cfg
 
 

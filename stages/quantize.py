@@ -92,10 +92,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     del bf16
 
     def dynamic_int8(m):  # what the CPU Triton model serves with serve.quantization=dynamic_int8
-        return torch.ao.quantization.quantize_dynamic(m, {torch.nn.Linear}, dtype=torch.qint8)
+        quantization.dynamic_int8(m)
+        return m
     rows.append({"format": "torch_dynamic_int8", **measured(dynamic_int8(copy.deepcopy(base)), converted(dynamic_int8)),
                  "size_mb": None, "dir": ""})
-    formats, skipped = quantization.supported(q.formats, base.config.hidden_size, base.config.intermediate_size)
+    formats, skipped = quantization.supported(q.formats, *quantization.widths(base.config))
     for fmt in formats:
         model = copy.deepcopy(base)
         t0 = time.perf_counter()

@@ -85,3 +85,41 @@ def test_the_moe_trains_with_its_balancing_loss_and_samples_a_padded_batch(korea
                 add_special_tokens=False)
     out = model.generate(**batch, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
     assert out.shape == (2, batch.input_ids.shape[1] + 4)
+
+
+@pytest.mark.parametrize("arch", ["mamba2", "mamba", "hybrid"])
+def test_the_ssms_load_as_sequence_classifiers_from_their_pretrained_folder(arch, korean_tokenizer, tmp_path):
+    """kollm/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba or
+    Nemotron-H folder (the backbone's weights, a fresh score head) and scores each row at its last real token
+    in a padded batch, as transformers' Llama head does; a train step moves the loss; save and load round-trip."""
+    from kollm.seq_classification import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    lm = build_model(replace(SMALL, arch=arch), korean_tokenizer, seed=0).eval()
+    lm.save_pretrained(tmp_path / "lm")
+    cls = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lm", num_labels=2)
+    cls.config.pad_token_id = korean_tokenizer.pad_token_id
+    assert type(cls).__name__.endswith("ForSequenceClassification")
+    texts = ["이 영화 정말 재밌어요 배우들 연기도 최고", "별로"]
+    batch = korean_tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    assert batch.attention_mask[1].sum() < batch.attention_mask.shape[1]  # the second row is padded
+    with torch.no_grad():
+        hidden = lm(**batch, output_hidden_states=True).hidden_states[-1]
+        last = batch.attention_mask.sum(-1) - 1 if korean_tokenizer.padding_side == "right" else torch.full((2,), -1)
+        expected = cls.score(hidden[torch.arange(2), last])
+        assert torch.allclose(cls(**batch).logits, expected, atol=1e-5)
+    cls.train()
+    optimizer = torch.optim.AdamW(cls.parameters(), lr=1e-2)
+    labels = torch.tensor([1, 0])
+    losses = []
+    for _ in range(5):
+        loss = cls(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    cls.eval().save_pretrained(tmp_path / "cls")
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls")
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, cls(**batch).logits)

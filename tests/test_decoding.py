@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kollm.architectures import WHOLE_PIPELINE
 from kollm.serve.engine import TextStream
 from kollm.serve.generation import generate_texts
 from kollm.serve.sampling import InvalidRequest, SamplingParams, next_tokens
@@ -88,16 +89,32 @@ def test_sampling_params_refuse_out_of_range_values():
     assert SamplingParams(temperature=0.7, top_p=1.0, top_k=0, max_tokens=512).check(512)
 
 
-def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(tiny_model_dir):
-    """Continuous batching: rows join between steps (their KV caches left-padded to the batch's length) and
-    leave when done; every answer equals the one the request gets on its own."""
+def _model(arch: str, tiny_model_dir, korean_tokenizer):
+    """The trained tiny Llama, or another registry architecture at its size (seeded random weights: what is
+    tested is that batching does not change an answer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from kollm import architectures
+    from kollm.config import ModelConfig
+
+    if arch == "llama":
+        return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    m = ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_seq_len=128,
+                    arch=arch)
+    return architectures.build(m, korean_tokenizer).eval(), korean_tokenizer
+
+
+# every architecture that runs the whole pipeline is served by this engine: KV cache (llama, the MoEs), SSM
+# state (mamba, mamba2) or both (hybrid)
+@pytest.mark.parametrize("arch", WHOLE_PIPELINE)
+def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(arch, tiny_model_dir, korean_tokenizer):
+    """Continuous batching: rows join between steps (their KV caches left-padded to the batch's length, their
+    SSM states stacked) and leave when done; every answer equals the one the request gets on its own."""
     from kollm.serve.engine import BatchGenerator, Job
     from kollm.serve.generation import chat_prompt_ids
 
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model, tok = _model(arch, tiny_model_dir, korean_tokenizer)
     prompts = ["영화 리뷰를 써 주세요.", "안녕하세요", "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.", "ㅋㅋ",
                "긍정적인 리뷰를 길게 써 주세요. 배우들의 연기가 좋았던 점을 꼭 넣어 주세요."]
     params = [SamplingParams(max_tokens=n, min_tokens=n) for n in (30, 8, 24, 40, 16)]

@@ -167,21 +167,33 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
     assert report["nsmc_path"] == str(path) and report["test_rows"]["nsmc"] == 40
 
 
-def test_a_mixture_of_experts_runs_the_whole_pipeline(tmp_path, data_dir):  # data_dir: skipped without data
-    """model.arch=moe (Qwen3-MoE at the Llama's non-embedding budget) through every stage: pretraining with its
-    balancing loss, PEFT fine-tuning, the four alignment steps (GRPO samples from it), quantisation, a served
-    answer. Only the NSMC fine-tuning task, to keep the suite's time."""
-    args = ["run", "pipeline", "preset=ci", "model.arch=moe", 'finetune.tasks=["nsmc"]', f"run.root={tmp_path}",
-            f"serve.python={SERVE_PYTHON}"]
+# the zero-shot and prompting rows of the ci preset cost Mamba-2's torch scan minutes; a few show it works
+SMALLER_EVALUATION = ["evaluate.max_examples=200", "evaluate.zero_shot_examples=60", "evaluate.prompt_study_examples=20"]
+
+
+@pytest.mark.parametrize("arch, model_type, extra", [("moe", "qwen3_moe", []), ("mamba2", "mamba2", SMALLER_EVALUATION)])
+def test_another_architecture_runs_the_whole_pipeline(arch, model_type, extra, tmp_path, data_dir):  # data_dir: skipped without data
+    """model.arch=moe (Qwen3-MoE) and model.arch=mamba2 (a state-space model: kollm's classification head, the
+    engine batching recurrent states), at the Llama's non-embedding budget, through every stage: pretraining
+    (the MoE with its balancing loss), fine-tuning, the four alignment steps (GRPO samples from the policy),
+    quantisation, a served answer. Only the NSMC fine-tuning task, to keep the suite's time."""
+    args = ["run", "pipeline", "preset=ci", f"model.arch={arch}", 'finetune.tasks=["nsmc"]', *extra,
+            f"run.root={tmp_path}", f"serve.python={SERVE_PYTHON}"]
     proc = run_cli(args, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "ci"
     for stage in NAMES:
         assert manifest(run_dir, stage)["status"] == "complete", stage
     pretrained = json.load(open(run_dir / "pretrain" / "model" / "config.json"))
-    assert pretrained["model_type"] == "qwen3_moe" and pretrained["num_local_experts"] == 4
-    for step in ("sft", "dpo", "grpo"):  # saved so that generate() works on them (TRL had router logits on)
-        assert json.load(open(run_dir / "align" / step / "model" / "config.json"))["output_router_logits"] is False
+    assert pretrained["model_type"] == model_type
+    if arch == "moe":
+        assert pretrained["num_local_experts"] == 4
+        for step in ("sft", "dpo", "grpo"):  # saved so that generate() works on them (TRL had router logits on)
+            assert json.load(open(run_dir / "align" / step / "model" / "config.json"))["output_router_logits"] is False
+    else:  # the fine-tuned classifier is kollm's head on the Mamba-2 backbone, and it learnt the task
+        classifier = json.load(open(run_dir / "finetune" / "nsmc" / "model" / "config.json"))
+        assert classifier["architectures"] == ["Mamba2ForSequenceClassification"]
+        assert manifest(run_dir, "evaluate")["metrics"]["nsmc_finetuned_accuracy"] > 0.55
     assert 0 < manifest(run_dir, "finetune")["metrics"]["nsmc_val_accuracy"] <= 1
     serve = manifest(run_dir, "serve")
     assert serve["server"]["exit_code"] == 0

@@ -77,7 +77,9 @@ class RewardModelScore:
     __name__ = "reward_model"  # TRL names each reward's logs after the function
 
     def __init__(self, model_dir: str, max_len: int):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from kollm.seq_classification import AutoModelForSequenceClassification
 
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         self.tokenizer, self.max_len = AutoTokenizer.from_pretrained(model_dir), max_len

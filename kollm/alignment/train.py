@@ -170,8 +170,10 @@ def _reward_dataset(tokenizer, rows: list[dict], max_len: int):
 def reward_model(init_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig, out: str) -> StepResult:
     """A Bradley-Terry reward model (RewardTrainer): the SFT model with a fresh one-output score head,
     on pre-tokenized pairs (`reward_ids`)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
+
+    from kollm.seq_classification import AutoModelForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
     model = AutoModelForSequenceClassification.from_pretrained(init_dir, num_labels=1)

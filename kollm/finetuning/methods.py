@@ -67,7 +67,9 @@ def peft_config(model, head: Head, method: Method, s: FinetuneConfig, base_dir: 
 
 def load_base(base_dir: str, head: Head, n_labels: int, pad_token_id: int | None, quantized: bool = False):
     """The model to fine-tune: the causal LM, or it with a fresh classification head."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM
+
+    from kollm.seq_classification import AutoModelForSequenceClassification
 
     kwargs = {}
     if quantized:  # QLoRA: NF4 weights (bitsandbytes' CPU library here, CUDA on GPUs)

@@ -3,7 +3,9 @@
 Requests that arrive together are generated together: prompts are left-padded into one batch,
 every step is one forward pass over all unfinished rows, and a row that finishes (end of sequence,
 max tokens, a stop string, a cancelled client) leaves the batch and the KV cache at once, so
-the others stop paying for it. Each row has its own sampling settings, random generator and
+the others stop paying for it. The cache is transformers' own: attention keys and values (Llama, the MoEs),
+fixed-size recurrent and convolution states (Mamba, Mamba-2), or both (Nemotron-H); a state has no time
+axis, so rows join and leave it along the batch axis only. Each row has its own sampling settings, random generator and
 incremental detokenizer (`tokenizers`' DecodeStream: a Hangul syllable split over byte-fallback
 tokens is emitted only when complete) and a UTF-8 guard (utf8.py: byte tokens only where they spell
 valid UTF-8), so an answer never carries U+FFFD.
@@ -14,6 +16,7 @@ Triton model: `submit(job)` returns at once and the job's callbacks receive the 
 
 from __future__ import annotations
 
+import inspect
 import queue
 import random
 import threading
@@ -110,13 +113,19 @@ class _Batch:
     def select(self, keep: list[int]) -> None:
         index = torch.tensor(keep, dtype=torch.long)
         self.rows = [self.rows[i] for i in keep]
-        self.cache.batch_select_indices(index)
+        for layer in self.cache.layers:
+            if _is_attention(layer):
+                layer.keys, layer.values = layer.keys[index], layer.values[index]
+            elif _is_state(layer):
+                for states in (layer.conv_states, layer.recurrent_states):
+                    for k in states:
+                        states[k] = states[k][index]
         self.mask, self.positions, self.counts = self.mask[index], self.positions[index], self.counts[index]
         # columns no remaining row attends to (the padding of rows that left) are dropped from the cache
         first = int(self.mask.any(0).nonzero()[0])
         if first:
             self.mask = self.mask[:, first:]
-            for layer in self.cache.layers:
+            for layer in filter(_is_attention, self.cache.layers):
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
     @staticmethod
@@ -129,19 +138,36 @@ class _Batch:
             pad = length - x.mask.shape[1]
             if pad:
                 x.mask = torch.cat([torch.zeros((len(x.rows), pad), dtype=torch.long), x.mask], dim=1)
-                for layer in x.cache.layers:
+                for layer in filter(_is_attention, x.cache.layers):
                     shape = (layer.keys.shape[0], layer.keys.shape[1], pad, layer.keys.shape[3])
                     layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)
                     layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)
         for la, lb in zip(a.cache.layers, b.cache.layers):
-            la.keys, la.values = torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values])
+            if _is_attention(la):
+                la.keys, la.values = torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values])
+            elif _is_state(la):
+                for sa, sb in ((la.conv_states, lb.conv_states), (la.recurrent_states, lb.recurrent_states)):
+                    for k in sa:
+                        sa[k] = torch.cat([sa[k], sb[k]])
         return _Batch(a.rows + b.rows, a.cache, torch.cat([a.mask, b.mask]), torch.cat([a.positions, b.positions]),
                       torch.cat([a.counts, b.counts]), torch.cat([a.next_ids, b.next_ids]))
+
+
+def _is_attention(layer) -> bool:
+    return getattr(layer, "keys", None) is not None
+
+
+def _is_state(layer) -> bool:
+    return hasattr(layer, "recurrent_states")
 
 
 class BatchGenerator:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model.eval(), tokenizer
+        # Mamba and Mamba-2 take their cache as `cache_params` and have no positions; the others as Llama
+        forward = inspect.signature(model.forward).parameters
+        self.cache_arg = "cache_params" if "cache_params" in forward else "past_key_values"
+        self.positions = "position_ids" in forward
         self.stopping = False  # set by EngineLoop.close: running rows end with an "unavailable" error
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
@@ -193,8 +219,8 @@ class BatchGenerator:
             ids[i, width - n:] = torch.tensor(r.job.prompt_ids)
             mask[i, width - n:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        batch = _Batch(rows, out.past_key_values, mask, positions[:, -1:],
+        out = self._forward(ids, mask, positions, None)
+        batch = _Batch(rows, getattr(out, self.cache_arg), mask, positions[:, -1:],
                        torch.zeros((len(rows), self.banned.numel())))
         return self._choose(batch, out.logits[:, -1].float(), check_cancel=False)
 
@@ -213,12 +239,21 @@ class BatchGenerator:
                     r.done = True
                     r.job.on_error("the server is shutting down", True)
                 return
-            out = self.model(input_ids=batch.next_ids, attention_mask=batch.mask, position_ids=batch.positions,
-                             past_key_values=batch.cache, use_cache=True)
+            out = self._forward(batch.next_ids, batch.mask, batch.positions, batch.cache)
             cancel = time.monotonic() - checked >= CANCEL_CHECK_S
             if cancel:
                 checked = time.monotonic()
             batch = self._choose(batch, out.logits[:, -1].float(), check_cancel=cancel)
+
+    def _forward(self, ids, mask, positions, cache):
+        kwargs = {"position_ids": positions} if self.positions else {}
+        if cache is not None:
+            kwargs[self.cache_arg] = cache
+            if self.cache_arg == "cache_params":
+                # a state holds no padding: the mask matters at prefill only (Mamba-1 multiplies one step's
+                # activations by the whole mask, broadcasting them over its length)
+                mask = None
+        return self.model(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)
 
     def _choose(self, batch: "_Batch", logits: torch.Tensor, check_cancel: bool) -> "_Batch | None":
         """Picks each row's next token, hands it to the row, drops finished rows; None once all are."""

@@ -21,6 +21,7 @@ class TritonPythonModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from kollm.quantization import dynamic_int8
         from kollm.serve.contract import Limits
         from kollm.serve.engine import BatchGenerator, EngineLoop
 
@@ -33,8 +34,7 @@ class TritonPythonModel:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
         if params.get("quantization") == "dynamic_int8":  # CPU int8 matmuls for nn.Linear (not the LM head)
-            model.model = torch.ao.quantization.quantize_dynamic(model.model, {torch.nn.Linear}, dtype=torch.qint8)
-            quantized = sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.model.modules())
+            quantized = dynamic_int8(model)
             pb_utils.Logger.log_info(f"kollm: dynamic int8 in {quantized} linear layers of {model_dir}")
         self.generator = BatchGenerator(model, self.tokenizer)
         self.engine = EngineLoop(self.generator, max_batch=int(params["max_batch"]))
