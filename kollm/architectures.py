@@ -33,8 +33,9 @@ ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts 
 
 # what the stages after pretraining need: a sequence-classification head (fine-tuning's cls head, the reward
 # model, the judges: transformers' own, or kollm/seq_classification.py's for the SSMs) and a cache the serving
-# engine batches (attention KV, SSM state, or both). RWKV's state ignores the attention mask, so a left-padded
-# batch changes its answers: it pretrains, and stops there
+# engine batches (attention KV, SSM state, or both). RWKV pretrains, and stops there: its state ignores the
+# attention mask (padding enters it), and transformers' one-token step mixes the rows of a batch (RwkvSelfAttention
+# broadcasts a (batch, hidden) state against (batch, 1, hidden) activations; seen with transformers 5.23)
 WHOLE_PIPELINE = ("llama", "moe", "mla_moe", "mamba2", "mamba", "hybrid")
 AFTER_PRETRAIN = ("finetune", "align", "evaluate", "export", "quantize", "serve")
 
