@@ -172,8 +172,11 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
 SMALLER_EVALUATION = ["evaluate.max_examples=200", "evaluate.zero_shot_examples=60", "evaluate.prompt_study_examples=20"]
 
 
-@pytest.mark.parametrize("arch, model_type", [("moe", "qwen3_moe"), ("mamba2", "mamba2")])
-def test_another_architecture_runs_the_whole_pipeline(arch, model_type, ci_run, tmp_path):
+# the ci preset's 300 reviews per class leave Mamba-2's classifier at 0.55 on these 200 test rows (Llama: 0.66);
+# 1,000 per class (6 s more) take it to 0.645-0.675 over two seeds (measured 2026-12-04)
+@pytest.mark.parametrize("arch, model_type, extra", [("moe", "qwen3_moe", []),
+                                                     ("mamba2", "mamba2", ["finetune.examples_per_class=1000"])])
+def test_another_architecture_runs_the_whole_pipeline(arch, model_type, extra, ci_run, tmp_path):
     """model.arch=moe (Qwen3-MoE) and model.arch=mamba2 (a state-space model: kollm's classification head, the
     engine batching recurrent states), at the Llama's non-embedding budget, through every stage after the
     tokenizer: pretraining (the MoE with its balancing loss), fine-tuning, the four alignment steps (GRPO samples
@@ -184,7 +187,7 @@ def test_another_architecture_runs_the_whole_pipeline(arch, model_type, ci_run, 
     run_dir.mkdir()
     for stage in ("data", "curate", "tokenizer"):
         (run_dir / stage).symlink_to(ci_run[0] / stage, target_is_directory=True)
-    args = ["run", "pipeline", "preset=ci", f"model.arch={arch}", 'finetune.tasks=["nsmc"]', *SMALLER_EVALUATION,
+    args = ["run", "pipeline", "preset=ci", f"model.arch={arch}", 'finetune.tasks=["nsmc"]', *SMALLER_EVALUATION, *extra,
             f"run.root={tmp_path}", f"serve.python={SERVE_PYTHON}"]
     proc = run_cli(args, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -200,7 +203,8 @@ def test_another_architecture_runs_the_whole_pipeline(arch, model_type, ci_run, 
     else:  # the fine-tuned classifier is kollm's head on the Mamba-2 backbone, and it learnt the task
         classifier = json.load(open(run_dir / "finetune" / "nsmc" / "model" / "config.json"))
         assert classifier["architectures"] == ["Mamba2ForSequenceClassification"]
-        assert manifest(run_dir, "evaluate")["metrics"]["nsmc_finetuned_accuracy"] > 0.55
+        # above chance on 200 rows at the 1 % level (chance + 2.33 standard errors: 0.58)
+        assert manifest(run_dir, "evaluate")["metrics"]["nsmc_finetuned_accuracy"] > 0.58
     assert 0 < manifest(run_dir, "finetune")["metrics"]["nsmc_val_accuracy"] <= 1
     serve = manifest(run_dir, "serve")
     assert serve["server"]["exit_code"] == 0
