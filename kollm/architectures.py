@@ -31,24 +31,11 @@ _EXPAND_KNOB = ("mamba2", "mamba", "hybrid")
 ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts per token
 
 
-# what the stages after pretraining need: a sequence-classification head (fine-tuning's cls head, the reward
-# model, the judges: transformers' own, or kollm/seq_classification.py's for the SSMs) and a cache the serving
-# engine batches (attention KV, SSM state, or both). RWKV pretrains, and stops there: its state ignores the
-# attention mask (padding enters it), and transformers' one-token step mixes the rows of a batch (RwkvSelfAttention
-# broadcasts a (batch, hidden) state against (batch, 1, hidden) activations; seen with transformers 5.23)
-WHOLE_PIPELINE = ("llama", "moe", "mla_moe", "mamba2", "mamba", "hybrid")
-AFTER_PRETRAIN = ("finetune", "align", "evaluate", "export", "quantize", "serve")
-
-
-def check_stages(arch: str, stages: list[str]) -> None:
-    """One line, before anything runs, when `stages` need what `arch` does not have."""
-    from kollm.errors import KollmError
-
-    later = [s for s in stages if s in AFTER_PRETRAIN]
-    if arch not in WHOLE_PIPELINE and later:
-        raise KollmError(f"model.arch={arch} runs data, curate, tokenizer and pretrain; the stages after ({', '.join(later)}) need "
-                         f"a sequence-classification head and a cache that batches left-padded prompts, which kollm has for "
-                         f"{', '.join(WHOLE_PIPELINE)} only (run `kollm run pretrain ... model.arch={arch}`)")
+# every architecture runs every stage: the stages after pretraining need a sequence-classification head
+# (fine-tuning's cls head, the reward model, the judges: transformers' own, or kollm/seq_classification.py's for
+# the SSMs and RWKV) and a cache the serving engine batches (attention KV, SSM state, or both). RWKV runs as
+# kollm/rwkv.py's batch-correct model: transformers' ignores the attention mask and its one-token step mixes
+# the rows of a batch
 
 
 def _ids(tokenizer) -> dict:
@@ -150,6 +137,9 @@ def hf_config(m: ModelConfig, tokenizer):
 def build(m: ModelConfig, tokenizer, seed: int = 0):
     import torch
     from transformers import AutoModelForCausalLM
+
+    if m.arch == "rwkv":
+        from kollm import rwkv  # noqa: F401  registers the batch-correct RWKV
 
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(hf_config(m, tokenizer))

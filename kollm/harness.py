@@ -92,6 +92,8 @@ def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | 
     import torch
     from lm_eval.tasks import TaskManager
 
+    from kollm import rwkv  # noqa: F401  an RWKV folder loads as kollm's batch-correct model (padded batches)
+
     check_model_dir(model_dir)
     if adapter:
         check_adapter_dir(adapter)

@@ -82,7 +82,9 @@ def load_weights(model, path: str) -> None:
     from safetensors.torch import load_file
 
     missing, unexpected = model.load_state_dict(load_file(path), strict=False)
-    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    head = model.get_output_embeddings()  # lm_head (Llama), head (RWKV)
+    tied = {f"{n}.weight" for n, m in model.named_modules() if m is head} \
+        if getattr(model.config, "tie_word_embeddings", False) else set()
     if unexpected or set(missing) - tied:
         raise RuntimeError(f"{path}: does not match the model (missing {missing}, unexpected {unexpected})")
     if tied:

@@ -93,6 +93,11 @@ def dynamic_int8(model) -> int:
     in place; the LM head stays as it is (Mamba-2's head is called with its weight's dtype, which a dynamic
     quantized layer no longer has). What the CPU Triton model serves with serve.quantization=dynamic_int8;
     returns how many layers it quantized."""
+    if hasattr(model.base_model, "_rescale_layers"):
+        # RWKV halves some weights in place when it first runs in eval mode; a quantized layer's weight is
+        # read-only: rescale now, for inference, so it never tries
+        model.eval()
+        model.base_model._rescale_layers()
     body = torch.ao.quantization.quantize_dynamic(model.base_model, {torch.nn.Linear}, dtype=torch.qint8)
     setattr(model, model.base_model_prefix, body)
     return sum(type(m).__module__.startswith("torch.ao.nn.quantized") for m in body.modules())

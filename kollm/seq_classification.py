@@ -1,9 +1,10 @@
 """Sequence-classification heads for the registry architectures transformers has none for (Mamba-2, Mamba,
-Nemotron-H), registered with `AutoModelForSequenceClassification`.
+Nemotron-H, RWKV), registered with `AutoModelForSequenceClassification`.
 
 The finetune stage's `cls` head, the align stage's reward model and the classifiers that judge or reward
 alignment all load `AutoModelForSequenceClassification.from_pretrained(dir)`. For Llama, Qwen3-MoE and
-DeepSeek-V3 transformers ships the class; for the state-space models this file adds one with the same
+DeepSeek-V3 transformers ships the class; for the state-space models and RWKV (on kollm/rwkv.py's batch-correct
+backbone, which honours the padding mask) this file adds one with the same
 shape as theirs: the backbone under the causal LM's attribute name (so a pretrained causal-LM folder
 loads into it, its `lm_head` left out), a bias-free linear `score` over the hidden state of each row's
 last real token, cross-entropy (or MSE for one label, as HF), `SequenceClassifierOutputWithPast`.
@@ -61,6 +62,9 @@ def _registry() -> dict:
     from transformers.models.mamba import modeling_mamba as mamba
     from transformers.models.mamba2 import modeling_mamba2 as mamba2
     from transformers.models.nemotron_h import modeling_nemotron_h as nemotron_h
+    from transformers.models.rwkv import modeling_rwkv as rwkv
+
+    from kollm import rwkv as kollm_rwkv
 
     return {
         tf.Mamba2Config: _head_class("Mamba2ForSequenceClassification", mamba2.Mamba2PreTrainedModel,
@@ -69,6 +73,8 @@ def _registry() -> dict:
                                     mamba.MambaModel, "backbone"),
         tf.NemotronHConfig: _head_class("NemotronHForSequenceClassification", nemotron_h.NemotronHPreTrainedModel,
                                         nemotron_h.NemotronHModel, "model"),
+        tf.RwkvConfig: _head_class("RwkvForSequenceClassification", rwkv.RwkvPreTrainedModel,
+                                   kollm_rwkv.RwkvModel, "rwkv"),
     }
 
 

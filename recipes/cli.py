@@ -86,7 +86,6 @@ def _prepare_environment(cfg) -> None:
 
 
 def cmd_run(args) -> int:
-    from kollm.architectures import check_stages
     from stages import NAMES
     from stages.base import load_manifest
 
@@ -95,7 +94,6 @@ def cmd_run(args) -> int:
     if args.recipe not in ["pipeline", *NAMES]:
         raise KollmError(f"unknown recipe {args.recipe!r}; choose one of: pipeline, {', '.join(NAMES)}")
     only = NAMES if args.recipe == "pipeline" else [args.recipe]
-    check_stages(cfg.model.arch, only)  # a config mistake: one line on every executor
     if cfg.run.executor == "local" and not args.dryrun:
         preflight(cfg, only)
     _prepare_environment(cfg)
@@ -124,7 +122,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_stage(args) -> int:
-    from kollm.architectures import check_stages
     from stages import by_name
     from stages.runner import main
 
@@ -132,7 +129,6 @@ def cmd_stage(args) -> int:
     cfg = _config(args.overrides, args.config)
     if stage.env == "serve":
         _in_serve_env(cfg, "pytriton")
-    check_stages(cfg.model.arch, [args.name])
     preflight(cfg, [args.name])
     main(args.name, cfg)
     return 0

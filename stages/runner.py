@@ -73,6 +73,8 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     from kollm.model import flush_subnormals  # imports torch, which the manifest-only paths above need not
 
     flush_subnormals()
+    if cfg.model.arch == "rwkv":
+        from kollm import rwkv  # noqa: F401  the auto classes build and load kollm's batch-correct RWKV
     token = running.set(stage)
     try:
         body = stage.run(cfg, out)

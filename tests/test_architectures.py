@@ -87,10 +87,10 @@ def test_the_moe_trains_with_its_balancing_loss_and_samples_a_padded_batch(korea
     assert out.shape == (2, batch.input_ids.shape[1] + 4)
 
 
-@pytest.mark.parametrize("arch", ["mamba2", "mamba", "hybrid"])
-def test_the_ssms_load_as_sequence_classifiers_from_their_pretrained_folder(arch, korean_tokenizer, tmp_path):
-    """kollm/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba or
-    Nemotron-H folder (the backbone's weights, a fresh score head) and scores each row at its last real token
+@pytest.mark.parametrize("arch", ["mamba2", "mamba", "hybrid", "rwkv"])
+def test_the_recurrent_models_load_as_sequence_classifiers_from_their_pretrained_folder(arch, korean_tokenizer, tmp_path):
+    """kollm/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba,
+    Nemotron-H or RWKV folder (the backbone's weights, a fresh score head) and scores each row at its last real token
     in a padded batch, as transformers' Llama head does; a train step moves the loss; save and load round-trip."""
     from kollm.seq_classification import AutoModelForSequenceClassification
 

@@ -34,10 +34,6 @@ def assert_one_clear_error(proc, fragment):
      "finetune.method='ia3': choose full, lora, dora, waveft, prompt_tuning, qlora"),
     (["run", "--dryrun", "pretrain", "preset=1b", "pretrain.micro_batch_size=3"],
      "must divide the 32 rows each of the 8 data-parallel ranks gets"),
-    # RWKV pretrains; the stages after it need a cache that batches left-padded prompts, which its state is not
-    (["run", "--dryrun", "pipeline", "preset=ci", "model.arch=rwkv", "run.executor=slurm"],
-     "model.arch=rwkv runs data, curate, tokenizer and pretrain; the stages after (finetune, align"),
-    (["stage", "serve", "preset=ci", "model.arch=rwkv"], "the stages after (serve) need"),
 ])
 def test_bad_arguments(args, fragment, tmp_path):
     assert_one_clear_error(run_cli(args + [f"run.root={tmp_path}"] if args[0] != "config" else args), fragment)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kollm.architectures import WHOLE_PIPELINE
+from kollm.architectures import ARCHS
 from kollm.serve.engine import TextStream
 from kollm.serve.generation import generate_texts
 from kollm.serve.sampling import InvalidRequest, SamplingParams, next_tokens
@@ -105,9 +105,9 @@ def _model(arch: str, tiny_model_dir, korean_tokenizer):
     return architectures.build(m, korean_tokenizer).eval(), korean_tokenizer
 
 
-# every architecture that runs the whole pipeline is served by this engine: KV cache (llama, the MoEs), SSM
-# state (mamba, mamba2) or both (hybrid)
-@pytest.mark.parametrize("arch", WHOLE_PIPELINE)
+# every architecture is served by this engine: KV cache (llama, the MoEs), SSM state (mamba, mamba2), both
+# (hybrid) or RWKV's five state tensors
+@pytest.mark.parametrize("arch", ARCHS)
 def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(arch, tiny_model_dir, korean_tokenizer):
     """Continuous batching: rows join between steps (their KV caches left-padded to the batch's length, their
     SSM states stacked) and leave when done; every answer equals the one the request gets on its own."""

@@ -113,7 +113,9 @@ class _Batch:
     def select(self, keep: list[int]) -> None:
         index = torch.tensor(keep, dtype=torch.long)
         self.rows = [self.rows[i] for i in keep]
-        for layer in self.cache.layers:
+        if isinstance(self.cache, list):  # RWKV: five (batch, hidden, layers) states
+            self.cache[:] = [s[index] for s in self.cache]
+        for layer in _layers(self.cache):
             if _is_attention(layer):
                 layer.keys, layer.values = layer.keys[index], layer.values[index]
             elif _is_state(layer):
@@ -125,7 +127,7 @@ class _Batch:
         first = int(self.mask.any(0).nonzero()[0])
         if first:
             self.mask = self.mask[:, first:]
-            for layer in filter(_is_attention, self.cache.layers):
+            for layer in filter(_is_attention, _layers(self.cache)):
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
     @staticmethod
@@ -138,11 +140,13 @@ class _Batch:
             pad = length - x.mask.shape[1]
             if pad:
                 x.mask = torch.cat([torch.zeros((len(x.rows), pad), dtype=torch.long), x.mask], dim=1)
-                for layer in filter(_is_attention, x.cache.layers):
+                for layer in filter(_is_attention, _layers(x.cache)):
                     shape = (layer.keys.shape[0], layer.keys.shape[1], pad, layer.keys.shape[3])
                     layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)
                     layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)
-        for la, lb in zip(a.cache.layers, b.cache.layers):
+        if isinstance(a.cache, list):
+            a.cache[:] = [torch.cat([sa, sb]) for sa, sb in zip(a.cache, b.cache)]
+        for la, lb in zip(_layers(a.cache), _layers(b.cache)):
             if _is_attention(la):
                 la.keys, la.values = torch.cat([la.keys, lb.keys]), torch.cat([la.values, lb.values])
             elif _is_state(la):
@@ -151,6 +155,10 @@ class _Batch:
                         sa[k] = torch.cat([sa[k], sb[k]])
         return _Batch(a.rows + b.rows, a.cache, torch.cat([a.mask, b.mask]), torch.cat([a.positions, b.positions]),
                       torch.cat([a.counts, b.counts]), torch.cat([a.next_ids, b.next_ids]))
+
+
+def _layers(cache) -> list:
+    return cache.layers if hasattr(cache, "layers") else []
 
 
 def _is_attention(layer) -> bool:
@@ -163,10 +171,15 @@ def _is_state(layer) -> bool:
 
 class BatchGenerator:
     def __init__(self, model, tokenizer):
+        if model.config.model_type == "rwkv":  # transformers' own mixes the rows of a batch
+            from kollm.rwkv import make_batch_correct
+
+            make_batch_correct(model)
         self.model, self.tokenizer = model.eval(), tokenizer
-        # Mamba and Mamba-2 take their cache as `cache_params` and have no positions; the others as Llama
+        # Mamba and Mamba-2 take their cache as `cache_params`, RWKV as `state` (kollm.rwkv's batch-correct
+        # model: it reads the mask), and have no positions; the others as Llama
         forward = inspect.signature(model.forward).parameters
-        self.cache_arg = "cache_params" if "cache_params" in forward else "past_key_values"
+        self.cache_arg = next((a for a in ("cache_params", "state") if a in forward), "past_key_values")
         self.positions = "position_ids" in forward
         self.stopping = False  # set by EngineLoop.close: running rows end with an "unavailable" error
         self.eos = tokenizer.eos_token_id
