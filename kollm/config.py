@@ -212,6 +212,9 @@ class AlignConfig:
     # sft -> dpo -> grpo make the policy, reward trains GRPO's reward model next to it
     steps: list[str] = field(default_factory=lambda: ["sft", "dpo", "reward", "grpo"])
     sft_examples: int = 2000
+    # sentiment questions on NSMC train reviews added to the SFT mixture's, so that the chat model keeps the
+    # task: 2,000 of them (the laptop mixture's share) left its chat-format NSMC 7 points under the classifier's
+    sft_task_examples: int = 0
     sft_epochs: int = 1
     dpo_pairs: int = 1000  # also the reward model's training pairs
     dpo_epochs: int = 1
@@ -231,10 +234,17 @@ class AlignConfig:
     # sentiment classifier (character n-grams on NSMC train reviews: a review request earns P(the
     # requested sentiment)), safety (1 - P(toxic), the curate stage's toxicity model)
     grpo_reward_model_weight: float = 0.5
-    grpo_sentiment_weight: float = 1.0
+    # 2: a review request's answer is judged by its sentiment first; at 1 (with the reward model's 0.5 and
+    # safety's 1 beside it) GRPO took the laptop preset's sentiment-following from 0.86 to 0.84
+    grpo_sentiment_weight: float = 2.0
     grpo_safety_weight: float = 1.0
     # a sentiment question on a real train review earns 1 for NSMC's own label word: the policy keeps the task
     grpo_label_weight: float = 1.0
+    # how a group's summed rewards become advantages (TRL's scale_rewards): "group" divides by each group's
+    # own std, so four answers that all follow the request, rewards a hair apart, get advantages of +-1 from
+    # noise; "batch" divides by the batch's std, so such groups barely move the policy (PPO Lite);
+    # "none" is Dr. GRPO's choice
+    grpo_scale_rewards: Literal["group", "batch", "none"] = "batch"
     sentiment_reward_examples: int = 20000  # train reviews per class the sentiment reward is fitted on
     lora: bool = False  # LoRA adapters for every step (merged before saving); the reference = adapters off
     lora_r: int = 8
@@ -515,6 +525,8 @@ def _validate_align(a: AlignConfig) -> None:
     if "sft" not in a.steps:
         raise KollmError("align.steps: the steps start from the SFT model, so they need sft")
     check_grpo_groups(a)
+    if a.sft_task_examples < 0:
+        raise KollmError(f"align.sft_task_examples={a.sft_task_examples}: extra sentiment questions, >= 0")
     if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight or a.grpo_label_weight
                                   or (a.grpo_reward_model_weight and "reward" in a.steps)):
         raise KollmError("align.steps has grpo but every GRPO reward weighs 0 (align.grpo_*_weight)")

@@ -14,9 +14,13 @@ GENERATION_PROMPTS = [WRITE_POSITIVE_REVIEW, WRITE_NEGATIVE_REVIEW, WRITE_COMMEN
 # Alignment data (kollm/alignment/data.py): several phrasings per request, by NSMC label (0 negative, 1 positive).
 REVIEW_REQUESTS = {
     0: [WRITE_NEGATIVE_REVIEW, "이 영화를 비판하는 짧은 감상평을 남겨 주세요.", "실망스러웠던 영화의 리뷰를 한 줄로 써 주세요.",
-        "이 영화가 별로였다는 리뷰를 작성해 주세요."],
+        "이 영화가 별로였다는 리뷰를 작성해 주세요.", "이 영화의 단점을 지적하는 리뷰를 써 주세요.",
+        "재미없었던 영화에 대한 한 줄 평을 남겨 주세요.", "이 영화를 보고 실망한 관객의 리뷰를 써 주세요.",
+        "혹평하는 영화 리뷰를 하나 써 주세요."],
     1: [WRITE_POSITIVE_REVIEW, "이 영화를 칭찬하는 짧은 감상평을 남겨 주세요.", "재미있게 본 영화의 리뷰를 한 줄로 써 주세요.",
-        "이 영화가 좋았다는 리뷰를 작성해 주세요."],
+        "이 영화가 좋았다는 리뷰를 작성해 주세요.", "이 영화의 장점을 칭찬하는 리뷰를 써 주세요.",
+        "감동적이었던 영화에 대한 한 줄 평을 남겨 주세요.", "이 영화를 보고 만족한 관객의 리뷰를 써 주세요.",
+        "호평하는 영화 리뷰를 하나 써 주세요."],
 }
 # phrasings no training row uses: sentiment-following is also measured on these
 HELDOUT_REVIEW_REQUESTS = {

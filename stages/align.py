@@ -25,7 +25,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     a = cfg.align
     built = alignment_data.build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed,
-                                 a.grpo_prompts if "grpo" in a.steps else 0)
+                                 a.grpo_prompts if "grpo" in a.steps else 0, a.sft_task_examples)
     files = {"sft": os.path.join(out, "sft_train.jsonl"), "pairs": os.path.join(out, "pairs_train.jsonl"),
              "eval_pairs": os.path.join(out, "pairs_eval.jsonl"), "rl_prompts": os.path.join(out, "rl_prompts.jsonl")}
     for name, rows in (("sft", built.sft), ("pairs", built.train_pairs), ("eval_pairs", built.eval_pairs),

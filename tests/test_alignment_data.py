@@ -139,3 +139,34 @@ def test_review_pairs_come_mirrored_and_the_mixture_is_weighted(built):
     share = sum(s["kind"] == "review_sentiment" for s in built.sft) / len(built.sft)
     expected = alignment_data.SFT_MIX["review_sentiment"] / sum(alignment_data.SFT_MIX.values())
     assert abs(share - expected) < 0.02
+
+
+def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(data_files):
+    """align.sft_task_examples: that many more sentiment questions on train reviews, each answered with
+    NSMC's own label word, none reusing a text of the mixture, spread evenly rather than in a block."""
+    plain = alignment_data.build(data_files, n_sft=120, n_pairs=8, n_eval=8, seed=0)
+    more = alignment_data.build(data_files, n_sft=120, n_pairs=8, n_eval=8, seed=0, n_sft_task=240)
+    assert len(more.sft) == 360
+    questions = [s for s in more.sft if s["kind"] == "sentiment_label"]
+    assert len(questions) == 240 + sum(s["kind"] == "sentiment_label" for s in plain.sft)
+    assert [s for s in more.sft if s["kind"] != "sentiment_label"] == \
+        [s for s in plain.sft if s["kind"] != "sentiment_label"]  # the mixture itself is unchanged
+    label = {}
+    for r in read_jsonl(data_files["nsmc_train"]):
+        label.setdefault(r["text"].strip(), set()).add(int(r["rating"]) >= 9)
+    reviews = []
+    for s in questions:
+        prompt, answer = s["prompt"][0]["content"], s["completion"][0]["content"]
+        (review,) = _embedded(prompt) - {prompt}
+        (template, words), = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if answer in w]
+        assert label[review] == {bool(words.index(answer))}
+        reviews.append(review)
+    assert len(reviews) == len(set(reviews))
+    first_half = sum(s["kind"] == "sentiment_label" for s in more.sft[:180])
+    assert abs(first_half - len(questions) / 2) <= 10
+    with pytest.raises(Exception, match="sft_task_examples"):
+        from kollm import config
+
+        cfg = config.PipelineConfig()
+        cfg.align.sft_task_examples = -1
+        config.validate(cfg)

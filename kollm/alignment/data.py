@@ -129,8 +129,31 @@ def _review_request(rng, label: int) -> str:
     return rng.choice(prompts.REVIEW_REQUESTS[label])
 
 
-def sft_examples(p: Pool, n: int, seed: int) -> list[dict]:
-    """n prompt/completion rows cycling through SFT_KINDS, in TRL's conversational format."""
+def _sentiment_question(rng, draw, p: Pool) -> tuple[str, str]:
+    """A sentiment question on a real review in one of the phrasings, and NSMC's own label word."""
+    label = rng.randrange(2)
+    template, words = rng.choice(prompts.SENTIMENT_PHRASINGS)
+    return template.format(text=draw(p.reviews[label])), words[label]
+
+
+def sft_examples(p: Pool, n: int, seed: int, n_task: int = 0) -> list[dict]:
+    """n prompt/completion rows cycling through SFT_KINDS, in TRL's conversational format, and n_task
+    more sentiment questions spread evenly through them (so that the chat model keeps the task the
+    fine-tuned classifier learns from every train review: 2,000 questions left it 7 points behind)."""
+    rows = _mixture(p, n, seed)
+    rng, draw = random.Random(seed + 7), _Draw(random.Random(seed + 8))
+    draw.used |= texts(rows)
+    extra = []
+    for _ in range(n_task):
+        prompt, answer = _sentiment_question(rng, draw, p)
+        extra.append({"prompt": _user(prompt), "completion": _assistant(answer), "kind": "sentiment_label",
+                      "source": "nsmc"})
+    slots = sorted([(i / max(len(rows), 1), 0, i) for i in range(len(rows))] +
+                   [((j + 0.5) / max(len(extra), 1), 1, j) for j in range(len(extra))])
+    return [(rows, extra)[which][i] for _, which, i in slots]
+
+
+def _mixture(p: Pool, n: int, seed: int) -> list[dict]:
     rng, draw, out = random.Random(seed), _Draw(random.Random(seed + 1)), []
     ratings = [k for k in sorted(p.by_rating) if len(p.by_rating[k]) >= 10]
     cycle = _cycle(SFT_MIX)
@@ -143,9 +166,7 @@ def sft_examples(p: Pool, n: int, seed: int) -> list[dict]:
             k = rng.choice(ratings)
             prompt, answer, source = prompts.RATED_REVIEW_REQUEST.format(rating=k), draw(p.by_rating[k]), "nsmc"
         elif kind == "sentiment_label":
-            label = rng.randrange(2)
-            template, words = rng.choice(prompts.SENTIMENT_PHRASINGS)
-            prompt, answer, source = template.format(text=draw(p.reviews[label])), words[label], "nsmc"
+            (prompt, answer), source = _sentiment_question(rng, draw, p), "nsmc"
         elif kind == "nli_label":
             row = rng.choice(p.nli)
             prompt, answer, source = tasks.KLUE_NLI.prompt(row), tasks.KLUE_NLI.labels[row["label"]], "klue_nli"
@@ -258,10 +279,11 @@ class AlignmentData:
         return "\n".join(lines) + "\n"
 
 
-def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int, n_rl: int = 0) -> AlignmentData:
+def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int, n_rl: int = 0,
+          n_sft_task: int = 0) -> AlignmentData:
     exclude = evaluation_texts(files)
     train, val = pool(files, "train", exclude), pool(files, "val", exclude)
-    sft = sft_examples(train, n_sft, seed)
+    sft = sft_examples(train, n_sft, seed, n_sft_task)
     pairs = preference_pairs(train, n_pairs, seed + 1)
     held_out = preference_pairs(val, n_eval, seed + 2, avoid=texts(sft) | texts(pairs))
     return AlignmentData(sft, pairs, held_out, {"train": train.sources, "held out": val.sources},

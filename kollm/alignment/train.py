@@ -232,7 +232,7 @@ def grpo(policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weight
         args=GRPOConfig(**_args(a, out, a.grpo_lr, 1), num_generations=a.grpo_generations,
                         generation_batch_size=a.batch_size, max_completion_length=a.grpo_max_new_tokens,
                         beta=a.grpo_beta, temperature=0.8, top_p=0.95, reward_weights=reward_weights,
-                        loss_type="grpo"))
+                        loss_type="grpo", scale_rewards=a.grpo_scale_rewards))
     ref, frozen_only = _reference(trainer, a.lora)
     ref_hash = _fingerprint(ref, frozen_only) if ref is not None and (a.grpo_beta or a.lora) else None
     result = trainer.train()
