@@ -139,6 +139,7 @@ def main() -> int:
         print({k: v for k, v in steps[-1].items() if k != "samples"}, flush=True)
     dpo = trained.get("dpo", {"before": {}, "after": {}})
     out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": cfg.preset,
+           "pretrain_tokens": pretrain["counts"].get("tokens_seen"),  # the base every step starts from
            "steps": steps, "adapter_nsmc_accuracy": report["tasks"]["nsmc"]["finetuned"]["acc"],
            "dpo_reward_accuracy_before": dpo["before"].get("rewards/accuracies"),
            "dpo_reward_accuracy_after": dpo["after"].get("rewards/accuracies"),
