@@ -146,6 +146,8 @@ def alignment_table(whole: dict) -> str:
     lines = []
     for preset, r in whole["presets"].items():
         code = f" (code of {r['code']})" if r.get("code") else ""
+        if r.get("pretrain_tokens"):
+            code += f", the base pretrained on {r['pretrain_tokens'] / 1e6:.1f}M tokens"
         lines += [f"**Preset `{preset}`**, measured on {r['machine']}, {r['date']}{code}, with `{r['command']}` "
                   f"({r['answers_per_request']} sampled answers per request, judged by the finetune stage's "
                   "classifiers, which no alignment step uses as a reward):", "",

@@ -20,8 +20,8 @@ from kollm.errors import KollmError
 
 def llama_5m_cpu_demo() -> PipelineConfig:
     """Preset `tiny`, the demo: a 5M-parameter Llama, every step of every stage, in 11 minutes on 2 CPU cores
-    (benchmarks/results/pipeline_tiny.json, 2026-12-03, Intel Xeon: pretraining 11k tokens/s; 21 minutes on
-    the slower AMD EPYC host of 2026-12-02, 4.9k tokens/s; the goal is 15). Sized from measurements here (2026-12-01):
+    of an Intel Xeon host (2026-12-03: pretraining 11k tokens/s) and 16.5 on the slower AMD EPYC host
+    (benchmarks/results/pipeline_tiny.json, 2026-12-04: 6.6k tokens/s; the goal is 15). Sized from measurements here (2026-12-01):
     pretraining is 6,300-7,000 tokens/s at ~50 % of the measured bf16 matmul peak, so the budget is
     spent where it buys NSMC accuracy (after 560 steps a classifier fine-tuned on 15k reviews per class
     scores 0.806, on 10k 0.790) and the rest of the stages run at demo sizes."""
