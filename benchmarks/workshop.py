@@ -222,12 +222,14 @@ def week09() -> str:
     steps = {s["step"]: s for s in r["steps"]}
     if "base" in steps:
         last = r["steps"][-1]
-        lines += ["", f"**체크포인트 답.** 정렬이 정렬했나? 감정 따르기 {steps['base']['sentiment_following']:.3f} → "
-                  f"{last['sentiment_following']:.3f}, 독성 {steps['base']['toxic_rate']:.3f} → {last['toxic_rate']:.3f} 로 "
-                  "좋아졌지만, 학습에 없던 문구로 물으면 "
-                  f"{last['sentiment_following_heldout_phrasings']:.3f} 이고 채팅 형식 NSMC 는 "
-                  f"{max(s['nsmc_accuracy'] for s in r['steps']):.3f} → {last['nsmc_accuracy']:.3f} 로 떨어집니다: "
-                  "작은 모델은 보상받은 형식을 배우고 일반화는 덜 합니다."]
+        base, gap = steps["base"], (r["adapter_nsmc_accuracy"] - last["nsmc_accuracy"]) * 100
+        drift = (f" held-out perplexity 는 {base['perplexity']:.0f} → {last['perplexity']:.0f}: 정렬 데이터에 맞추느라 "
+                 "일반 문장 모델링은 나빠졌습니다." if last["perplexity"] > base["perplexity"] * 1.1 else "")
+        lines += ["", f"**체크포인트 답.** 정렬이 정렬했나? 감정 따르기 {base['sentiment_following']:.3f} → "
+                  f"{last['sentiment_following']:.3f}, 독성 {base['toxic_rate']:.3f} → {last['toxic_rate']:.3f}. "
+                  f"학습에 없던 문구로 물으면 {last['sentiment_following_heldout_phrasings']:.3f} 이고, 채팅 형식 NSMC 는 "
+                  f"{last['nsmc_accuracy']:.3f} 로 미세조정 분류기({r['adapter_nsmc_accuracy']:.3f})보다 "
+                  f"{gap:.1f}점 낮습니다 (목표: 2점 이내).{drift}"]
     return "\n".join(lines)
 
 
