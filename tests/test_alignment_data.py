@@ -164,8 +164,10 @@ def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(da
     assert len(reviews) == len(set(reviews))
     first_half = sum(s["kind"] == "sentiment_label" for s in more.sft[:180])
     assert abs(first_half - len(questions) / 2) <= 10
-    with pytest.raises(Exception, match="sft_task_examples"):
-        from kollm import config
+    from kollm import config
+    from kollm.errors import KollmError
+
+    with pytest.raises(KollmError, match="sft_task_examples"):
 
         cfg = config.PipelineConfig()
         cfg.align.sft_task_examples = -1

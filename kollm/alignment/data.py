@@ -140,10 +140,8 @@ def sft_examples(p: Pool, n: int, seed: int, n_task: int = 0) -> list[dict]:
     """n prompt/completion rows cycling through SFT_KINDS, in TRL's conversational format, and n_task
     more sentiment questions spread evenly through them (so that the chat model keeps the task the
     fine-tuned classifier learns from every train review: 2,000 questions left it 7 points behind)."""
-    rows = _mixture(p, n, seed)
-    rng, draw = random.Random(seed + 7), _Draw(random.Random(seed + 8))
-    draw.used |= texts(rows)
-    extra = []
+    draw = _Draw(random.Random(seed + 1))  # one draw for both: no review is a target twice
+    rows, rng, extra = _mixture(p, n, seed, draw), random.Random(seed + 7), []
     for _ in range(n_task):
         prompt, answer = _sentiment_question(rng, draw, p)
         extra.append({"prompt": _user(prompt), "completion": _assistant(answer), "kind": "sentiment_label",
@@ -153,8 +151,8 @@ def sft_examples(p: Pool, n: int, seed: int, n_task: int = 0) -> list[dict]:
     return [(rows, extra)[which][i] for _, which, i in slots]
 
 
-def _mixture(p: Pool, n: int, seed: int) -> list[dict]:
-    rng, draw, out = random.Random(seed), _Draw(random.Random(seed + 1)), []
+def _mixture(p: Pool, n: int, seed: int, draw: _Draw) -> list[dict]:
+    rng, out = random.Random(seed), []
     ratings = [k for k in sorted(p.by_rating) if len(p.by_rating[k]) >= 10]
     cycle = _cycle(SFT_MIX)
     for i in range(n):
