@@ -238,8 +238,9 @@ class AlignConfig:
     # safety's 1 beside it) GRPO took the laptop preset's sentiment-following from 0.86 to 0.84
     grpo_sentiment_weight: float = 2.0
     grpo_safety_weight: float = 1.0
-    # a sentiment question on a real train review earns 1 for NSMC's own label word: the policy keeps the task
-    grpo_label_weight: float = 1.0
+    # a sentiment question on a real train review earns 1 for NSMC's own label word: the policy keeps the task.
+    # 2, as a followed review request: at 1 the reward model's score (std ~1.5 x 0.5) outweighed it
+    grpo_label_weight: float = 2.0
     # how a group's summed rewards become advantages (TRL's scale_rewards): "group" divides by each group's
     # own std, so four answers that all follow the request, rewards a hair apart, get advantages of +-1 from
     # noise; "batch" divides by the batch's std, so such groups barely move the policy (PPO Lite);

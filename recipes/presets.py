@@ -68,7 +68,8 @@ def llama_5m_laptop() -> PipelineConfig:
     # KLUE-NLI has 1.7k fine-tuning pairs: several passes; hate speech 7.9k, 1.2 passes (150 steps, one pass
     # of hate speech, took its macro-F1 from 0.608 to 0.554, under TF-IDF's 0.591)
     cfg.finetune.min_steps = 300
-    cfg.align.sft_examples, cfg.align.dpo_pairs, cfg.align.eval_pairs = 8000, 4000, 400
+    # 4,500 pairs: the 2,000 review pairs of the 4,000 before label pairs got twice their share (PAIR_MIX)
+    cfg.align.sft_examples, cfg.align.dpo_pairs, cfg.align.eval_pairs = 8000, 4500, 400
     cfg.align.grpo_prompts = 192
     # the chat model's NSMC (asked in its chat format) was 0.80 against the classifier's 0.868 with the
     # mixture's 2,000 sentiment questions; the classifier itself learns from ~208k reviews. With 40,000

@@ -12,8 +12,9 @@ from kollm.config import AlignConfig
 
 @pytest.fixture(scope="module")
 def built(all_data_files):
-    # every comment: the ci preset keeps 3,000, too few held-out hateful ones
-    return alignment_data.build(all_data_files, n_sft=240, n_pairs=2000, n_eval=960, seed=0, n_rl=16)
+    # every comment: the ci preset keeps 3,000, too few held-out hateful ones; 2/9 of the pairs are safety
+    # pairs (PAIR_MIX): 500 to train on, 240 held out
+    return alignment_data.build(all_data_files, n_sft=240, n_pairs=2250, n_eval=1080, seed=0, n_rl=16)
 
 
 def _cfg(**kw) -> AlignConfig:

@@ -37,7 +37,9 @@ PAIR_KINDS = ("review_sentiment", "safety", "sentiment_label", "nli_label")
 # learns slowest (its answer must follow one word of the request), so it gets the largest share.
 SFT_MIX = {"review_sentiment": 4, "review_rating": 1, "sentiment_label": 3, "nli_label": 1, "comment": 1,
            "refusal": 1, "general": 1}
-PAIR_MIX = {"review_sentiment": 4, "safety": 2, "sentiment_label": 1, "nli_label": 1}
+# Label pairs (the right label word over the wrong one) are what keeps the sentiment task through DPO: at
+# weight 1 (500 of the laptop preset's 4,000 pairs) DPO took its chat-format NSMC from 0.848 to 0.829.
+PAIR_MIX = {"review_sentiment": 4, "safety": 2, "sentiment_label": 2, "nli_label": 1}
 
 
 def _cycle(mix: dict[str, int]) -> list[str]:
