@@ -54,6 +54,17 @@ def test_sft_loss_falls_and_the_model_saves_and_loads(sft_result):
     assert not any(n for n, _ in model.named_parameters() if "lora" in n)
 
 
+def test_sft_rows_are_cut_to_max_len_tokens_as_trl_would():
+    from datasets import Dataset
+
+    rows = Dataset.from_list([{"input_ids": list(range(100)), "labels": [-100] * 90 + list(range(10))},
+                              {"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}])
+    cut = train._truncated(rows, 64)
+    assert cut["input_ids"] == [list(range(64)), [1, 2, 3]]
+    assert cut["labels"] == [[-100] * 64, [-100, 2, 3]]
+    assert train._truncated(rows, 100) is rows  # nothing to cut: the rows are handed on as they are
+
+
 def test_dpo_learns_the_pairs_against_a_frozen_reference(sft_result, built, tmp_path):
     r = train.dpo(sft_result.model_dir, built.train_pairs[:320], built.eval_pairs,
                   _cfg(dpo_epochs=2, dpo_lr=3e-4, dpo_sft_weight=0.0), str(tmp_path))

@@ -109,12 +109,24 @@ def sft(base_dir: str, rows: list[dict], a: AlignConfig, out: str) -> StepResult
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    # Padding-free batches: a batch's rows run as one sequence (position ids restart per row, so attention stays
+    # within each row), not padded to its longest row. Same loss as padded batches, ~1.5x the rows/s on CPU (tiny
+    # model, batch 8: 48 vs 33); TRL leaves max_length unenforced here, so over-long rows are cut below.
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base_dir), processing_class=tokenizer,
                          train_dataset=_dataset(rows), peft_config=_lora(a),
-                         args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), max_length=a.max_len))
+                         args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), max_length=None, padding_free=True))
+    trainer.train_dataset = _truncated(trainer.train_dataset, a.max_len)
     result = trainer.train()
     return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
                       round(result.training_loss, 4), {})
+
+
+def _truncated(dataset, max_len: int):
+    """Tokenised SFT rows cut to max_len tokens, as TRL's own truncation would (the end of the answer goes)."""
+    if max(len(ids) for ids in dataset["input_ids"]) <= max_len:
+        return dataset
+    return dataset.map(lambda r: {"input_ids": r["input_ids"][:max_len], "labels": r["labels"][:max_len]},
+                       desc=f"Truncating rows to {max_len} tokens")
 
 
 def dpo(sft_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig, out: str) -> StepResult:
