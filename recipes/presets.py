@@ -48,7 +48,8 @@ def llama_5m_laptop() -> PipelineConfig:
     """Preset `laptop`: the model quality is measured on (benchmarks/eval_laptop.py). Two passes over all
     curated text (~12.8M tokens each) for the Llama the sweep picked (benchmarks/results/laptop_sweep.json),
     full fine-tuning with a classification head on every NSMC training review (bf16 autocast), the whole
-    pipeline in at most 90 minutes on 2 CPU cores; pretraining checkpoints every 200 steps and resumes
+    pipeline in 78 min on 2 Intel cores with 48,000 SFT rows (goal: 90), 127 min on 2 AMD EPYC cores with 108,000
+    (they pretrain at 0.57x the speed); pretraining checkpoints every 200 steps and resumes
     where it stopped."""
     cfg = PipelineConfig(preset="laptop")
     # the tokenizer study's models trained on the same characters (benchmarks/results/tokenizers.json):
@@ -75,11 +76,13 @@ def llama_5m_laptop() -> PipelineConfig:
     # mixture's 2,000 sentiment questions; the classifier itself learns from ~208k reviews. With 40,000
     # (2026-12-04, one-pass model): 0.848 after SFT, 0.837 after GRPO against 0.867, held-out perplexity
     # 209 -> 348 after SFT (217 -> 207 without them); on this preset's two-pass model (2026-12-06):
-    # 0.850 after SFT, 0.845 after GRPO against 0.872, perplexity 179 -> 217. SFT takes 6,000 steps, not 1,000.
+    # 0.850 after SFT, 0.845 after GRPO against 0.872, perplexity 179 -> 217 (SFT 6,000 steps).
     # On the tiny model (AMD host, 2026-12-06) 30,000 questions instead of 4,000 took its chat-format NSMC from
     # 0.66 to 0.81 against its classifier's 0.834, but held-out perplexity from 785 to 1,839: more questions
-    # close the gap at a price in perplexity. SFT batches of 32 (lr 1e-3) were slower per row than 8 (173 s vs 90 s)
-    cfg.align.sft_task_examples = 40000
+    # close the gap at a price in perplexity. SFT batches of 32 (lr 1e-3) were slower per row than 8 (173 s vs 90 s).
+    # With 100,000 (AMD host, 2026-12-06, padding-free SFT: 13,500 steps in 29 min): 0.859 after SFT, 0.855 after
+    # GRPO against the classifier's 0.873 (within 2 points), held-out perplexity 182 -> 274 -> 331.
+    cfg.align.sft_task_examples = 100000
     cfg.evaluate.max_examples = 4000
     cfg.evaluate.prompt_study_examples = 150  # 6 prompts x 2 models: 125 s at 300 rows
     return cfg
