@@ -58,10 +58,12 @@ def test_sft_rows_are_cut_to_max_len_tokens_as_trl_would():
     from datasets import Dataset
 
     rows = Dataset.from_list([{"input_ids": list(range(100)), "labels": [-100] * 90 + list(range(10))},
+                              {"input_ids": list(range(80)), "labels": [-100] * 50 + list(range(30))},
                               {"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}])
     cut = train._truncated(rows, 64)
+    # the first row's answer starts after 64 tokens: nothing left to learn from, so it goes, as in TRL
     assert cut["input_ids"] == [list(range(64)), [1, 2, 3]]
-    assert cut["labels"] == [[-100] * 64, [-100, 2, 3]]
+    assert cut["labels"] == [[-100] * 50 + list(range(14)), [-100, 2, 3]]
     assert train._truncated(rows, 100) is rows  # nothing to cut: the rows are handed on as they are
 
 

@@ -122,11 +122,13 @@ def sft(base_dir: str, rows: list[dict], a: AlignConfig, out: str) -> StepResult
 
 
 def _truncated(dataset, max_len: int):
-    """Tokenised SFT rows cut to max_len tokens, as TRL's own truncation would (the end of the answer goes)."""
+    """Tokenised SFT rows cut to max_len tokens, as TRL's own truncation does with max_length set (the end of
+    the answer goes; a row whose prompt alone fills max_len has no answer token left and is dropped)."""
     if max(len(ids) for ids in dataset["input_ids"]) <= max_len:
         return dataset
-    return dataset.map(lambda r: {"input_ids": r["input_ids"][:max_len], "labels": r["labels"][:max_len]},
-                       desc=f"Truncating rows to {max_len} tokens")
+    cut = dataset.map(lambda r: {"input_ids": r["input_ids"][:max_len], "labels": r["labels"][:max_len]},
+                      desc=f"Truncating rows to {max_len} tokens")
+    return cut.filter(lambda r: any(label != -100 for label in r["labels"]), desc="Dropping rows with no answer left")
 
 
 def dpo(sft_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig, out: str) -> StepResult:
