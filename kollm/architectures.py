@@ -29,6 +29,10 @@ from kollm.config import Arch, ModelConfig
 ARCHS: tuple[str, ...] = typing.get_args(Arch)
 _EXPAND_KNOB = ("mamba2", "mamba", "hybrid")
 ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts per token
+# HF model types whose rows may run packed into one sequence (padding-free SFT): pure attention, which
+# transformers masks per row from the restarting position ids. Mamba, RWKV and Nemotron-H's SSM layers carry
+# their state from one row into the next, so theirs are padded (tests/test_architectures.py checks both ways)
+PACKABLE_MODEL_TYPES = ("llama", "qwen3_moe", "deepseek_v3")
 
 
 # every architecture runs every stage: the stages after pretraining need a sequence-classification head

@@ -123,3 +123,20 @@ def test_the_recurrent_models_load_as_sequence_classifiers_from_their_pretrained
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls")
     with torch.no_grad():
         assert torch.equal(again(**batch).logits, cls(**batch).logits)
+
+
+@pytest.mark.parametrize("arch", architectures.ARCHS)
+def test_rows_are_packed_for_sft_exactly_where_packing_keeps_them_apart(arch, korean_tokenizer):
+    """Padding-free SFT runs a batch's rows as one sequence with restarting position ids (as TRL's collator does,
+    without a cache). kollm packs the model types in PACKABLE_MODEL_TYPES: for those a row's logits packed behind
+    another must equal its logits alone; for the others (state carried across rows) they must not."""
+    model = build_model(replace(SMALL, arch=arch), korean_tokenizer, seed=0).eval()
+    first, second = korean_tokenizer(["정말 재밌게 봤습니다 배우들 연기도 좋고", "별로였어요 다시는 안 봄"],
+                                     add_special_tokens=False).input_ids
+    packed = torch.tensor([first + second])
+    positions = torch.tensor([list(range(len(first))) + list(range(len(second)))])
+    with torch.no_grad():
+        alone = model(input_ids=torch.tensor([second]), use_cache=False).logits
+        behind = model(input_ids=packed, position_ids=positions, use_cache=False).logits[:, len(first):]
+    kept_apart = torch.allclose(alone, behind, atol=1e-4)
+    assert kept_apart == (model.config.model_type in architectures.PACKABLE_MODEL_TYPES), (arch, (alone - behind).abs().max())

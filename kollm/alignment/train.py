@@ -108,14 +108,20 @@ def sft(base_dir: str, rows: list[dict], a: AlignConfig, out: str) -> StepResult
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from kollm.architectures import PACKABLE_MODEL_TYPES
+
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    # Padding-free batches: a batch's rows run as one sequence (position ids restart per row, so attention stays
-    # within each row), not padded to its longest row. Same loss as padded batches, ~1.5x the rows/s on CPU (tiny
-    # model, batch 8: 48 vs 33); TRL leaves max_length unenforced here, so over-long rows are cut below.
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base_dir), processing_class=tokenizer,
-                         train_dataset=_dataset(rows), peft_config=_lora(a),
-                         args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), max_length=None, padding_free=True))
-    trainer.train_dataset = _truncated(trainer.train_dataset, a.max_len)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    # Padding-free batches for attention models: a batch's rows run as one sequence (position ids restart per row,
+    # so attention stays within each row), not padded to its longest row. Same loss as padded batches, ~1.5x the
+    # rows/s on CPU (tiny model, batch 8: 48 vs 33); TRL leaves max_length unenforced then, so rows are cut below.
+    # Recurrent models would carry state across rows: padded.
+    packed = model.config.model_type in PACKABLE_MODEL_TYPES
+    length = {"max_length": None, "padding_free": True} if packed else {"max_length": a.max_len}
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=_dataset(rows), peft_config=_lora(a),
+                         args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), **length))
+    if packed:
+        trainer.train_dataset = _truncated(trainer.train_dataset, a.max_len)
     result = trainer.train()
     return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
                       round(result.training_loss, 4), {})
