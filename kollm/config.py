@@ -278,7 +278,7 @@ class ExportConfig:
 @dataclass
 class QuantizeConfig:
     # ModelOpt PTQ formats exported for TensorRT-LLM (kollm.quantization.MODELOPT_CONFIGS); int4 ones need
-    # layer widths that are multiples of 128 and are skipped, with the reason, for models whose are not
+    # layer widths that are multiples of 128 and are skipped, with the reason, for models whose widths are not
     formats: list[str] = field(default_factory=lambda: ["int8_sq", "fp8", "int4_awq"])
     calibration_docs: int = 64  # curated corpus documents (the first, in corpus order) the scales come from
     calibration_len: int = 128
@@ -319,6 +319,10 @@ class ServeConfig:
     # torch dynamic int8 for the CPU model's nn.Linear layers: the pipeline ends in a served, quantised model.
     # At width 256 it costs ~20 % of the tokens/s of fp32 (benchmarks/results/serving.json); "" = fp32
     quantization: Literal["", "dynamic_int8"] = "dynamic_int8"
+    # a unary answer still generating after this many seconds ends with an error (HTTP 500 / gRPC INTERNAL).
+    # Over HTTP the model cannot tell that a unary client left, so this bounds the work one leaves behind;
+    # streams and gRPC calls are cancelled when their client goes
+    max_request_s: float = 60.0
     # Interpreter of the serving environment (tritonserver + tritonclient); empty = the repo's
     # .venv-serve if present, else the current interpreter. In NGC Triton containers: python3.
     python: str = ""
@@ -451,9 +455,74 @@ def check_choices(cfg: PipelineConfig) -> None:
                 raise KollmError(f"{section.name}.{name}={getattr(value, name)!r}: choose {choices}")
 
 
+# The integer fields (and lists of integers) where 0 means something, and what: negatives are refused, 0 is
+# accepted. Every other integer field is a size or a count (steps, batch sizes, lengths, widths, layers,
+# heads, epochs, examples, ports of a server to reach) and must be >= 1 (`check_sizes`).
+ZERO_ALLOWED: dict[str, str] = {
+    "run.gpus_per_node": "0 = CPU only",
+    "run.requeues": "0 = never requeued",
+    "data.max_reviews": "0 = every NSMC review",
+    "data.max_comments": "0 = all",
+    "curate.workers": "0 = one per CPU",
+    "curate.min_chars": "0 = no minimum",
+    "curate.min_eojeol": "0 = no minimum",
+    "curate.max_urls": "0 = no URL allowed",
+    "curate.fuzzy_min_chars": "0 = every key",
+    "tokenizer.min_frequency": "0 = no minimum",
+    "tokenizer.max_train_docs": "0 = all curated documents",
+    "pretrain.micro_batch_size": "0 = the rank's whole share at once",
+    "pretrain.loss_chunk": "0 = plain logits and F.cross_entropy",
+    "pretrain.tokenize_workers": "0 = one per CPU",
+    "pretrain.warmup_steps": "0 = no warm-up",
+    "pretrain.seed": "0 is a seed like any other",
+    "pretrain.threads": "0 = all cores",
+    "finetune.examples_per_class": "0 = all",
+    "finetune.min_steps": "0 = no minimum",
+    "finetune.seed": "0 is a seed like any other",
+    "align.sft_task_examples": "0 = no extra sentiment questions",
+    "align.seed": "0 is a seed like any other",
+    "evaluate.max_examples": "0 = all labelled rows",
+    "evaluate.baseline_examples_per_class": "0 = each task's whole train split",
+    "evaluate.zero_shot_examples": "0 = all",
+    "evaluate.shots": "0 = zero-shot",
+    "serve.min_new_tokens": "0 = no minimum",
+    "serve.http_port": "0 = pick a free port",
+    "serve.grpc_port": "0 = pick a free port",
+    "serve.metrics_port": "0 = pick a free port",
+}
+
+
+def _int_fields(cfg: PipelineConfig):
+    """(section.name, value, is_list) for every field typed `int` or `list[int]`, in every section."""
+    for section in dataclasses.fields(cfg):
+        obj = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(obj):
+            continue
+        for name, typ in _field_types(obj).items():
+            if typ is int or typ == list[int]:
+                yield f"{section.name}.{name}", getattr(obj, name), typ != int
+
+
+def check_sizes(cfg: PipelineConfig) -> None:
+    """No integer field is negative, and none but those of ZERO_ALLOWED is 0: `pretrain.steps=-5` is refused in
+    one line, before any division by it or any stage started with it."""
+    for key, value, is_list in _int_fields(cfg):
+        low = 0 if key in ZERO_ALLOWED else 1
+        items = value if is_list and isinstance(value, list) else [value]
+        if (is_list and not isinstance(value, list)) or not all(type(v) is int and v >= low for v in items):
+            need = f"an integer >= 0 ({ZERO_ALLOWED[key]})" if low == 0 else "a positive integer (>= 1)"
+            raise KollmError(f"{key}={value!r}: {'each must be' if is_list else 'must be'} {need}")
+
+
 def validate(cfg: PipelineConfig) -> None:
     """Choices and cross-field checks, run before launching (CLI) and again where the values are used."""
     check_choices(cfg)
+    if type(cfg.pretrain.checkpoint_every) is int and cfg.pretrain.checkpoint_every < 1:
+        raise KollmError(f"pretrain.checkpoint_every={cfg.pretrain.checkpoint_every}: the pretrain stage exports "
+                         "its last checkpoint, so it needs them (every N >= 1 steps)")
+    check_sizes(cfg)
+    if not cfg.serve.max_request_s > 0:
+        raise KollmError(f"serve.max_request_s={cfg.serve.max_request_s}: seconds a unary answer may take, more than 0")
     if not 0 < cfg.data.corpus_fraction <= 1:
         raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
     from kollm.quantization import MODELOPT_CONFIGS
@@ -468,11 +537,6 @@ def validate(cfg: PipelineConfig) -> None:
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     p = cfg.pretrain
-    if p.checkpoint_every < 1:
-        raise KollmError(f"pretrain.checkpoint_every={p.checkpoint_every}: the pretrain stage exports its last "
-                         "checkpoint, so it needs them (every N >= 1 steps)")
-    if p.loss_chunk < 0:
-        raise KollmError(f"pretrain.loss_chunk={p.loss_chunk}: tokens per chunk (>= 1), or 0 for the plain loss")
     if cfg.model.arch != "llama" and (p.backend != "torch" or cfg.model.impl != "hf"):
         raise KollmError(f"model.arch={cfg.model.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf")
     if cfg.model.impl == "scratch" and p.backend != "torch":
@@ -505,8 +569,6 @@ def validate(cfg: PipelineConfig) -> None:
         if task not in typing.get_args(FinetuneTask):
             raise KollmError(f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}")
     _validate_align(cfg.align)
-    if cfg.curate.shard_docs < 1:
-        raise KollmError(f"curate.shard_docs={cfg.curate.shard_docs}: must be at least 1")
 
 
 def check_grpo_groups(a: AlignConfig) -> None:

@@ -34,8 +34,10 @@ def check_format(fmt: str, hidden_size: int, intermediate_size: int) -> None:
                if w % INT4_BLOCK}
         if bad:
             widths = ", ".join(f"{n}={w}" for n, w in bad.items())
+            what = "not a multiple" if len(bad) == 1 else "not multiples"
             raise KollmError(f"{fmt} packs weights in blocks of {INT4_BLOCK} input features; this model has "
-                             f"{widths} (not multiples of {INT4_BLOCK}): use int8_sq or fp8, or a model whose widths are")
+                             f"{widths} ({what} of {INT4_BLOCK}): use int8_sq or fp8, or a model whose "
+                             f"hidden_size and intermediate_size are both multiples of {INT4_BLOCK}.")
 
 
 def widths(config) -> tuple[int, int]:

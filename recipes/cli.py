@@ -4,7 +4,7 @@
   kollm run pretrain preset=ci pretrain.steps=50 # one stage
   kollm run pipeline run.executor=slurm run.partition=gpu --dryrun
   kollm stage evaluate preset=ci evaluate.nsmc_path=my.jsonl   # in this process, no NeMo Run
-  kollm evaluate runs/tiny/align/model --tasks nsmc klue_sts   # any HF model folder, on lm-eval
+  kollm evaluate runs/tiny/align --tasks nsmc klue_sts   # a stage folder (its manifest's model) or any HF model folder
   kollm evaluate BASE_DIR --adapter ADAPTER_DIR --tasks hate --data my_comments.jsonl
   kollm nemo-rl dpo preset=1b run.executor=slurm --dryrun   # a NeMo-RL step (GPUs) on the align stage's data
   kollm data download [--mirror URL] [--dest DIR]
@@ -163,9 +163,9 @@ def cmd_chat(args) -> int:
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p, **({"min_tokens": args.min_tokens} if args.min_tokens else {})}
     if args.url:
-        backend = chat.triton_backend(args.url, args.protocol, args.model, args.timeout)
+        backend, protocol = chat.triton_backend(args.url, args.protocol, args.model, args.timeout)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        where = f"Triton {args.model} at {args.url} ({args.protocol})"
+        where = f"Triton {args.model} at {args.url} ({protocol}{', detected' if args.protocol == 'auto' else ''})"
     else:
         backend, tokenizer = chat.local_backend(model_dir)
         where = f"{model_dir} in this process"
@@ -182,7 +182,7 @@ def cmd_chat(args) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"kollm chat: {where}. /reset clears the history, /exit or Ctrl-D leaves.")
-    chat.run_chat(backend, conversation, sampling, read=(lambda: input("나> ")) if interactive else input)
+    chat.run_chat(backend, conversation, sampling, read=chat.terminal_reader() if interactive else input)
     return 0
 
 
@@ -259,18 +259,25 @@ def cmd_download(args) -> int:
 def cmd_evaluate(args) -> int:
     from kollm import harness
 
-    harness.check_model_dir(args.model_dir)  # one line before lm-eval loads anything
-    if args.adapter:
-        harness.check_adapter_dir(args.adapter)
+    # one line before lm-eval loads anything
+    from recipes.locate import check_causal_lm, evaluation_input
+
+    model_dir = evaluation_input(args.model_dir, "model", args.tasks)
+    adapter = evaluation_input(args.adapter, "adapter", args.tasks) if args.adapter else None
+    harness.check_model_dir(model_dir)
+    if adapter:
+        harness.check_adapter_dir(adapter)
+    check_causal_lm(model_dir, adapter)
     rows = harness.rows_for(args.tasks, args.data, args.data_dir, args.nsmc_per_class)
     folder = harness.write_rows(rows, os.path.join(args.out, "rows"))
-    scores = harness.evaluate(args.model_dir, list(rows), folder, adapter=args.adapter or None,
+    scores = harness.evaluate(model_dir, list(rows), folder, adapter=adapter,
                               batch_size=args.batch_size, limit=args.limit or None)
-    report = {"model_dir": os.path.abspath(args.model_dir), "adapter": args.adapter or None,
+    report = {"model_dir": os.path.abspath(model_dir), "adapter": os.path.abspath(adapter) if adapter else None,
               "rows": {n: len(r) for n, r in rows.items()}, "scores": scores,
-              "lm_eval_command": harness.command(args.model_dir, list(rows), folder, args.adapter or None)}
+              "lm_eval_command": harness.command(model_dir, list(rows), folder, adapter)}
     with open(os.path.join(args.out, "scores.json"), "w") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
+    print(f"model: {model_dir}" + (f" + adapter {adapter}" if adapter else ""))
     for name, values in scores.items():
         print(f"{name:<10} ({len(rows[name])} rows)  " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
     print(f"wrote {os.path.join(args.out, 'scores.json')}")
@@ -336,8 +343,10 @@ def parser() -> argparse.ArgumentParser:
                                    "KLUE-STS (accuracy, Pearson, Spearman), with the model's chat template.\n"
                                    "Without --data, each task's test split comes from the Korean data (../shared/data "
                                    "or `kollm data download`), split as the pipeline splits it.")
-    e.add_argument("model_dir", help="a HF model folder (config.json + safetensors)")
-    e.add_argument("--adapter", default="", help="a PEFT adapter folder to apply on top")
+    e.add_argument("model_dir", help="a causal LM: a HF model folder (config.json + safetensors), or a run's stage "
+                                     "folder (runs/tiny/pretrain, runs/tiny/align): the model its manifest declares")
+    e.add_argument("--adapter", default="", help="a PEFT adapter folder (finetune.head=lm) to apply on top, e.g. "
+                                                 "runs/tiny/finetune/nsmc/adapter after finetune.method=lora")
     e.add_argument("--tasks", nargs="+", default=["nsmc", "klue_nli", "hate", "klue_sts"],
                    help="nsmc, klue_nli, hate, klue_sts (default: all)")
     e.add_argument("--data", default="", help="a JSONL of one task's rows (with --tasks NAME): that task's own "
@@ -367,7 +376,8 @@ def parser() -> argparse.ArgumentParser:
                                     "tensorrt_llm); without, the model runs in this process. The history is sent "
                                     "in the model's chat template every turn. /reset clears it, /exit leaves.")
     ch.add_argument("--url", default="", help="Triton's HTTP (host:8000) or gRPC (host:8001) address")
-    ch.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    ch.add_argument("--protocol", choices=["auto", "http", "grpc"], default="auto",
+                    help="how to talk to --url (default auto: the port says which of Triton's two it is)")
     ch.add_argument("--model", default="kollm", help="the Triton model; streaming uses MODEL_stream")
     ch.add_argument("--model-dir", default="", help="the model folder (its tokenizer renders the chat template; "
                                                     "without --url it is also what generates)")

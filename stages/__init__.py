@@ -25,7 +25,8 @@ STAGES: tuple[Stage, ...] = (
           outputs=("report_md", "report_json")),
     Stage("export", export.run, upstream=("pretrain", "align", "evaluate"), outputs=("model_dir",)),
     Stage("quantize", quantize.run, upstream=("data", "curate", "finetune", "align"), outputs=("table", "checkpoints")),
-    Stage("serve", serve.run, upstream=("align",), env="serve", outputs=("model_repository", "server_log")),
+    Stage("serve", serve.run, upstream=("align",), env="serve", outputs=("model_repository", "server_log"),
+          preflight=serve.preflight),
 )
 
 NAMES: list[str] = [s.name for s in STAGES]

@@ -38,6 +38,9 @@ class Stage:
     env: Literal["train", "serve"] = "train"  # .venv (NeMo Run, training) or .venv-serve (Triton)
     # when this says so (e.g. a corpus given in the config), the stage reads no upstream stage
     standalone: Callable[[PipelineConfig], bool] | None = None
+    # checks that need nothing but the config (e.g. free ports), run before the runner touches the stage's
+    # folder: a stage that cannot start must leave its last complete manifest in place
+    preflight: Callable[[PipelineConfig], None] | None = None
 
     @property
     def config_sections(self) -> tuple[str, ...]:

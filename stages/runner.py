@@ -60,6 +60,8 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
         print(f"[{stage.name}] up to date ({manifest_path(cfg, stage.name)}); skipping. Use run.force=true to redo it.",
               flush=True)
         return current
+    if stage.preflight:
+        stage.preflight(cfg)  # raises KollmError before anything of the stage's is removed
     out = stage_dir(cfg, stage.name)
     os.makedirs(out, exist_ok=True)
     # Under torchrun every rank runs the stage; rank 0 alone owns the manifest.

@@ -17,6 +17,16 @@ from kollm.curation.korean import hangul_ratio, normalize
 from stages.base import inputs
 
 
+def preflight(cfg: PipelineConfig) -> None:
+    """Ports the config names that another process holds (a server left running by serve.keep_running=true):
+    one line, before the runner removes this stage's manifest."""
+    from kollm.serve.server import check_ports
+
+    s = cfg.serve
+    check_ports("127.0.0.1", {"serve.http_port": s.http_port, "serve.grpc_port": s.grpc_port,
+                              "serve.metrics_port": s.metrics_port})
+
+
 def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoTokenizer
 
@@ -30,7 +40,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     model_dir = inputs(cfg, "align")["model_dir"]
     repo = os.path.join(out, "model_repository")
     opts = RepositoryOptions(max_batch=s.max_batch, quantization=s.quantization,
-                             limits=Limits(max_tokens=s.max_new_tokens))
+                             limits=Limits(max_tokens=s.max_new_tokens, max_request_s=s.max_request_s))
     models = write_repository(repo, model_dir, opts)
     # the llmapi contract takes the prompt as text: the client renders the chat template, as for TensorRT-LLM
     prompt = chat_text(AutoTokenizer.from_pretrained(model_dir), [{"role": "user", "content": s.prompt}])

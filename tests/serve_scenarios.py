@@ -86,10 +86,34 @@ def bad_requests(url: str, client: LLMClient) -> list[dict]:
         "batch above max_batch_size": lambda: raw_infer(url, "kollm", [text_input(["가"] * 17, (17, 1))]),
         "unknown model": lambda: post(url, "/v2/models/nope/generate", '{"text_input": "안녕"}'),
         "unknown version": lambda: post(url, "/v2/models/kollm/versions/7/generate", '{"text_input": "안녕"}'),
-        "malformed JSON": lambda: post(url, g, '{"text_input": "안녕",'),
         "streaming on the non-decoupled model": lambda: post(url, g, '{"text_input": "안녕", "streaming": true}'),
         "stop request without an id": lambda: post(url, g, '{"text_input": "안녕", "stop": true}'),
+        # Triton hands /generate fields that are no input to the model as request parameters
+        "misspelt max_tokens": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_max_token": 4}'),
+        "max_tokens without its prefix": lambda: post(url, g, '{"text_input": "안녕", "max_tokens": 4}'),
+        "misspelt temperature": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_temprature": 0.5}'),
+        "max tokens above INT32": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_max_tokens": 3000000000}'),
     }
+    return _each_then_a_good_one(cases, client)
+
+
+# Requests Triton's own HTTP front end refuses before the model runs (README, "Serving": which and why)
+TRITON_REFUSES = {
+    "max_tokens 10.5": '{"text_input": "안녕", "sampling_param_max_tokens": 10.5}',
+    'max_tokens "10"': '{"text_input": "안녕", "sampling_param_max_tokens": "10"}',
+    "seed -1": '{"text_input": "안녕", "sampling_param_seed": -1}',
+    'streaming "yes"': '{"text_input": "안녕", "streaming": "yes"}',
+    "text_input null": '{"text_input": null}',
+    "malformed JSON": '{"text_input": "안녕",',
+}
+
+
+def triton_refuses(url: str, client: LLMClient) -> list[dict]:
+    return _each_then_a_good_one({name: (lambda body=body: post(url, "/v2/models/kollm/generate", body))
+                                  for name, body in TRITON_REFUSES.items()}, client)
+
+
+def _each_then_a_good_one(cases: dict, client: LLMClient) -> list[dict]:
     results = []
     for name, call in cases.items():
         status, body = call()
@@ -209,6 +233,7 @@ def basics(url: str, grpc_url: str, metrics_port: int) -> dict:
     out["stop_string"] = {"stop": stop, "unstopped": first,
                           "result": vars(h.generate(PROMPT, max_tokens=12, min_tokens=12, stop=[stop]))}
     out["bad_requests"] = bad_requests(url, h)
+    out["triton_refuses"] = triton_refuses(url, h)
     out["cancellation"] = cancellation(url, h)
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
         metrics = r.read().decode()
@@ -224,9 +249,99 @@ def chat(url: str, grpc_url: str, model_dir: str) -> dict:
                               input=stdin, capture_output=True, text=True, timeout=120)
         return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr[-1500:]}
     from kollm.serve.server import free_port
+
+    def client_error(call) -> str:
+        try:
+            call()
+            return ""
+        except ServingError as e:
+            return str(e)
     return {"http": chat_cli("--url", url, "--max-tokens", "12", stdin="안녕하세요\n영화 리뷰를 써 주세요.\n/exit\n"),
             "grpc": chat_cli("--url", grpc_url, "--protocol", "grpc", "--max-tokens", "12", stdin="안녕하세요\n"),
+            # the gRPC port given without --protocol (its help names both ports): detected
+            "grpc_detected": chat_cli("--url", grpc_url, "--max-tokens", "12", stdin="안녕하세요\n"),
+            # ... and with the wrong one: one line per turn, the chat goes on
+            "grpc_as_http": chat_cli("--url", grpc_url, "--protocol", "http", "--max-tokens", "12",
+                                     stdin="안녕하세요\n또 안녕하세요\n"),
+            "client_on_grpc_port": {
+                "generate": client_error(lambda: LLMClient(grpc_url, retries=0).generate(PROMPT, max_tokens=4)),
+                "stream": client_error(lambda: list(LLMClient(grpc_url, retries=0).stream(PROMPT, max_tokens=4)))},
             "down": chat_cli("--url", f"127.0.0.1:{free_port()}", "--timeout", "5", stdin="안녕하세요\n")}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children still running: tritonserver and its python stubs."""
+    import os
+
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def departed_unary_clients(model_dir: str, work: str, max_request_s: float = 1.5, clients: int = 8) -> dict:
+    """`clients` unary /generate requests for 3,000 tokens (~6 s together here), each client giving up after 1 s.
+    HTTP tells the model nothing of it, so the server's deadline (max_request_s) must end that work: how long
+    until the server's processes are idle again, and how many requests the deadline ended. A server of its own:
+    the others' deadline leaves room for 32 clients' queueing, and its model's context is widened to 4,096
+    positions (RoPE has no position table) so that an answer takes longer than the deadline on fast hosts too."""
+    import shutil
+
+    long_model = work + "/model_4096"
+    shutil.copytree(model_dir, long_model, dirs_exist_ok=True)
+    config = json.load(open(long_model + "/config.json"))
+    json.dump({**config, "max_position_embeddings": 4096}, open(long_model + "/config.json", "w"))
+    write_repository(work + "/repo_deadline", long_model, RepositoryOptions(
+        max_batch=16, limits=Limits(max_tokens=16, max_tokens_limit=3000, max_request_s=max_request_s)))
+    server = TritonServer(work + "/repo_deadline", work + "/deadline").start()
+    try:
+        return _departed(server, max_request_s, clients)
+    finally:
+        server.stop()
+
+
+def _departed(server: TritonServer, max_request_s: float, clients: int) -> dict:
+    def failures() -> int:  # the model logs each request its deadline ends
+        return open(server.log_path, errors="replace").read().count("request ended by serve.max_request_s")
+
+    before = failures()
+    body = json.dumps({"text_input": PROMPT, "sampling_param_max_tokens": 3000, "sampling_param_min_tokens": 3000})
+
+    def leave_after_1s():
+        req = urllib.request.Request(f"http://{server.http_url}/v2/models/kollm/generate", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=1.0).read()
+        except OSError:
+            pass  # the timeout: the client gives up and closes its connection
+    threads = [threading.Thread(target=leave_after_1s) for _ in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    left = time.monotonic()
+    busy = []  # (seconds since the clients left, CPU share of the server over the last 0.25 s)
+    last_cpu, last_t = _cpu_seconds(server.proc.pid), time.monotonic()
+    while time.monotonic() - left < max_request_s + 10:
+        time.sleep(0.25)
+        cpu, now = _cpu_seconds(server.proc.pid), time.monotonic()
+        busy.append((round(now - left, 2), round((cpu - last_cpu) / (now - last_t), 3)))
+        last_cpu, last_t = cpu, now
+        if len(busy) >= 4 and all(share < 0.1 for _, share in busy[-4:]):
+            break
+    idle_at = next((t for i, (t, _) in enumerate(busy) if all(s < 0.1 for _, s in busy[i:])), None)
+    time.sleep(0.5)
+    return {"clients": clients, "left_after_s": round(left - t0, 2), "busy": busy,
+            "idle_after_s": None if idle_at is None else idle_at - 0.25,  # idle since the start of that window
+            "deadline_failures": failures() - before, "max_request_s": max_request_s}
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -292,6 +407,7 @@ def main(model_dir: str, work: str) -> dict:
     out: dict = {"command": server.command()}
     sections = {"basics": lambda: basics(server.http_url, server.grpc_url, server.metrics_port),
                 "chat": lambda: chat(server.http_url, server.grpc_url, model_dir),
+                "departed": lambda: departed_unary_clients(model_dir, work),
                 "browser": lambda: browser(server.http_url, model_dir, work),
                 "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=60),
                 "fault": lambda: fault(server, server.http_url)}

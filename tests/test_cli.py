@@ -1,6 +1,7 @@
 """Every user-facing entry answers a user mistake with one `error:` line and a non-zero exit."""
 
 import json
+import os
 
 import pytest
 
@@ -106,6 +107,57 @@ def test_evaluate_scores_a_users_rows(tmp_path, tiny_model_dir):
     assert report["lm_eval_command"].startswith("lm_eval --model hf")
 
 
+@pytest.fixture
+def finished_run(tmp_path, weightless_model):
+    """A run folder as the runner leaves it, without the training: align complete (its manifest's model_dir
+    a model folder without weights), finetune complete with `full` and the `cls` head (a classifier, no
+    adapter), pretrain started but not complete."""
+    run = tmp_path / "runs" / "ci"
+    classifier = run / "finetune" / "nsmc" / "model"
+    classifier.mkdir(parents=True)
+    (classifier / "config.json").write_text(json.dumps({"architectures": ["LlamaForSequenceClassification"]}))
+    (classifier / "model.safetensors").write_bytes(b"")
+    results = run / "finetune" / "results.json"
+    results.write_text(json.dumps({"method": "full", "head": "cls", "backend": "hf", "tasks": [
+        {"task": "nsmc", "adapter_dir": None, "model_dir": str(classifier)}]}))
+    (run / "align").mkdir()
+    for stage, outputs in (("align", {"model_dir": str(weightless_model)}), ("finetune", {"results": str(results)})):
+        (run / stage / "manifest.json").write_text(json.dumps({"stage": stage, "status": "complete",
+                                                               "outputs": outputs}))
+    (run / "pretrain").mkdir()
+    (run / "pretrain" / "manifest.json").write_text(json.dumps({"stage": "pretrain", "status": "running"}))
+    return run
+
+
+def test_evaluate_reads_a_stage_folder_and_names_what_makes_a_missing_input(finished_run, weightless_model, capsys):
+    """A stage folder stands for the model its manifest declares; a path in a run that is not there, or that
+    lm-eval cannot score, is one error line naming the stage or setting that makes it."""
+    from recipes import cli
+
+    run, root = finished_run, finished_run.parent
+
+    def error(*args):
+        assert cli.main(["evaluate", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        return err[0]
+
+    # the align folder is its manifest's model (here one without weights, which is the error that follows)
+    assert error(str(run / "align")) == \
+        f"error: {weightless_model}: the folder has a config.json but no weights (*.safetensors)"
+    assert f"the align stage's manifest declares its model at {weightless_model}" in error(str(run / "align" / "model"))
+    assert f"`kollm run pretrain preset=ci run.root={root}`" in error(str(run / "pretrain"))
+    missing = error(str(run / "align"), "--adapter", str(run / "finetune" / "nsmc" / "adapter"))
+    assert "no adapter" in missing and "finetune.method=full, finetune.head=cls" in missing
+    assert f"`kollm run finetune preset=ci run.root={root} finetune.method=lora finetune.head=lm`" in missing
+    assert """'finetune.tasks=["nsmc","hate"]'`""" in error(str(run / "align"), "--adapter",
+                                                           str(run / "finetune" / "hate" / "adapter"))
+    assert "a classification model (LlamaForSequenceClassification, finetune.head=cls)" in error(
+        str(run / "finetune" / "nsmc" / "model"))
+    assert "a classification model" in error(str(run / "finetune"), "--tasks", "nsmc")  # the task's model
+    assert "`kollm run pipeline preset=tiny run.root=" in error(str(root.parent / "elsewhere" / "tiny" / "align"))
+
+
 def test_automodel_backend_without_its_environment(tmp_path):
     proc = run_cli(["run", "finetune", "preset=ci", f"run.root={tmp_path}", "finetune.backend=automodel",
                     "finetune.method=lora", "finetune.head=lm", f"finetune.automodel_python={tmp_path}/none/python"])
@@ -154,3 +206,51 @@ def test_kollm_chat_on_a_local_folder_keeps_the_history_and_resets_it(tiny_model
     missing = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", "/nonexistent"],
                              input="", capture_output=True, text=True, timeout=120, cwd=REPO)
     assert missing.returncode == 2 and missing.stderr.startswith("error: /nonexistent is not a HF model folder")
+
+
+def test_kollm_chat_edits_the_line_with_arrow_keys_and_recalls_history(tiny_model_dir):
+    """In a real terminal (tmux), arrow keys move the cursor inside the message and Up recalls the last one, as
+    in any readline prompt; without readline the terminal would hand the model `^[[D`."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    if not shutil.which("tmux"):
+        pytest.skip("no tmux (tests/install_browser.sh installs it with apt)")
+    session = f"kollm-chat-{os.getpid()}"
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def wait_for(predicate, what: str, timeout_s: float = 60) -> str:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            shown = screen()
+            if predicate(shown):
+                return shown
+            time.sleep(0.2)
+        raise AssertionError(f"never saw {what}:\n{screen()}")
+
+    def keys(*k):
+        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+    command = f"{sys.executable} -m recipes.cli chat --model-dir {tiny_model_dir} --max-tokens 4; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "30", "-c", REPO,
+                    "env", "LANG=C.UTF-8", "bash", "-c", command], check=True)
+    try:
+        wait_for(lambda s: "나>" in s, "the prompt")
+        keys("-l", "abc")
+        keys("Left", "Left")
+        keys("-l", "X")
+        shown = wait_for(lambda s: "나> aXbc" in s, "the edited line")
+        assert "^[[" not in shown
+        keys("Enter")
+        wait_for(lambda s: s.count("나>") == 2, "an answer and the next prompt")
+        keys("Up")
+        wait_for(lambda s: s.rstrip().endswith("나> aXbc"), "the last message recalled by Up")
+        keys("C-u", "/exit", "Enter")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

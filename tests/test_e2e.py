@@ -4,12 +4,13 @@ a real tritonserver. Then the same command again, which must do nothing."""
 import json
 import os
 import re
+import shlex
 import time
 
 import pytest
 
 from stages import NAMES, STAGES
-from tests.conftest import SERVE_PYTHON, run_cli
+from tests.conftest import REPO, SERVE_PYTHON, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -151,6 +152,49 @@ def test_rerun_is_a_no_op(ci_run):
     assert second.stdout.count("up to date") == len(NAMES)
     for stage in NAMES:
         assert open(run_dir / stage / "manifest.json").read() == manifests[stage]
+
+
+def readme_evaluate_lines() -> list[str]:
+    """Every `kollm evaluate` line of the README's fine-tuning-and-evaluation block, without its comment."""
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = re.search(r"## Fine-tuning and evaluation\n.*?```bash\n(.*?)```", text, re.S).group(1)
+    return [re.split(r"\s+#\s", line)[0].strip() for line in block.splitlines() if line.startswith("kollm evaluate ")]
+
+
+# what a refusal must name: the command that makes the missing input, or the setting that does
+MAKES_IT = re.compile(r"`kollm run \w+ [^`]*`|\b(?:finetune|align|pretrain|model)\.\w+=\S+")
+
+
+def test_readme_evaluate_examples_run_on_the_ci_run(ci_run, tmp_path):
+    """The README's `kollm evaluate` lines, run for real on the ci run (runs/tiny -> its folder; MODEL_DIR -> its
+    align stage; my_comments.jsonl -> real hate-speech dev comments): each scores, or refuses in one `error:`
+    line naming the stage or setting that makes its input (the ci preset, like tiny, fine-tunes `full` with the
+    `cls` head: no adapter)."""
+    run_dir = ci_run[0]
+    lines = readme_evaluate_lines()
+    assert len(lines) >= 3, lines
+    comments = tmp_path / "my_comments.jsonl"
+    with open(run_dir / "data" / "hate_dev.jsonl", encoding="utf-8") as f:
+        comments.write_text("".join(next(f) for _ in range(12)), encoding="utf-8")
+    placeholders = {"MODEL_DIR": str(run_dir / "align"), "my_comments.jsonl": str(comments)}
+    scored = 0
+    for i, line in enumerate(lines):
+        words = [placeholders.get(w, w) for w in shlex.split(line.replace("runs/tiny/", f"{run_dir}/"))]
+        assert words[0] == "kollm" and not [w for w in words if re.fullmatch(r"[A-Z][A-Z_]+", w)], line
+        out = tmp_path / f"eval{i}"
+        proc = run_cli([*words[1:], "--limit", "8", "--nsmc-per-class", "8", "--out", str(out)])
+        if proc.returncode == 0:
+            scores = json.load(open(out / "scores.json"))["scores"]
+            after = words[words.index("--tasks") + 1:]
+            tasks = after[:next((k for k, w in enumerate(after) if w.startswith("--")), len(after))]
+            assert set(scores) == set(tasks), (line, scores)
+            assert all(0 <= v["acc"] <= 1 for v in scores.values()), (line, scores)
+            scored += 1
+            continue
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), (line, proc.stderr[-3000:])
+        assert MAKES_IT.search(err[0]), (line, err[0])
+    assert scored >= 1
 
 
 def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):

@@ -55,3 +55,49 @@ def test_an_unknown_format_in_the_config_is_one_line(tmp_path):
 
     with pytest.raises(KollmError, match="quantize.formats: 'int3' is not a format"):
         config.validate(presets.build("ci", ['quantize.formats=["int8_sq", "int3"]']))
+
+
+DANGLING = {"a", "an", "the", "are", "is", "whose", "of", "or", "and", "to", "with", "for", "in", "that", "which",
+            "but"}
+
+
+def _assert_whole_sentence(text):
+    import re
+
+    assert text.endswith("."), f"not a whole sentence: {text!r}"
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        assert depth >= 0, f"unbalanced parentheses: {text!r}"
+    assert depth == 0, f"unbalanced parentheses: {text!r}"
+    assert re.findall(r"\w+", text)[-1].lower() not in DANGLING, f"dangling last word: {text!r}"
+
+
+@pytest.mark.parametrize("hidden, intermediate", [(256, 704), (200, 512), (200, 700), (96, 1)])
+def test_every_skip_reason_is_a_whole_sentence(hidden, intermediate):
+    ok, skipped = quantization.supported(list(quantization.MODELOPT_CONFIGS), hidden, intermediate)
+    assert set(skipped) == {"int4_awq", "w4a8_awq"} and ok == ["int8_sq", "fp8"]
+    for why in skipped.values():
+        _assert_whole_sentence(why)
+        assert "\n" not in why
+
+
+def test_the_rendered_skip_reasons_are_the_codes_whole_sentences():
+    """The stored reason (benchmarks/results/quantization.json, measured on preset tiny's model) is what the code
+    says for that model, and the README and week 8 show it whole (test_docs checks they render from the JSON)."""
+    import re
+
+    from recipes import presets
+    from tests.conftest import REPO
+
+    stored = json.load(open(os.path.join(REPO, "benchmarks", "results", "quantization.json")))["skipped"]
+    model = presets.from_preset("tiny").model
+    _, now = quantization.supported(list(stored), model.hidden_size, model.intermediate_size)
+    assert stored and stored == now
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    week8 = open(os.path.join(REPO, "docs", "workshop", "week08_quantization.md"), encoding="utf-8").read()
+    for text, pattern in ((readme, r"^\| (\S+) \| skipped: (.*) \| \| \|$"), (week8, r"^- `(\S+)`: 건너뜀 — (.*)$")):
+        rendered = dict(re.findall(pattern, text, re.M))
+        assert rendered == stored
+        for why in rendered.values():
+            _assert_whole_sentence(why)

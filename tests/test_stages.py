@@ -143,3 +143,30 @@ def test_curate_stage_resumes_after_sigkill(data_dir, tmp_path):
         assert (killed / "ci" / "curate" / name).read_bytes() == (clean / "ci" / "curate" / name).read_bytes()
     counts = [json.load(open(root / "ci" / "curate" / "manifest.json"))["counts"] for root in (killed, clean)]
     assert counts[0] == counts[1] and counts[0]["corpus"]["kept"] > 0
+
+
+def test_serve_rerun_with_busy_ports_keeps_its_manifest(tmp_path):
+    """`kollm stage serve ... run.force=true` while a server holds the configured port: one line, and the last
+    complete manifest (what `kollm chat --run` reads) is still there, unchanged."""
+    import socket
+
+    from recipes import presets
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = presets.build("ci", [f"run.root={tmp_path}"])
+        for stage in ("align", "serve"):
+            os.makedirs(base.stage_dir(cfg, stage))
+            json.dump({"status": "complete", "fingerprint": "f" + stage, "outputs": {"model_dir": str(tmp_path)}},
+                      open(base.manifest_path(cfg, stage), "w"))
+        before = open(base.manifest_path(cfg, "serve")).read()
+        proc = run_cli(["stage", "serve", "preset=ci", f"run.root={tmp_path}", "run.force=true",
+                        f"serve.http_port={port}"], timeout=300)
+        assert proc.returncode != 0
+        assert proc.stderr.strip().splitlines() == [
+            f"error: [serve] port {port} on 127.0.0.1 is in use (another server?): stop it, or choose another with "
+            f"serve.http_port=PORT (0 = any free port)"], proc.stderr
+        assert open(base.manifest_path(cfg, "serve")).read() == before
+        assert os.listdir(base.stage_dir(cfg, "serve")) == ["manifest.json"]  # nothing written either

@@ -3,7 +3,7 @@
 `kollm_llm/1/model.py` is the model Triton runs (it imports kollm.serve for generation); it ships
 as package data, so an installed kollm (not only a checkout) can write a repository:
 
-    write_repository("model_repository/", "runs/tiny/align/model")   # -> ["kollm", "kollm_stream"]
+    write_repository("model_repository/", "runs/tiny/align/grpo/model")   # -> ["kollm", "kollm_stream"]
 
 Both models speak the llmapi contract of TensorRT-LLM's Triton model (kollm/serve/contract.py).
 """
@@ -38,7 +38,8 @@ def model_config(name: str, model_dir: str, decoupled: bool, opts: RepositoryOpt
     batching = opts.max_batch > 1
     params = {"model_dir": os.path.abspath(model_dir), "max_batch": opts.max_batch, "threads": opts.threads,
               "quantization": opts.quantization, "max_tokens": opts.limits.max_tokens,
-              "max_tokens_limit": opts.limits.max_tokens_limit, "max_prompt_chars": opts.limits.max_prompt_chars}
+              "max_tokens_limit": opts.limits.max_tokens_limit, "max_prompt_chars": opts.limits.max_prompt_chars,
+              "max_request_s": opts.limits.max_request_s}
     lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {opts.max_batch if batching else 0}",
              "input ["]
     lines.append(",\n".join(_tensor(n, t, d, not req) for n, (t, d, req) in INPUTS.items()))

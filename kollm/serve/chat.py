@@ -12,15 +12,28 @@ import sys
 import threading
 from typing import Callable, Iterator, TextIO
 
-from kollm.serve.client import LLMClient, ServingError
+from kollm.serve.client import LLMClient, ServingError, detect_protocol
 from kollm.serve.generation import chat_text
 
 Backend = Callable[[str, dict], Iterator[str]]  # (prompt text, sampling) -> answer pieces
 
 
-def triton_backend(url: str, protocol: str, model: str, timeout_s: float) -> Backend:
+def triton_backend(url: str, protocol: str, model: str, timeout_s: float) -> tuple[Backend, str]:
+    """The chat's backend and the protocol it speaks; protocol "auto" asks the port which of Triton's two it is."""
+    if protocol == "auto":
+        protocol = detect_protocol(url, timeout_s=min(timeout_s, 10.0))
     client = LLMClient(url, protocol=protocol, model=model, timeout_s=timeout_s)
-    return lambda prompt, sampling: client.stream(prompt, **sampling)
+    return (lambda prompt, sampling: client.stream(prompt, **sampling)), protocol
+
+
+def terminal_reader(prompt: str = "나> ") -> Callable[[], str]:
+    """input() with line editing and history (arrow keys, Ctrl-A/E, Up for the last message) through readline,
+    as in Python's own REPL; without it a terminal hands the model arrow keys as `^[[D`."""
+    try:
+        import readline  # noqa: F401  importing it is what makes input() edit lines
+    except ImportError:  # Windows' Python has no readline
+        pass
+    return lambda: input(prompt)
 
 
 def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
@@ -41,7 +54,7 @@ def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         params = SamplingParams(**sampling).check(max_tokens_limit=sampling.get("max_tokens", 64))
         job = Job(ids, params, on_text=lambda text, reason, _s: events.put((text, reason)),
-                  on_error=lambda msg, unavailable=False: events.put((ServingError(msg), "error")))
+                  on_error=lambda msg, kind="internal": events.put((ServingError(msg), "error")))
         threading.Thread(target=generator.generate, args=([job],), daemon=True).start()
         sent = ""
         while True:

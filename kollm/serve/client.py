@@ -50,7 +50,37 @@ def request_values(prompt: str, sampling: dict) -> dict:
         if name not in INPUTS:
             raise ServingError(f"unknown request field {key!r}; the contract's inputs are {', '.join(INPUTS)}")
         values[name] = value
+    for name, value in values.items():
+        _check_type(name, value)
     return values
+
+
+# what each Triton datatype accepts, checked before sending: Triton's own JSON and tensor parsing answers a
+# wrong type with 500 before the model can say which field is wrong (README, "Serving")
+_INT_RANGES = {"TYPE_INT32": (-2**31, 2**31 - 1), "TYPE_UINT64": (0, 2**64 - 1)}
+
+
+def _check_type(name: str, value) -> None:
+    dtype = INPUTS[name][0]
+    items = value if isinstance(value, (list, tuple)) and dtype == "TYPE_STRING" else [value]
+
+    def bad(expected: str):
+        raise ServingError(f"{name}={value!r}: must be {expected}, got {type(value).__name__}", 400)
+
+    for item in items:
+        if dtype == "TYPE_STRING" and not isinstance(item, (str, bytes)):
+            bad("text (str)" if name == "text_input" else "text or a list of texts")
+        if dtype == "TYPE_BOOL" and not isinstance(item, (bool, np.bool_)):
+            bad("true or false")
+        if dtype == "TYPE_FP32" and (isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.number))):
+            bad("a number")
+        if dtype in _INT_RANGES:
+            if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+                bad("a whole number")
+            low, high = _INT_RANGES[dtype]
+            if not low <= int(item) <= high:
+                raise ServingError(f"{name}={value!r} is out of range: its input is {dtype[5:]} "
+                                   f"({low} to {high})", 400)
 
 
 class LLMClient:
@@ -107,7 +137,10 @@ class LLMClient:
             time.sleep(min(4.0, 0.25 * 2 ** attempt))
 
     def _error(self, e: Exception) -> ServingError:
-        from tritonclient.utils import InferenceServerException
+        try:
+            from tritonclient.utils import InferenceServerException
+        except ImportError:  # HTTP streaming needs only http.client
+            InferenceServerException = ()
 
         if isinstance(e, ServingError):
             return e
@@ -116,6 +149,8 @@ class LLMClient:
             status = int(status) if status and str(status).isdigit() else (str(status).replace("StatusCode.", "")
                                                                            if status else None)
             return ServingError(f"Triton at {self.url}: {e.message()}", status)
+        if isinstance(e, http.client.HTTPException) or "Parse" in type(e).__name__:
+            return ServingError(_NOT_HTTP.format(url=self.url), "PROTOCOL")
         if "ConnectionClosed" in type(e).__name__:  # geventhttpclient: the server went away mid-request
             return ServingError(f"Triton at {self.url} closed the connection before answering (shutting down?)",
                                 "UNAVAILABLE")
@@ -177,7 +212,7 @@ class LLMClient:
                 return self._completion(self._client().infer(model, inputs, **kwargs))
             except Exception as e:
                 error = self._error(e)
-                if error.status in (503, "UNAVAILABLE", "DEADLINE_EXCEEDED", None):
+                if error.status in (503, "UNAVAILABLE", "DEADLINE_EXCEEDED", "PROTOCOL", None):
                     self._drop_client()  # a broken connection is not reused
                 raise error from None
         return self._retrying(call)
@@ -205,15 +240,18 @@ class LLMClient:
                 conn.request("POST", f"/v2/models/{model}/generate_stream", body=body,
                              headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 raise self._error(e) from None
             if response.status != 200:
                 raise ServingError(f"Triton at {self.url}: {_error_text(response.read())}", response.status)
-            for raw in response:
-                line = raw.decode("utf-8").strip()
+            for raw in _lines(response, self):
+                line = raw.decode("utf-8", "replace").strip()
                 if not line.startswith("data:"):
                     continue
-                event = json.loads(line[5:])
+                try:
+                    event = json.loads(line[5:])
+                except ValueError:
+                    raise ServingError(f"Triton at {self.url} sent an event that is not JSON: {line[:80]!r}") from None
                 if "error" in event:
                     raise ServingError(f"Triton at {self.url}: {event['error']}", 400)
                 yield Completion(event.get("text_output", ""), event.get("finish_reason", ""),
@@ -257,6 +295,48 @@ class LLMClient:
         finally:
             client.stop_stream(cancel_requests=not finished)  # an abandoned stream frees its server slot
             client.close()
+
+
+_NOT_HTTP = ("the server at {url} does not answer HTTP/1.1: it looks like Triton's gRPC port; ask it over gRPC "
+             "(LLMClient(url, protocol='grpc'); kollm chat --protocol grpc, or leave --protocol out to detect it)")
+
+
+def _lines(response, client: LLMClient) -> Iterator[bytes]:
+    """The lines of a streamed answer; a connection lost mid-answer is a ServingError (the server went away)."""
+    try:
+        yield from response
+    except (OSError, http.client.HTTPException) as e:
+        raise ServingError(f"Triton at {client.url} closed the stream before the answer ended "
+                           f"({type(e).__name__}); is the server shutting down?", "UNAVAILABLE") from None
+
+
+def detect_protocol(url: str, timeout_s: float = 10.0) -> str:
+    """'http' or 'grpc': which of Triton's two ports `url` is. Its HTTP port answers `GET /v2/health/live`;
+    its gRPC port speaks HTTP/2 only, so an HTTP/1.1 request gets bytes that are no status line."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout_s)
+    try:
+        conn.request("GET", "/v2/health/live")
+        conn.getresponse().read()
+        return "http"
+    except http.client.HTTPException:
+        pass  # something answered, not in HTTP/1.1
+    except OSError as e:
+        raise ServingError(f"cannot reach Triton at {url} ({type(e).__name__}: {e}); is the server running? "
+                           f"(kollm stage serve serve.keep_running=true)", "UNAVAILABLE") from None
+    finally:
+        conn.close()
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url=url)
+    try:
+        if client.is_server_live(client_timeout=timeout_s):
+            return "grpc"
+    except Exception:
+        pass
+    finally:
+        client.close()
+    raise ServingError(f"the server at {url} answers neither Triton's HTTP nor its gRPC protocol", "PROTOCOL")
 
 
 def _error_text(body: bytes) -> str:

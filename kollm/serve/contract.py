@@ -10,6 +10,7 @@ text only (the LLM API's `CompletionOutput.text`).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,6 +60,9 @@ class Limits:
     max_tokens: int = 64  # when the request names none
     max_tokens_limit: int = 512
     max_prompt_chars: int = 8192
+    # a unary answer that takes longer is ended with an error: HTTP gives the model no sign that its client
+    # left, so this bounds the work a departed client leaves behind (streams and gRPC are cancelled instead)
+    max_request_s: float = 60.0
 
 
 @dataclass
@@ -90,9 +94,47 @@ def _text(raw, name: str) -> str:
     return str(raw)
 
 
+def closest_input(name: str) -> str | None:
+    """The contract input a misspelt or shortened field most likely meant (`max_tokens` -> sampling_param_...)."""
+    part = [n for n in INPUTS if n.endswith("_" + name) or n.startswith(name + "_")]
+    if part:
+        return part[0]
+    # compared without the shared prefix, which would make every sampling_param_* look alike
+    short = {n.removeprefix("sampling_param_"): n for n in INPUTS}
+    close = difflib.get_close_matches(name.removeprefix("sampling_param_"), short, n=1, cutoff=0.75)
+    return short[close[0]] if close else None
+
+
+def check_parameters(parameters: dict) -> None:
+    """Refuses request parameters the model does not read. Triton hands every field of a `/generate` body that
+    is not an input to the model as a request parameter, so a misspelt input arrives here instead of as an input,
+    and would otherwise be ignored. Triton's own parameters (`triton_*`, priority, timeout, ...) never reach
+    the model."""
+    unknown = [key for key in parameters if not key.startswith("triton_")]
+    if not unknown:
+        return
+    key = unknown[0]
+    guess = closest_input(key)
+    hint = f"did you mean {guess!r}? " if guess else ""
+    raise InvalidRequest(f"unknown field {key!r}: {hint}this model reads only its inputs "
+                         f"(text_input, streaming, sampling_param_*, return_finish_reason, ...; "
+                         f"GET /v2/models/kollm lists them)")
+
+
+def _int32(name: str, value):
+    """Triton's JSON reader wraps an integer above 2**31 - 1 in an INT32 input (3000000000 arrives as
+    -1294967296): report the number the user most likely sent, not the wrapped one."""
+    if isinstance(value, int) and value < -(2**30):
+        raise InvalidRequest(f"{name}={value} is out of range: it does not fit a 32-bit integer; if you sent "
+                             f"{value + 2**32}, Triton's JSON reader wrapped it (the largest is 2147483647)")
+    return value
+
+
 def parse_request(get: Callable[[str], np.ndarray | None], limits: Limits,
-                  defaults: SamplingParams | None = None) -> ParsedRequest:
-    """Reads one request through `get(name) -> numpy array or None`; raises InvalidRequest on a user mistake."""
+                  defaults: SamplingParams | None = None, parameters: dict | None = None) -> ParsedRequest:
+    """Reads one request through `get(name) -> numpy array or None` and its request parameters;
+    raises InvalidRequest on a user mistake."""
+    check_parameters(parameters or {})
     if _scalar(get, "stop"):
         return ParsedRequest("", SamplingParams(), stop_request=True)
     for name in ("image_url", "lora_id", "lora_name", "lora_path"):
@@ -113,6 +155,8 @@ def parse_request(get: Callable[[str], np.ndarray | None], limits: Limits,
     for name, kind in SAMPLING_FIELDS.items():
         value = _scalar(get, f"sampling_param_{name}")
         if value is not None:
+            if INPUTS[f"sampling_param_{name}"][0] == "TYPE_INT32":
+                value = _int32(f"sampling_param_{name}", value)
             setattr(params, name, kind(value))
     stop = get("sampling_param_stop")
     if stop is not None:

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from tokenizers.decoders import DecodeStream
@@ -31,18 +31,21 @@ from kollm.serve.sampling import SamplingParams, next_tokens
 from kollm.serve.utf8 import ANY, Utf8Guard
 
 CANCEL_CHECK_S = 0.05  # how often a running batch asks whether its clients are still there
+ErrorKind = Literal["internal", "unavailable", "deadline"]
 
 
 @dataclass
 class Job:
     """One request. `on_text(text, finish_reason, stop_reason)` receives the cumulative answer each time it
-    grows and once more at the end (finish_reason "stop", "length" or "cancelled"); `on_error(msg, unavailable)`
-    replaces that last call when generation fails (unavailable: the engine is shutting down; retry elsewhere)."""
+    grows and once more at the end (finish_reason "stop", "length" or "cancelled"); `on_error(msg, kind)` replaces
+    that last call when the answer cannot be given: kind "internal" (generation failed), "unavailable" (the engine
+    is shutting down; retry elsewhere) or "deadline" (it ran past `deadline`, a time.monotonic() value)."""
     prompt_ids: list[int]
     params: SamplingParams
     on_text: Callable[[str, str | None, str | None], None]
-    on_error: Callable[..., None] = lambda msg, unavailable=False: None
+    on_error: Callable[[str, ErrorKind], None] = lambda msg, kind="internal": None
     is_cancelled: Callable[[], bool] = lambda: False
+    deadline: float | None = None
 
 
 class TextStream:
@@ -211,7 +214,7 @@ class BatchGenerator:
         except Exception as e:  # fail these requests, keep the loop (and the server) alive
             for row in rows:
                 if not row.done:
-                    row.job.on_error(f"generation failed: {type(e).__name__}: {e}")
+                    row.job.on_error(f"generation failed: {type(e).__name__}: {e}", "internal")
 
     def _row(self, job: Job) -> _Row:
         seed = job.params.seed if job.params.seed is not None else random.getrandbits(63)
@@ -250,7 +253,7 @@ class BatchGenerator:
             if self.stopping:
                 for r in batch.rows:
                     r.done = True
-                    r.job.on_error("the server is shutting down", True)
+                    r.job.on_error("the server is shutting down", "unavailable")
                 return
             out = self._forward(batch.next_ids, batch.mask, batch.positions, batch.cache)
             cancel = time.monotonic() - checked >= CANCEL_CHECK_S
@@ -293,6 +296,11 @@ class BatchGenerator:
         """Adds the token to the row's answer; True when the row is finished (its last callback made)."""
         if check_cancel and r.job.is_cancelled():
             return self._finish(r, r.stream.text(), "cancelled", None)
+        if r.job.deadline is not None and time.monotonic() > r.job.deadline:
+            r.done = True
+            r.job.on_error(f"no answer within the server's time limit for one request ({len(r.generated)} tokens "
+                           f"generated); ask for fewer tokens (sampling_param_max_tokens)", "deadline")
+            return True
         if token == self.eos:
             return self._finish(r, r.stream.text(), "stop", None)
         r.generated.append(token)
@@ -341,7 +349,7 @@ class EngineLoop:
             except queue.Empty:
                 return
             if job is not None:
-                job.on_error("the server is shutting down", True)
+                job.on_error("the server is shutting down", "unavailable")
 
     def _take(self, n: int) -> list[Job]:
         taken = []

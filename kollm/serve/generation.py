@@ -30,7 +30,7 @@ def generate_texts(model, tokenizer, prompts: list[str], params: SamplingParams)
             if reason is not None:
                 results[i] = (text, reason)
 
-        def on_error(msg, unavailable=False):
+        def on_error(msg, kind="internal"):
             raise RuntimeError(msg)
         return Job(chat_prompt_ids(tokenizer, prompt)[0].tolist(), params, on_text, on_error)
 

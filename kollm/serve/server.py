@@ -54,6 +54,21 @@ def backend_dir(work_dir: str) -> str:
     return os.path.dirname(target)
 
 
+def check_ports(host: str, ports: dict[str, int]) -> None:
+    """A port someone else holds is a one-line error before tritonserver starts (it would exit with a bind
+    failure buried in its log). `ports`: setting name -> port; 0 (any free port) is not checked."""
+    for name, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is not "in use"
+            try:
+                s.bind((host, port))
+            except OSError:
+                raise KollmError(f"port {port} on {host} is in use (another server?): stop it, or choose "
+                                 f"another with {name}=PORT (0 = any free port)") from None
+
+
 class TritonServer:
     def __init__(self, repo_dir: str, work_dir: str, host: str = "127.0.0.1", http_port: int = 0,
                  grpc_port: int = 0, metrics_port: int = 0):
@@ -91,17 +106,8 @@ class TritonServer:
         return env
 
     def check_ports(self) -> None:
-        """A port someone else holds is a one-line error before tritonserver starts (it would exit with
-        a bind failure buried in its log)."""
-        for name, port in (("serve.http_port", self.http_port), ("serve.grpc_port", self.grpc_port),
-                           ("serve.metrics_port", self.metrics_port)):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is not "in use"
-                try:
-                    s.bind((self.host, port))
-                except OSError:
-                    raise KollmError(f"port {port} on {self.host} is in use (another server?): stop it, or choose "
-                                     f"another with {name}=PORT (0 = any free port)") from None
+        check_ports(self.host, {"serve.http_port": self.http_port, "serve.grpc_port": self.grpc_port,
+                                "serve.metrics_port": self.metrics_port})
 
     def start(self, timeout_s: float = 120.0) -> "TritonServer":
         os.makedirs(self.work_dir, exist_ok=True)

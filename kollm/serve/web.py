@@ -17,13 +17,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def build_app(backend: Backend, conversation: Conversation, title: str, max_tokens: int = 64, extra: dict | None = None):
-    """`extra`: sampling fields sent with every request besides the sliders' (e.g. min_tokens)."""
-    import gradio as gr
+ERROR_MARK = "⚠️ "  # starts the part of an assistant message that is an error, not the model's words
 
+
+def history_turns(history: list[dict]) -> list[dict]:
+    """Gradio's history as the turns the model is sent: an error shown in the chat is not the model's words, so
+    it is cut from its message; a question that got only an error is dropped with it (it is asked again)."""
+    turns: list[dict] = []
+    for m in history:
+        if m.get("role") not in ("user", "assistant"):
+            continue
+        text = _text(m["content"])
+        if m["role"] == "assistant" and ERROR_MARK in text:
+            text = text.split(ERROR_MARK, 1)[0].rstrip()
+            if not text:
+                if turns and turns[-1]["role"] == "user":
+                    turns.pop()
+                continue
+        turns.append({"role": m["role"], "content": text})
+    return turns
+
+
+def make_respond(backend: Backend, conversation: Conversation, extra: dict | None = None):
+    """Gradio's chat function: the answer so far at each step; an error is shown after it, marked."""
     def respond(message: str, history: list[dict], max_new: int, temperature: float, top_p: float, top_k: int):
-        conversation.turns = [{"role": m["role"], "content": _text(m["content"])} for m in history
-                              if m.get("role") in ("user", "assistant")]
+        conversation.turns = history_turns(history)
         sampling = {"max_tokens": int(max_new), "temperature": float(temperature), "top_p": float(top_p),
                     "top_k": int(top_k), **(extra or {})}
         answer = ""
@@ -32,8 +50,15 @@ def build_app(backend: Backend, conversation: Conversation, title: str, max_toke
                 answer += piece
                 yield answer
         except ServingError as e:
-            yield (answer + "\n\n" if answer else "") + f"⚠️ {e}"
+            yield (answer + "\n\n" if answer else "") + f"{ERROR_MARK}{e}"
+    return respond
 
+
+def build_app(backend: Backend, conversation: Conversation, title: str, max_tokens: int = 64, extra: dict | None = None):
+    """`extra`: sampling fields sent with every request besides the sliders' (e.g. min_tokens)."""
+    import gradio as gr
+
+    respond = make_respond(backend, conversation, extra)
     settings = [gr.Slider(1, 512, value=max_tokens, step=1, label="max tokens"),
                 gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)"),
                 gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p"),

@@ -11,6 +11,7 @@ is answered 400 (INVALID_ARG); the server keeps serving. Weights load with safet
 
 import json
 import threading
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -29,7 +30,8 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         torch.set_num_threads(int(params.get("threads", "1")))
         self.limits = Limits(max_tokens=int(params["max_tokens"]), max_tokens_limit=int(params["max_tokens_limit"]),
-                             max_prompt_chars=int(params["max_prompt_chars"]))
+                             max_prompt_chars=int(params["max_prompt_chars"]),
+                             max_request_s=float(params["max_request_s"]))
         model_dir = params["model_dir"]
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
@@ -65,7 +67,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             return None if tensor is None else tensor.as_numpy()
 
-        parsed = parse_request(get, self.limits)
+        parsed = parse_request(get, self.limits, parameters=json.loads(request.parameters() or "{}"))
         if parsed.stop_request:
             return self._stop(request.request_id(), sender)
         if parsed.streaming and not self.decoupled:
@@ -98,11 +100,19 @@ class TritonPythonModel:
                 self._forget(user_id, cancelled)
             sender.send(self._response(outputs), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0)
 
-        def on_error(message, unavailable=False):
+        def on_error(message, kind="internal"):
             self._forget(user_id, cancelled)
-            self._fail(sender, message, pb_utils.TritonError.UNAVAILABLE if unavailable else pb_utils.TritonError.INTERNAL)
+            if kind == "deadline":  # for the operator: how often the limit ends answers (a client may have left)
+                pb_utils.Logger.log_warn(f"kollm: request ended by serve.max_request_s={self.limits.max_request_s:g}: "
+                                         f"{message}")
+            # 503 only when another try can succeed (the server is going away); a deadline would be hit again
+            self._fail(sender, message, pb_utils.TritonError.UNAVAILABLE if kind == "unavailable"
+                       else pb_utils.TritonError.INTERNAL)
 
-        self.engine.submit(Job(ids, parsed.params, on_text, on_error,
+        # HTTP tells the model nothing when a unary client leaves (only gRPC and streams are cancelled), so a
+        # unary answer gets a deadline: what a departed client leaves behind is bounded by max_request_s
+        deadline = None if parsed.streaming else time.monotonic() + self.limits.max_request_s
+        self.engine.submit(Job(ids, parsed.params, on_text, on_error, deadline=deadline,
                                is_cancelled=lambda: cancelled.is_set() or request.is_cancelled()))
 
     def _stop(self, user_id, sender):
