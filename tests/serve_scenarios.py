@@ -98,13 +98,13 @@ def bad_requests(url: str, client: LLMClient) -> list[dict]:
 
 
 # Requests Triton's own HTTP front end refuses before the model runs (README, "Serving": which and why)
-TRITON_REFUSES = {
-    "max_tokens 10.5": '{"text_input": "안녕", "sampling_param_max_tokens": 10.5}',
-    'max_tokens "10"': '{"text_input": "안녕", "sampling_param_max_tokens": "10"}',
-    "seed -1": '{"text_input": "안녕", "sampling_param_seed": -1}',
-    'streaming "yes"': '{"text_input": "안녕", "streaming": "yes"}',
-    "text_input null": '{"text_input": null}',
-    "malformed JSON": '{"text_input": "안녕",',
+TRITON_REFUSES = {  # what the README's table shows -> the body sent
+    '"sampling_param_max_tokens": 10.5': '{"text_input": "안녕", "sampling_param_max_tokens": 10.5}',
+    '"sampling_param_max_tokens": "10"': '{"text_input": "안녕", "sampling_param_max_tokens": "10"}',
+    '"sampling_param_seed": -1': '{"text_input": "안녕", "sampling_param_seed": -1}',
+    '"streaming": "yes"': '{"text_input": "안녕", "streaming": "yes"}',
+    '"text_input": null': '{"text_input": null}',
+    '{"text_input": "안녕",': '{"text_input": "안녕",',
 }
 
 
