@@ -35,7 +35,8 @@ def test_a_field_like_no_input_is_refused_without_a_guess_and_triton_parameters_
 
 def test_an_int32_wrapped_by_triton_is_reported_as_the_number_sent():
     wrapped = int(np.int64(3_000_000_000).astype(np.int32))  # what Triton's JSON reader hands the model
-    with pytest.raises(InvalidRequest, match=r"if you sent 3000000000, Triton's JSON reader wrapped it"):
+    with pytest.raises(InvalidRequest, match=r"^sampling_param_max_tokens=3000000000 is out of range: it does not fit its INT32 input "
+                                             r"\(at most 2147483647; Triton's JSON reader wrapped it to -1294967296\)$"):
         parse_request(_get({"text_input": "안녕", "sampling_param_max_tokens": wrapped}), Limits())
     with pytest.raises(InvalidRequest, match=r"^sampling_param_max_tokens=-5 is out of range: 1 to 512$"):
         parse_request(_get({"text_input": "안녕", "sampling_param_max_tokens": -5}), Limits())

@@ -125,8 +125,8 @@ def _int32(name: str, value):
     """Triton's JSON reader wraps an integer above 2**31 - 1 in an INT32 input (3000000000 arrives as
     -1294967296): report the number the user most likely sent, not the wrapped one."""
     if isinstance(value, int) and value < -(2**30):
-        raise InvalidRequest(f"{name}={value} is out of range: it does not fit a 32-bit integer; if you sent "
-                             f"{value + 2**32}, Triton's JSON reader wrapped it (the largest is 2147483647)")
+        raise InvalidRequest(f"{name}={value + 2**32} is out of range: it does not fit its INT32 input (at most "
+                             f"2147483647; Triton's JSON reader wrapped it to {value})")
     return value
 
 
