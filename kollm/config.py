@@ -443,16 +443,22 @@ def from_dict(data: dict) -> PipelineConfig:
     return cfg
 
 
+def _section_fields(cfg: PipelineConfig):
+    """(`section.name`, value, type) for every field of every section."""
+    for section in dataclasses.fields(cfg):
+        obj = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(obj):
+            continue
+        for name, typ in _field_types(obj).items():
+            yield f"{section.name}.{name}", getattr(obj, name), typ
+
+
 def check_choices(cfg: PipelineConfig) -> None:
     """Every field typed `Literal[...]` holds one of its choices."""
-    for section in dataclasses.fields(cfg):
-        value = getattr(cfg, section.name)
-        if not dataclasses.is_dataclass(value):
-            continue
-        for name, typ in _field_types(value).items():
-            if typing.get_origin(typ) is Literal and getattr(value, name) not in typing.get_args(typ):
-                choices = ", ".join(c if c else "'' (off)" for c in typing.get_args(typ))
-                raise KollmError(f"{section.name}.{name}={getattr(value, name)!r}: choose {choices}")
+    for key, value, typ in _section_fields(cfg):
+        if typing.get_origin(typ) is Literal and value not in typing.get_args(typ):
+            choices = ", ".join(c if c else "'' (off)" for c in typing.get_args(typ))
+            raise KollmError(f"{key}={value!r}: choose {choices}")
 
 
 # The integer fields (and lists of integers) where 0 means something, and what: negatives are refused, 0 is
@@ -494,13 +500,9 @@ ZERO_ALLOWED: dict[str, str] = {
 
 def _int_fields(cfg: PipelineConfig):
     """(section.name, value, is_list) for every field typed `int` or `list[int]`, in every section."""
-    for section in dataclasses.fields(cfg):
-        obj = getattr(cfg, section.name)
-        if not dataclasses.is_dataclass(obj):
-            continue
-        for name, typ in _field_types(obj).items():
-            if typ is int or typ == list[int]:
-                yield f"{section.name}.{name}", getattr(obj, name), typ != int
+    for key, value, typ in _section_fields(cfg):
+        if typ is int or typ == list[int]:
+            yield key, value, typ != int
 
 
 def check_sizes(cfg: PipelineConfig) -> None:

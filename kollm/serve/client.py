@@ -155,8 +155,7 @@ class LLMClient:
             return ServingError(f"Triton at {self.url} closed the connection before answering (shutting down?)",
                                 "UNAVAILABLE")
         if isinstance(e, (ConnectionError, OSError, TimeoutError)):
-            return ServingError(f"cannot reach Triton at {self.url} ({type(e).__name__}: {e}); is the server "
-                                f"running? (kollm stage serve serve.keep_running=true)", "UNAVAILABLE")
+            return _unreachable(self.url, e)
         return ServingError(f"Triton at {self.url}: {type(e).__name__}: {e}")
 
     def batched(self, model: str) -> bool:
@@ -322,8 +321,7 @@ def detect_protocol(url: str, timeout_s: float = 10.0) -> str:
     except http.client.HTTPException:
         pass  # something answered, not in HTTP/1.1
     except OSError as e:
-        raise ServingError(f"cannot reach Triton at {url} ({type(e).__name__}: {e}); is the server running? "
-                           f"(kollm stage serve serve.keep_running=true)", "UNAVAILABLE") from None
+        raise _unreachable(url, e) from None
     finally:
         conn.close()
     import tritonclient.grpc as grpcclient
@@ -337,6 +335,11 @@ def detect_protocol(url: str, timeout_s: float = 10.0) -> str:
     finally:
         client.close()
     raise ServingError(f"the server at {url} answers neither Triton's HTTP nor its gRPC protocol", "PROTOCOL")
+
+
+def _unreachable(url: str, e: OSError) -> ServingError:
+    return ServingError(f"cannot reach Triton at {url} ({type(e).__name__}: {e}); is the server running? "
+                        f"(kollm stage serve serve.keep_running=true)", "UNAVAILABLE")
 
 
 def _error_text(body: bytes) -> str:
