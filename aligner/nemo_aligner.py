@@ -13,7 +13,7 @@ import os
 import shlex
 
 from kollm.config import PipelineConfig
-from kollm.io import write_jsonl
+from kollm.core.io import write_jsonl
 
 # NeMo-Aligner's Dockerfile builds its image on a NeMo framework container (its example: 24.07)
 CONTAINER = "nvcr.io/nvidia/nemo:24.07"

@@ -30,7 +30,7 @@ import shlex
 import typing
 
 from kollm.config import AlignStep, PipelineConfig
-from kollm.io import read_jsonl, write_jsonl
+from kollm.core.io import read_jsonl, write_jsonl
 
 CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
 NEMO_RL_DIR = "/opt/nemo-rl"  # the NeMo-RL checkout inside CONTAINER (its Dockerfile's WORKDIR)

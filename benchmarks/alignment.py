@@ -26,13 +26,12 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm.io import read_json, read_jsonl  # noqa: E402
+from kollm.core.io import read_json, read_jsonl  # noqa: E402
 
 
 def run_config(run: str):
     """The run's config, pointed at `run` wherever the folder now lives (its manifests are read through it)."""
     from kollm import config
-
     path = os.path.join(run, "config.json")
     if not os.path.isfile(path):
         sys.exit(f"{path}: missing; run the pipeline first (kollm run pipeline preset=... run.root=...)")
@@ -96,11 +95,12 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm import evaluation, harness
-    from kollm.alignment import judge
-    from kollm.finetuning import tasks
+    from kollm.evaluate import measures as evaluation
 
-    from kollm.errors import KollmError
+    from kollm.evaluate import harness
+    from kollm.align import judge
+    from kollm.data import tasks
+    from kollm.core.errors import KollmError
     from stages.base import require
 
     cfg = run_config(args.run)

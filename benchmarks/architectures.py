@@ -6,7 +6,7 @@ same tokens, and inference as the context grows.
 
 writes benchmarks/results/architectures.json, architectures_report.md and architectures_*.png.
 
-Every architecture of the registry (kollm/architectures.py) at the run's `model.*` sizes (the others matched to
+Every architecture of the registry (kollm/models/architectures.py) at the run's `model.*` sizes (the others matched to
 the Llama's non-embedding parameters), trained by kollm's torch loop from the same seed on the same token stream
 (the run's pretrain stage's indexed data, same batches in the same order) for the same steps; held-out loss on
 the run's validation tokens (the same windows for all). Inference, after training: a prompt of each context
@@ -35,9 +35,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm import architectures, indexed_data, pretrain  # noqa: E402
-from kollm.io import read_json  # noqa: E402
-from kollm.model import build_model, flush_subnormals  # noqa: E402
+from kollm.models import architectures  # noqa: E402
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
+from kollm.core.io import read_json  # noqa: E402
+from kollm.models import build_model, flush_subnormals  # noqa: E402
 
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
 DECODE_TOKENS = 32
@@ -179,9 +181,9 @@ SENTENCE = "이 영화 정말 재미있어요. 배우들의 연기가 최고였�
 
 
 def look_inside(model_dir: str, tokenizer, folder: str) -> dict:
-    """The run's own pretrained Llama, loaded into kollm/gpt.py: attention maps and the logit lens for a review."""
-    from kollm import gpt, inside
-
+    """The run's own pretrained Llama, loaded into kollm/models/gpt.py: attention maps and the logit lens for a review."""
+    from kollm.models import gpt
+    from kollm.models import inside
     model = gpt.from_pretrained(model_dir)
     os.makedirs(folder, exist_ok=True)
     inside.attention_maps(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_attention.png"))
@@ -228,7 +230,7 @@ def trade_offs(rows: list[dict]) -> list[str]:
 
 
 def write_report(result: dict, folder: str) -> None:
-    from kollm.plotting import pyplot
+    from kollm.core.plotting import pyplot
 
     plt = pyplot()
     plt.rcdefaults()  # look_inside set NanumGothic, whose missing U+2212 breaks the log axes' labels here
@@ -271,7 +273,7 @@ def write_report(result: dict, folder: str) -> None:
     if result.get("inside"):
         inside = result["inside"]
         lines += ["", "## Inside the Llama", "",
-                  f"The run's pretrained Llama ({inside['model_dir']}), loaded into kollm/gpt.py, reading "
+                  f"The run's pretrained Llama ({inside['model_dir']}), loaded into kollm/models/gpt.py, reading "
                   f"\"{inside['sentence']}\": attention per layer and head, and the logit lens (the final norm and "
                   "LM head after every layer). Mean probability of the real next token by layer (0 = embeddings): "
                   + ", ".join(f"{p:.3f}" for p in inside["p_next_by_layer"]) + ".", "",

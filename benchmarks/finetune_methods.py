@@ -23,9 +23,12 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm import evaluation, prompting, prompts  # noqa: E402
-from kollm.finetuning import tasks, train  # noqa: E402
-from kollm.io import read_json  # noqa: E402
+from kollm.evaluate import measures as evaluation  # noqa: E402
+from kollm.evaluate import prompting
+from kollm.data import prompts
+from kollm.data import tasks  # noqa: E402
+from kollm.finetune import trainer as train
+from kollm.core.io import read_json  # noqa: E402
 from recipes import presets  # noqa: E402
 
 # (task, method, head, backend): every PEFT method on NSMC with the lm head, full / LoRA / DoRA with the

@@ -26,7 +26,7 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
     import torch
     from transformers import pipeline
 
-    from kollm.model import flush_subnormals
+    from kollm.models import flush_subnormals
 
     flush_subnormals()
     out = {}

@@ -21,11 +21,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm import indexed_data, pretrain  # noqa: E402
+from kollm.pretrain import indexed_data  # noqa: E402
+from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig  # noqa: E402
-from kollm.io import read_json  # noqa: E402
-from kollm.model import build_model, flops_per_token, parameter_count  # noqa: E402
-from kollm.training import summarize  # noqa: E402
+from kollm.core.io import read_json  # noqa: E402
+from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
+from kollm.pretrain.frame import summarize  # noqa: E402
 from recipes import presets  # noqa: E402
 
 CANDIDATES = {

@@ -65,7 +65,7 @@ def write_result(path: str, out: dict, command: str) -> None:
 
 def earlier_training_s(pretrain: dict) -> float:
     """Training time of the steps before the checkpoint this pretrain stage resumed from (0 if it did not)."""
-    from kollm.training import checkpoint_step
+    from kollm.pretrain.frame import checkpoint_step
 
     resumed = pretrain.get("resumed_from")
     if not resumed:

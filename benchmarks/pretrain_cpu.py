@@ -9,7 +9,7 @@ process. Tokens/s is measured over the steps after a warm-up (the first 10 are e
 from both). The Trainer gets what a user would write: `TrainingArguments(bf16=True,
 use_cpu=True, ...)`, a Dataset of windows, no evaluation, no saving, HF's default (SDPA)
 attention. kollm runs with its defaults: the LM head and loss fused in chunks
-(`kollm.losses`) and eager attention on CPUs.
+(`kollm.pretrain.losses`) and eager attention on CPUs.
 
 Two more runs say where the difference comes from: the Trainer with eager attention, and
 kollm's loop with the plain loss and SDPA (`pretrain.loss_chunk=0 pretrain.attention=sdpa`).
@@ -33,10 +33,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.pipeline_tiny import machine  # noqa: E402
-from kollm import config, indexed_data, pretrain  # noqa: E402
+from kollm import config  # noqa: E402
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from kollm.data import sources  # noqa: E402
-from kollm.model import build_model, flops_per_token, parameter_count  # noqa: E402
-from kollm.tokenizer import train_bpe  # noqa: E402
+from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
+from kollm.tokenization import train_bpe  # noqa: E402
 from recipes import presets  # noqa: E402
 
 STEPS, WARMUP_STEPS = 60, 10

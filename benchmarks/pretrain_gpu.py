@@ -9,7 +9,7 @@ the indexed .bin/.idx both backends read (a few MB: carry it to a host with no d
 (`torch`: HF Llama + kollm's loop, DDP across GPUs; `megatron`: megatron-core GPTModel, Transformer
 Engine layers where TE is installed), one process per GPU under torchrun, no checkpoints, and
 records tokens/s per GPU and MFU over the steps after a warm-up. MFU = tokens/s x FLOPs per token
-(6N + 12 x layers x hidden x seq_len) / the GPUs' datasheet bf16 peak (`kollm.mfu`).
+(6N + 12 x layers x hidden x seq_len) / the GPUs' datasheet bf16 peak (`kollm.pretrain.mfu`).
 
 Needs torch with CUDA, transformers and megatron-core (an NGC NeMo or PyTorch container has them or
 takes `pip install megatron-core`); a host with no network takes DATA and a megatron-core wheel
@@ -39,9 +39,9 @@ WARMUP_LOGS = 2  # logged windows left out of the steady state (compilation, all
 
 
 def prepare(data: str, reviews: int) -> dict:
-    from kollm import indexed_data
+    from kollm.pretrain import indexed_data
     from kollm.data import sources
-    from kollm.tokenizer import train_bpe
+    from kollm.tokenization import train_bpe
     from recipes import presets
 
     vocab = presets.llama_1b_8gpu().tokenizer.vocab_size
@@ -74,8 +74,10 @@ def train_one(job_path: str) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from kollm import config, training
-    from kollm.model import flops_per_token, parameter_count
+    from kollm import config
+
+    from kollm.pretrain import frame as training
+    from kollm.models import flops_per_token, parameter_count
 
     job = json.load(open(job_path))
     cfg = config.from_dict(job["config"])
@@ -111,7 +113,6 @@ def run(args) -> dict:
                          "(on a CPU: benchmarks/pretrain_cpu.py)")
     ranks = gpus or 1
     from kollm import config
-
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     work = tempfile.mkdtemp(prefix="kollm-bench-gpu-")
     results = {}

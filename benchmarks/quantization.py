@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.alignment import run_config  # noqa: E402
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm.io import read_json  # noqa: E402
+from kollm.core.io import read_json  # noqa: E402
 
 
 def main() -> int:

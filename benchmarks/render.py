@@ -82,7 +82,7 @@ def pretrain_cpu_table(r: dict) -> str:
         "",
         "| | tokens/s |",
         "|---|---:|",
-        f"| kollm torch backend (`kollm.pretrain.train_loop`, defaults: fused chunked LM head + loss, "
+        f"| kollm torch backend (`kollm.pretrain.torch_backend.train_loop`, defaults: fused chunked LM head + loss, "
         f"{r['kollm_settings']['attention']} attention) | {r['kollm_tokens_per_s']:,.0f} |",
         f"| HF `Trainer`, same model, data and settings (its default SDPA attention) | "
         f"{r['hf_trainer_tokens_per_s']:,.0f} |",
@@ -193,7 +193,7 @@ def serving_table(r: dict) -> str:
 def serving_plot(r: dict, path: str) -> None:
     """p50 latency against clients, one line per server (log scale: they differ by orders of magnitude)."""
     sys.path.insert(0, os.path.dirname(HERE))
-    from kollm.plotting import pyplot
+    from kollm.core.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.serve.client import LLMClient  # noqa: E402
 from kollm.serve.contract import Limits  # noqa: E402
-from kollm.serve.generation import chat_text  # noqa: E402
+from kollm.generation.local import chat_text  # noqa: E402
 from kollm.serve.load import run_load  # noqa: E402
 from kollm.serve.server import TritonServer, free_port  # noqa: E402
 from recipes.cli import served_model  # noqa: E402

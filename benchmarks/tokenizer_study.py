@@ -5,7 +5,7 @@
 
 writes benchmarks/results/tokenizers.json and benchmarks/results/tokenizers_report.md.
 
-Text: every kind (kollm/tokenizer.py) at each vocabulary size, trained on the first `--train-docs`
+Text: every kind (kollm/tokenization/__init__.py) at each vocabulary size, trained on the first `--train-docs`
 documents of a finished run's curated corpus (each training in its own process: time and peak RSS),
 measured on text none of them trained on: the run's held-out reviews (NSMC, informal), KLUE-STS
 sentences (formal) and hate-speech dev comments (web comments): characters per token, tokens per
@@ -35,7 +35,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm.io import read_json, read_jsonl  # noqa: E402
+from kollm.core.io import read_json, read_jsonl  # noqa: E402
 
 VOCABS = [8000, 16000, 32000, 64000]
 # published anchors; their tokenizer files are not reachable offline, so no measured figure stands beside them
@@ -58,7 +58,7 @@ def eval_sets(run: str, data_dir: str, n: int = 2000) -> dict[str, list[str]]:
 
 def train_one(kind: str, vocab: int, corpus: str, out: str, segmented: str) -> None:
     """In a child process: train, save, print time and peak RSS (MB, the whole process)."""
-    from kollm import tokenizer
+    from kollm import tokenization as tokenizer
     from kollm.tokenization import kiwi
 
     with open(corpus, encoding="utf-8") as f:
@@ -75,7 +75,7 @@ def train_one(kind: str, vocab: int, corpus: str, out: str, segmented: str) -> N
 
 
 def measure(tok, kind: str, sets: dict[str, list[str]], cuts: list[set[int]]) -> dict:
-    from kollm import tokenizer as kt
+    from kollm import tokenization as kt
     from kollm.tokenization import jamo
 
     undo = jamo.to_syllables if kind == "jamo_bpe" else None
@@ -145,8 +145,9 @@ def model_study(args) -> list[dict]:
     """Each kind's tokenizer -> the tiny preset's pretraining on the same characters -> NSMC fine-tuning."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from kollm import evaluation
-    from kollm.finetuning import tasks, train
+    from kollm.evaluate import measures as evaluation
+    from kollm.data import tasks
+    from kollm.finetune import trainer as train
     from recipes import presets
     from stages import by_name
     from stages.runner import run_stage
@@ -313,7 +314,7 @@ def main(argv: list[str]) -> int:
         kind, vocab, corpus, out, segmented = argv[1:6]
         train_one(kind, int(vocab), corpus, out, segmented)
         return 0
-    from kollm.tokenizer import KINDS
+    from kollm.tokenization import KINDS
 
     os.environ["TOKENIZERS_PARALLELISM"] = "true"  # encode throughput on every core
 

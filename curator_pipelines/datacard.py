@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from kollm.io import atomic_open
-from kollm.plotting import pyplot
+from kollm.core.io import atomic_open
+from kollm.core.plotting import pyplot
 
 EXAMPLES = 3
 

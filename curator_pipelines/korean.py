@@ -44,7 +44,7 @@ from curator_pipelines.stages import (DEDUP_ID, AccountedFilter, DedupSignatures
                                       ShardWriter, plan_shards, removed_record)
 from kollm.config import CurateConfig
 from kollm.curation.minhash import MinHashParams, find_duplicates
-from kollm.io import atomic_open, sha256_file, write_json
+from kollm.core.io import atomic_open, sha256_file, write_json
 
 VERSION = 1  # bump when stage logic changes: finished shards of an older version are redone
 

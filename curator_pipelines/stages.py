@@ -26,7 +26,7 @@ from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.tasks import DocumentBatch, FileGroupTask
 
 from kollm.curation.minhash import MinHasher, MinHashParams, canonical, exact_key
-from kollm.io import atomic_open, line_ranges, write_json
+from kollm.core.io import atomic_open, line_ranges, write_json
 
 DEDUP_ID = "_curator_dedup_id"  # Curator's id column for its removal stage
 ALIVE = ""

@@ -26,7 +26,7 @@ import json
 import os
 import sys
 
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 
 def _config(tokens: list[str], config_file: str = ""):
@@ -43,8 +43,7 @@ def _config(tokens: list[str], config_file: str = ""):
             raise KollmError(f"cannot read config {config_file}: {e}") from None
         cfg = config.apply_overrides(cfg, tokens)
     else:
-        from kollm import cluster
-
+        from recipes import cluster
         preset, profile = "tiny", ""
         rest = []
         for t in tokens:
@@ -64,7 +63,7 @@ def _config(tokens: list[str], config_file: str = ""):
 def preflight(cfg, names: list[str]) -> None:
     """Catch user mistakes in this machine's files before launching: bad data dir, bad evaluation file."""
     from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
-    from kollm.io import read_jsonl
+    from kollm.core.io import read_jsonl
 
     if "data" in names:
         resolve_data_dir(cfg.data.data_dir)
@@ -72,8 +71,7 @@ def preflight(cfg, names: list[str]) -> None:
         for _ in read_jsonl(cfg.evaluate.nsmc_path, required=NSMC_FIELDS):
             pass
     if "finetune" in names and cfg.finetune.backend == "automodel":
-        from kollm.finetuning import automodel
-
+        from kollm.finetune import automodel
         automodel.check(cfg.finetune)
 
 
@@ -148,7 +146,7 @@ def _in_serve_env(cfg, module: str) -> bool:
 
 
 def cmd_chat(args) -> int:
-    from kollm.errors import KollmError as Error
+    from kollm.core.errors import KollmError as Error
 
     if args.url or args.ui:
         if not _in_serve_env(_config([]), "tritonclient" if args.url else "gradio"):
@@ -156,7 +154,6 @@ def cmd_chat(args) -> int:
     from transformers import AutoConfig, AutoTokenizer
 
     from kollm.serve import chat
-
     model_dir = args.model_dir or served_model(args.run)
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         raise Error(f"{model_dir} is not a HF model folder (no config.json)")
@@ -173,7 +170,6 @@ def cmd_chat(args) -> int:
     conversation = chat.Conversation(tokenizer, context, args.max_tokens, system=args.system)
     if args.ui:
         from kollm.serve import web
-
         app = web.build_app(backend, conversation, f"kollm chat — {where}", args.max_tokens,
                             extra={"min_tokens": args.min_tokens} if args.min_tokens else None)
         print(f"kollm chat UI on http://{args.host}:{args.port} ({where}); Ctrl-C stops it", flush=True)
@@ -196,7 +192,7 @@ def served_model(run_dir: str) -> str:
 
 
 def cmd_export(args) -> int:
-    from kollm import hub
+    from recipes import hub
     from stages.base import load_manifest, require
 
     cfg = _config(args.overrides)
@@ -239,8 +235,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from kollm import doctor
-
+    from recipes import doctor
     return doctor.main(args.data_dir, args.root, args.profile, args.json)
 
 
@@ -257,7 +252,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from kollm import harness
+    from kollm.evaluate import harness
 
     # one line before lm-eval loads anything
     from recipes.locate import check_causal_lm, evaluation_input
@@ -338,7 +333,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_config)
     e = sub.add_parser("evaluate", help="evaluate any HF model folder (+ a PEFT adapter) on kollm's Korean tasks",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Score a causal LM on kollm's lm-evaluation-harness tasks (kollm/lm_eval_tasks/): "
+                       description="Score a causal LM on kollm's lm-evaluation-harness tasks (kollm/evaluate/lm_eval_tasks/): "
                                    "NSMC sentiment, KLUE-NLI, hate speech (accuracy, macro-F1, toxicity F1) and "
                                    "KLUE-STS (accuracy, Pearson, Spearman), with the model's chat template.\n"
                                    "Without --data, each task's test split comes from the Korean data (../shared/data "
@@ -441,7 +436,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _add_profile(sub_parser) -> None:
     sub_parser.add_argument("--profile", default="", metavar="FILE",
-                            help="a cluster profile (account, partition, images, mounts, tunnel; kollm/cluster.py); "
+                            help="a cluster profile (account, partition, images, mounts, tunnel; recipes/cluster.py); "
                                  "default: $KOLLM_PROFILE, else ~/.config/kollm/cluster.yaml if it exists")
 
 

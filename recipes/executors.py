@@ -8,7 +8,7 @@ import nemo_run as run
 
 from kollm.config import PipelineConfig
 from kollm.data.sources import repo_root
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the repository
 
@@ -53,7 +53,7 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     rendezvous on the first node), or curation on Ray (`curate.executor=ray`: Curator's
     SlurmRayClient makes node 0 the Ray head and the others Ray workers). Pretraining jobs get
     SIGUSR1 two minutes before the time limit: the loop (either backend) checkpoints and exits
-    with a non-zero status (kollm.errors.StoppedEarly), NeMo Run's sbatch script then requeues the
+    with a non-zero status (kollm.core.errors.StoppedEarly), NeMo Run's sbatch script then requeues the
     job (up to `run.requeues` times) and the requeued job resumes from that checkpoint.
     """
     r = cfg.run

@@ -11,7 +11,7 @@ import json
 import os
 import shlex
 
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 
 def _in_run(path: str) -> tuple[str, str, list[str]] | None:

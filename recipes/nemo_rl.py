@@ -20,7 +20,7 @@ import nemo_run as run
 
 from aligner import nemo_rl
 from kollm.config import PipelineConfig
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from recipes.executors import gpu_container, launch_script
 
 STEPS = nemo_rl.STEPS

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from kollm import config
 from kollm.config import ModelConfig, PipelineConfig
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 
 def llama_5m_cpu_demo() -> PipelineConfig:

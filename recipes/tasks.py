@@ -16,7 +16,7 @@ import nemo_run as run
 
 from kollm.config import PipelineConfig
 from kollm.data.sources import repo_root
-from kollm.io import write_json
+from kollm.core.io import write_json
 from stages import by_name
 from stages.runner import main as stage_main
 

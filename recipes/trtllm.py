@@ -18,9 +18,9 @@ import shlex
 import nemo_run as run
 
 import trtllm
-from kollm import prompts
+from kollm.data import prompts
 from kollm.config import PipelineConfig
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from recipes.executors import gpu_container, launch_script
 
 ACTIONS = ("triton", "serve", "bench")
@@ -30,7 +30,7 @@ def checkpoint(cfg: PipelineConfig) -> str:
     """The quantize stage's folder for `trtllm.format`."""
     from stages.base import require
 
-    from kollm.io import read_json
+    from kollm.core.io import read_json
 
     table = read_json(require(cfg, "quantize")["outputs"]["table"])
     checkpoints = {row["format"]: row["dir"] for row in table["formats"] if row["dir"]}

@@ -33,7 +33,7 @@ NAMES: list[str] = [s.name for s in STAGES]
 
 
 def by_name(name: str) -> Stage:
-    from kollm.errors import KollmError
+    from kollm.core import KollmError
 
     for stage in STAGES:
         if stage.name == name:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from kollm.config import PipelineConfig
-from kollm.io import write_json, write_jsonl
+from kollm.core import write_json, write_jsonl
 from stages.base import inputs
 
 
@@ -19,12 +19,12 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
 
     from aligner import nemo_aligner, nemo_rl
-    from kollm.alignment import data as alignment_data
-    from kollm.alignment import rewards, train
-    from kollm.curation import toxicity
+    from kollm.align import (RewardModelScore, StepResult, build, dpo, fit_sentiment, grpo, make_rewards,
+                             reward_model, sft)
+    from kollm.curation import CharNgramClassifier
 
     a = cfg.align
-    built = alignment_data.build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed,
+    built = build(inputs(cfg, "data"), a.sft_examples, a.dpo_pairs, a.eval_pairs, a.seed,
                                  a.grpo_prompts if "grpo" in a.steps else 0, a.sft_task_examples)
     files = {"sft": os.path.join(out, "sft_train.jsonl"), "pairs": os.path.join(out, "pairs_train.jsonl"),
              "eval_pairs": os.path.join(out, "pairs_eval.jsonl"), "rl_prompts": os.path.join(out, "rl_prompts.jsonl")}
@@ -39,25 +39,25 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     # mixes the sentiment task in with the rest.
     base = inputs(cfg, "pretrain")["model_dir"]
     torch.manual_seed(a.seed)
-    done: dict[str, train.StepResult] = {}
-    done["sft"] = train.sft(base, built.sft, a, os.path.join(out, "sft"))
+    done: dict[str, StepResult] = {}
+    done["sft"] = sft(base, built.sft, a, os.path.join(out, "sft"))
     policy = done["sft"].model_dir
     if "dpo" in a.steps:
-        done["dpo"] = train.dpo(policy, built.train_pairs, built.eval_pairs, a, os.path.join(out, "dpo"))
+        done["dpo"] = dpo(policy, built.train_pairs, built.eval_pairs, a, os.path.join(out, "dpo"))
         policy = done["dpo"].model_dir
     if "reward" in a.steps:
-        done["reward"] = train.reward_model(done["sft"].model_dir, built.train_pairs, built.eval_pairs, a,
+        done["reward"] = reward_model(done["sft"].model_dir, built.train_pairs, built.eval_pairs, a,
                                             os.path.join(out, "reward"))
     if "grpo" in a.steps:
-        sentiment = rewards.fit_sentiment(built.train_reviews, a.sentiment_reward_examples, a.seed)
-        sentiment_match, safety, label_match = rewards.make_rewards(
-            sentiment, toxicity.CharNgramClassifier.load(inputs(cfg, "curate")["toxicity_model"]))
+        sentiment = fit_sentiment(built.train_reviews, a.sentiment_reward_examples, a.seed)
+        sentiment_match, safety, label_match = make_rewards(
+            sentiment, CharNgramClassifier.load(inputs(cfg, "curate")["toxicity_model"]))
         funcs = [(sentiment_match, a.grpo_sentiment_weight), (safety, a.grpo_safety_weight),
                  (label_match, a.grpo_label_weight)]
         if "reward" in a.steps:
-            funcs.append((rewards.RewardModelScore(done["reward"].model_dir, a.max_len), a.grpo_reward_model_weight))
+            funcs.append((RewardModelScore(done["reward"].model_dir, a.max_len), a.grpo_reward_model_weight))
         funcs = [(f, w) for f, w in funcs if w]
-        done["grpo"] = train.grpo(policy, built.rl_prompts, [f for f, _ in funcs], [w for _, w in funcs], a,
+        done["grpo"] = grpo(policy, built.rl_prompts, [f for f, _ in funcs], [w for _, w in funcs], a,
                                   os.path.join(out, "grpo"))
         policy = done["grpo"].model_dir
 

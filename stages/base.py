@@ -21,8 +21,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from kollm.config import PipelineConfig
-from kollm.errors import KollmError
-from kollm.io import read_json
+from kollm.core import KollmError, read_json
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ import json
 import os
 
 from kollm.config import PipelineConfig
+from kollm.core import atomic_open, read_json, read_jsonl, sha256_file, write_json
 from kollm.curation import toxicity
-from kollm.io import atomic_open, read_json, read_jsonl, sha256_file, write_json
 from stages.base import inputs
 
 RAW = {"corpus": "corpus_raw", "heldout": "heldout_raw"}  # output name -> the data stage's input

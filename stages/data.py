@@ -16,15 +16,15 @@ import os
 from tqdm import tqdm
 
 from kollm.config import PipelineConfig
-from kollm.data import sources
-from kollm.data.split import in_corpus_sample, movie_split, nli_split
-from kollm.io import write_jsonl
+from kollm.core import write_jsonl
+from kollm.data import (in_corpus_sample, iter_comments, iter_hate_labeled, iter_klue_nli, iter_klue_sentences,
+                        iter_klue_sts, iter_nsmc, iter_synopses, movie_split, nli_split, resolve_data_dir)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    data_dir = sources.resolve_data_dir(cfg.data.data_dir)
+    data_dir = resolve_data_dir(cfg.data.data_dir)
     splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    reviews = sources.iter_nsmc(data_dir, cfg.data.max_reviews)
+    reviews = iter_nsmc(data_dir, cfg.data.max_reviews)
     for row in tqdm(reviews, desc="nsmc", unit="review", mininterval=2):
         split = movie_split(int(row["movie_id"]), cfg.data.val_fraction, cfg.data.test_fraction)
         splits[split].append(row)
@@ -37,20 +37,20 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     for split, rows in splits.items():
         write(f"nsmc_{split}", rows)
     for split in ("train", "dev"):
-        write(f"hate_{split}", sources.iter_hate_labeled(data_dir, split))
-    nli = list(sources.iter_klue_nli(data_dir))
+        write(f"hate_{split}", iter_hate_labeled(data_dir, split))
+    nli = list(iter_klue_nli(data_dir))
     for split in ("train", "test"):
         write(f"klue_nli_{split}", (r for r in nli if nli_split(r["premise"]) == split))
-    write("klue_sts", sources.iter_klue_sts(data_dir))
+    write("klue_sts", iter_klue_sts(data_dir))
 
     def corpus():
         for r in splits["train"]:
             yield {"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"], "rating": r["rating"]}
-        for i, text in enumerate(sources.iter_comments(data_dir, cfg.data.max_comments)):
+        for i, text in enumerate(iter_comments(data_dir, cfg.data.max_comments)):
             yield {"id": f"comments:{i}", "source": "comments", "text": text}
-        for guid, text in sources.iter_klue_sentences(data_dir):
+        for guid, text in iter_klue_sentences(data_dir):
             yield {"id": f"klue:{guid}", "source": "klue", "text": text}
-        for i, text in enumerate(sources.iter_synopses(data_dir)):
+        for i, text in enumerate(iter_synopses(data_dir)):
             yield {"id": f"synopsis:{i}", "source": "synopsis", "text": text}
 
     by_source: collections.Counter = collections.Counter()

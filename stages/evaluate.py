@@ -1,7 +1,7 @@
 """Evaluate on lm-evaluation-harness and against baselines: NSMC, KLUE-NLI, hate speech, KLUE-STS; perplexity; samples.
 
 Every causal LM folder (pretrained, aligned, fine-tuned with the lm head) is scored by lm-eval with
-kollm's task YAMLs (kollm/lm_eval_tasks/); classification heads and soft prompts by kollm's scorer
+kollm's task YAMLs (kollm/evaluate/lm_eval_tasks/); classification heads and soft prompts by kollm's scorer
 (the same label log-probabilities; tests/test_harness.py checks they agree). Baselines in the same
 run: majority class and TF-IDF + logistic regression trained on each task's whole train split.
 `evaluate.nsmc_path=FILE` scores any JSONL with the NSMC schema instead of the run's test split.
@@ -15,24 +15,22 @@ import os
 import time
 
 from kollm.config import PipelineConfig
-from kollm.curation.korean import hangul_ratio, normalize
-from kollm.data.sources import NSMC_FIELDS
-from kollm.errors import KollmError
-from kollm.io import read_json, read_jsonl, write_json
-from kollm.plotting import pyplot
+from kollm.core import KollmError, pyplot, read_json, read_jsonl, write_json
+from kollm.curation import hangul_ratio, normalize
+from kollm.data import NSMC_FIELDS
 from stages.base import inputs
 
 ZERO_SHOT = ("pretrained", "aligned")
 
 
 def test_rows(cfg: PipelineConfig, data: dict) -> dict[str, list[dict]]:
-    from kollm.finetuning import tasks
+    from kollm.data import NSMC, TASKS, load_split, rows_from
 
     ev = cfg.evaluate
-    rows = {name: tasks.load_split(tasks.TASKS[name], data, "test", 0,
-                                   ev.max_examples // 2 if name == "nsmc" else 0) for name in tasks.TASKS}
+    rows = {name: load_split(TASKS[name], data, "test", 0,
+                                   ev.max_examples // 2 if name == "nsmc" else 0) for name in TASKS}
     if ev.nsmc_path:
-        rows["nsmc"] = tasks.rows_from(tasks.NSMC, read_jsonl(ev.nsmc_path, required=NSMC_FIELDS), 0,
+        rows["nsmc"] = rows_from(NSMC, read_jsonl(ev.nsmc_path, required=NSMC_FIELDS), 0,
                                        ev.max_examples // 2)
     if not rows["nsmc"]:
         raise KollmError(f"{ev.nsmc_path or data['nsmc_test']}: no labelled reviews (need ratings 1-4 and 9-10 "
@@ -44,8 +42,8 @@ def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int
     """A fine-tuned model's test metrics, and what scored them."""
     from transformers import AutoTokenizer
 
-    from kollm import harness
-    from kollm.finetuning import methods, train
+    from kollm.evaluate import harness
+    from kollm.finetune import load_base, score
 
     if row["head"] == "lm" and row["model_dir"]:
         return harness.evaluate(row["model_dir"], [task.name], folder)[task.name], "lm-eval"
@@ -53,10 +51,10 @@ def score_finetuned(row: dict, task, rows: list[dict], folder: str, max_len: int
 
     path = row["model_dir"] or row["base_dir"]
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = methods.load_base(path, row["head"], len(task.labels), tokenizer.pad_token_id)
+    model = load_base(path, row["head"], len(task.labels), tokenizer.pad_token_id)
     if not row["model_dir"]:  # prompt tuning: base + soft prompt
         model = PeftModel.from_pretrained(model, row["adapter_dir"])
-    scores = train.score(row["head"], model, tokenizer, task, rows, max_len)
+    scores = score(row["head"], model, tokenizer, task, rows, max_len)
     return {"acc": scores["accuracy"], "macro_f1": scores["macro_f1"]}, "kollm"
 
 
@@ -76,9 +74,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm import evaluation, harness, prompting, prompts
-    from kollm.finetuning import tasks
-    from kollm.training import read_history, summarize
+    from kollm.data import NSMC, TASKS, load_split, prompts
+    from kollm.evaluate import baselines, generate, harness, perplexity, study
+    from kollm.pretrain import read_history, summarize
 
     ev = cfg.evaluate
     data, pretrained, aligned = inputs(cfg, "data"), inputs(cfg, "pretrain"), inputs(cfg, "align")
@@ -103,18 +101,18 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     clock.lap("lm_eval_zero_shot")
     # fine-tuned (one model per task) and the baselines trained on each task's whole train split
     for row in finetuned["tasks"]:
-        task = tasks.TASKS[row["task"]]
+        task = TASKS[row["task"]]
         scores, scorer = score_finetuned(row, task, rows[task.name], folder, cfg.finetune.max_len)
         report["tasks"][task.name]["finetuned"] = {**scores, "scored_by": scorer}
     clock.lap("finetuned")
     for name in rows:
         if name == "klue_sts":
             continue
-        task = tasks.TASKS[name]
-        train_rows = tasks.load_split(task, data, "train", 0, ev.baseline_examples_per_class)
+        task = TASKS[name]
+        train_rows = load_split(task, data, "train", 0, ev.baseline_examples_per_class)
         if name != "nsmc":  # the whole train file: its validation part too
-            train_rows += tasks.load_split(task, data, "val", 0)
-        base = evaluation.baselines(task, train_rows, rows[name])
+            train_rows += load_split(task, data, "val", 0)
+        base = baselines(task, train_rows, rows[name])
         report["tasks"][name]["majority"] = {"acc": base["majority"]["accuracy"], "macro_f1": base["majority"]["macro_f1"]}
         report["tasks"][name]["tfidf_logreg"] = {"acc": base["tfidf_logreg"]["accuracy"],
                                                  "macro_f1": base["tfidf_logreg"]["macro_f1"],
@@ -123,17 +121,17 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(zero_shot_dirs["aligned"])
     models = {name: AutoModelForCausalLM.from_pretrained(path) for name, path in zero_shot_dirs.items()}
-    nsmc_train = tasks.load_split(tasks.NSMC, data, "train", 0, 200)
-    report["prompting"] = prompting.study(models, tokenizer, tasks.NSMC, prompts.SENTIMENT_PHRASINGS,
+    nsmc_train = load_split(NSMC, data, "train", 0, 200)
+    report["prompting"] = study(models, tokenizer, NSMC, prompts.SENTIMENT_PHRASINGS,
                                           rows["nsmc"][: ev.prompt_study_examples], nsmc_train, ev.shots,
                                           cfg.model.max_seq_len)
     clock.lap("prompting")
     heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
-    report["perplexity"] = {name: evaluation.perplexity(m, tokenizer, heldout) for name, m in models.items()}
+    report["perplexity"] = {name: perplexity(m, tokenizer, heldout) for name, m in models.items()}
     clock.lap("perplexity")
     report["generations"] = []
     for prompt in ev.prompts:
-        text = evaluation.generate(models["aligned"], tokenizer, prompt, ev.max_new_tokens)
+        text = generate(models["aligned"], tokenizer, prompt, ev.max_new_tokens)
         report["generations"].append({"prompt": prompt, "response": text,
                                       "hangul_share": round(hangul_ratio(normalize(text)), 3)})
     clock.lap("generations")
@@ -188,7 +186,7 @@ def _fmt(v) -> str:
 
 
 def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> str:
-    from kollm.finetuning import tasks
+    from kollm.data import TASKS
 
     ft = r["finetune"]
     lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
@@ -211,14 +209,14 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
     hate = r["tasks"]["hate"]
     lines += ["Toxicity F1 (hate or offensive vs none, hate-speech dev): " + "; ".join(
         f"{m}: {_fmt(hate[m].get('toxic_f1'))}" for m in ZERO_SHOT + ("finetuned",) if m in hate and "toxic_f1" in hate[m]) + ".", ""]
-    lines += ["Where the rows come from:", ""] + [f"- **{n}**: {tasks.TASKS[n].about}" for n in r["tasks"]] + [""]
+    lines += ["Where the rows come from:", ""] + [f"- **{n}**: {TASKS[n].about}" for n in r["tasks"]] + [""]
     lines += ["Rerun the zero-shot scores with lm-eval itself:", "", f"    {r['lm_eval_command']}", ""]
 
     lines += ["## Fine-tuning runs (validation rows)", "",
               "| task | method | head | trainable params | % | val score | train s | peak MB | adapter MB |",
               "|---|---|---|---|---|---|---|---|---|"]
     for m in r["method_rows"]:
-        metric = tasks.TASKS[m["task"]].metric
+        metric = TASKS[m["task"]].metric
         lines.append(f"| {m['task']} | {m['method']} | {m['head']} | {m['trainable_params']:,} | {m['trainable_pct']:.2f} "
                      f"| {metric} {m[metric]:.3f} | {m['train_s']:.0f} | {m['peak_mem_mb']:.0f} | {m['adapter_mb'] or '–'} |")
 

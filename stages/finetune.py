@@ -12,22 +12,22 @@ from __future__ import annotations
 import os
 
 from kollm.config import PipelineConfig
-from kollm.io import write_json
+from kollm.core import write_json
 from stages.base import inputs
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    from kollm.finetuning import tasks, train
-
+    from kollm.data import by_name, load_split
+    from kollm.finetune import finetune_task
     ft = cfg.finetune
     base = inputs(cfg, "pretrain")["model_dir"]
     data = inputs(cfg, "data")
     rows = []
     for name in ft.tasks:
-        task = tasks.by_name(name)
-        train_rows = tasks.load_split(task, data, "train", ft.seed, ft.examples_per_class)
-        val_rows = tasks.load_split(task, data, "val", ft.seed, 250 if task.name == "nsmc" else 0)
-        row = train.finetune_task(base, task, train_rows, val_rows, ft, os.path.join(out, name))
+        task = by_name(name)
+        train_rows = load_split(task, data, "train", ft.seed, ft.examples_per_class)
+        val_rows = load_split(task, data, "val", ft.seed, 250 if task.name == "nsmc" else 0)
+        row = finetune_task(base, task, train_rows, val_rows, ft, os.path.join(out, name))
         print(f"[finetune] {name}: {task.metric} {row[task.metric]:.4f} on {row['test_examples']} validation rows, "
               f"{row['trainable_pct']:.2f} % of parameters trained, {row['train_s']:.0f} s")
         rows.append(row)
@@ -36,6 +36,6 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     return {
         "outputs": {"results": results},
         "counts": {f"{r['task']}_train_examples": r["train_examples"] for r in rows},
-        "metrics": {f"{r['task']}_val_{tasks.by_name(r['task']).metric}": r[tasks.by_name(r["task"]).metric]
+        "metrics": {f"{r['task']}_val_{by_name(r['task']).metric}": r[by_name(r["task"]).metric]
                     for r in rows},
     }

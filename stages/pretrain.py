@@ -16,8 +16,7 @@ import os
 import shutil
 
 from kollm.config import PipelineConfig, validate
-from kollm.errors import KollmError, StoppedEarly
-from kollm.io import read_json, sha256_file, write_json
+from kollm.core import KollmError, StoppedEarly, read_json, sha256_file, write_json
 from stages.base import inputs
 
 
@@ -69,16 +68,15 @@ def set_aside_stale_work(cfg: PipelineConfig, out: str, dist) -> None:
 
 def tokenize(cfg: PipelineConfig, out: str, dist) -> dict:
     """Rank 0 builds the indexed datasets (resumable), the other ranks wait for them."""
-    from kollm import indexed_data
-
+    from kollm.pretrain import build_indexed_dataset
     corpus, val_corpus, tokenizer_dir = data_paths(cfg)
     prefixes = {"train": os.path.join(out, "data", "train"), "val": os.path.join(out, "data", "val")}
     if dist.main:
-        indexed_data.build_indexed_dataset(corpus, tokenizer_dir, prefixes["train"],
+        build_indexed_dataset(corpus, tokenizer_dir, prefixes["train"],
                                            workers=cfg.pretrain.tokenize_workers,
                                            rating_in_text=cfg.pretrain.rating_in_text)
         if val_corpus:
-            indexed_data.build_indexed_dataset(val_corpus, tokenizer_dir, prefixes["val"],
+            build_indexed_dataset(val_corpus, tokenizer_dir, prefixes["val"],
                                                workers=cfg.pretrain.tokenize_workers)
     dist.barrier()
     if not val_corpus:
@@ -90,19 +88,19 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from kollm import training
-    from kollm.model import parameter_count
+    from kollm.pretrain import Distributed, plot_loss, summarize, train_and_export
+    from kollm.models import parameter_count
 
     validate(cfg)
     if cfg.pretrain.backend == "megatron" and not torch.cuda.is_available():
         raise KollmError("pretrain.backend=megatron needs NVIDIA GPUs (megatron-core is CUDA-only); "
                          "on a CPU use pretrain.backend=torch")
-    dist = training.Distributed()
+    dist = Distributed()
     set_aside_stale_work(cfg, out, dist)
     prefixes = tokenize(cfg, out, dist)
     tokenizer = AutoTokenizer.from_pretrained(data_paths(cfg)[2])
     final = os.path.join(out, "model")
-    result = training.train_and_export(cfg.pretrain.backend, cfg.model, cfg.pretrain, prefixes, tokenizer, out,
+    result = train_and_export(cfg.pretrain.backend, cfg.model, cfg.pretrain, prefixes, tokenizer, out,
                                        final)
     if result["stopped_early"]:  # every rank: each exits with the status that requeues the job
         raise StoppedEarly(f"stopped at step {result['steps']} of {cfg.pretrain.steps} on request "
@@ -110,8 +108,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     if not dist.main:
         return {}
     history = result.pop("history")
-    training.plot_loss(history, os.path.join(out, "loss.png"))
-    summary = training.summarize(history)
+    plot_loss(history, os.path.join(out, "loss.png"))
+    summary = summarize(history)
     train_meta = read_json(prefixes["train"] + ".json")
     return {
         "outputs": {"model_dir": os.path.abspath(final), "loss_png": os.path.abspath(os.path.join(out, "loss.png")),

@@ -18,48 +18,48 @@ import time
 import torch
 
 from kollm.config import PipelineConfig
-from kollm.io import read_jsonl, write_json
+from kollm.core import read_jsonl, write_json
 from stages.base import inputs
 
 
 def _perplexity(model, tokenizer, heldout: list[str], max_len: int) -> dict:
-    from kollm import evaluation
+    from kollm.evaluate import perplexity
 
-    ppl = evaluation.perplexity(model, tokenizer, heldout, max_len=max_len)
+    ppl = perplexity(model, tokenizer, heldout, max_len=max_len)
     return {"perplexity": round(ppl["perplexity"], 3), "bits_per_char": round(ppl["bits_per_char"], 4)}
 
 
 def _accuracy(classifier, rows: list[dict], max_len: int) -> dict:
-    from kollm import metrics
-    from kollm.finetuning import heads, tasks
+    from kollm.data import NSMC, accuracy
+    from kollm.finetune import predict
 
     if classifier is None:
         return {"nsmc_accuracy": None}
     model, tokenizer, head = classifier
-    pred = heads.predict(head, model, tokenizer, tasks.NSMC, rows, max_len)
-    return {"nsmc_accuracy": round(metrics.accuracy(pred, [r["label"] for r in rows]), 4)}
+    pred = predict(head, model, tokenizer, NSMC, rows, max_len)
+    return {"nsmc_accuracy": round(accuracy(pred, [r["label"] for r in rows]), 4)}
 
 
 def _nsmc_classifier(cfg: PipelineConfig):
     """(model, tokenizer, head) of the finetune stage's NSMC model, or None when it left no merged folder."""
     from transformers import AutoTokenizer
 
-    from kollm.finetuning import methods
-    from kollm.io import read_json
+    from kollm.core import read_json
+    from kollm.finetune import load_base
 
     result = next((r for r in read_json(inputs(cfg, "finetune")["results"])["tasks"] if r["task"] == "nsmc"), None)
     if not result or not result.get("model_dir"):
         return None
     tokenizer = AutoTokenizer.from_pretrained(result["model_dir"])
-    model = methods.load_base(result["model_dir"], result["head"], 2, tokenizer.pad_token_id).eval()
+    model = load_base(result["model_dir"], result["head"], 2, tokenizer.pad_token_id).eval()
     return model, tokenizer, result["head"]
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm import quantization
-    from kollm.finetuning import tasks
+    from kollm.data import NSMC, load_split
+    from kollm.quantize import dynamic_int8, export, folder_mb, quantize, supported, widths
 
     q = cfg.quantize
     model_dir = inputs(cfg, "align")["model_dir"]
@@ -70,7 +70,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     calibration = [r["text"] for r in itertools.islice(read_jsonl(curated["corpus"]), q.calibration_docs)]
     batches = [tokenizer(calibration[i: i + 8], return_tensors="pt", padding=True, truncation=True,
                          max_length=q.calibration_len)["input_ids"] for i in range(0, len(calibration), 8)]
-    nsmc_rows = tasks.load_split(tasks.NSMC, data, "test", 0, q.nsmc_examples // 2)
+    nsmc_rows = load_split(NSMC, data, "test", 0, q.nsmc_examples // 2)
     classifier, max_len = _nsmc_classifier(cfg), cfg.align.max_len
 
     def measured(lm, clf) -> dict:
@@ -81,31 +81,31 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     def converted(convert):
         return None if classifier is None else (convert(copy.deepcopy(classifier[0])), *classifier[1:])
 
-    rows = [{"format": "fp32", **measured(base, classifier), "size_mb": round(quantization.folder_mb(model_dir), 2),
+    rows = [{"format": "fp32", **measured(base, classifier), "size_mb": round(folder_mb(model_dir), 2),
              "dir": os.path.abspath(model_dir)}]
     bf16_dir = os.path.join(out, "bf16")
     bf16 = copy.deepcopy(base).to(torch.bfloat16)
     bf16.save_pretrained(bf16_dir, safe_serialization=True)
     tokenizer.save_pretrained(bf16_dir)
     rows.append({"format": "bf16", **measured(bf16, converted(lambda m: m.to(torch.bfloat16))),
-                 "size_mb": round(quantization.folder_mb(bf16_dir), 2), "dir": os.path.abspath(bf16_dir)})
+                 "size_mb": round(folder_mb(bf16_dir), 2), "dir": os.path.abspath(bf16_dir)})
     del bf16
 
-    def dynamic_int8(m):  # what the CPU Triton model serves with serve.quantization=dynamic_int8
-        quantization.dynamic_int8(m)
+    def as_int8(m):  # what the CPU Triton model serves with serve.quantization=dynamic_int8
+        dynamic_int8(m)
         return m
-    rows.append({"format": "torch_dynamic_int8", **measured(dynamic_int8(copy.deepcopy(base)), converted(dynamic_int8)),
+    rows.append({"format": "torch_dynamic_int8", **measured(as_int8(copy.deepcopy(base)), converted(as_int8)),
                  "size_mb": None, "dir": ""})
-    formats, skipped = quantization.supported(q.formats, *quantization.widths(base.config))
+    formats, skipped = supported(q.formats, *widths(base.config))
     for fmt in formats:
         model = copy.deepcopy(base)
         t0 = time.perf_counter()
-        quantization.quantize(model, fmt, batches)
+        quantize(model, fmt, batches)
         calibration_s = time.perf_counter() - t0
-        row = measured(model, converted(lambda m: quantization.quantize(m, fmt, batches)))
-        fmt_dir = quantization.export(model, tokenizer, os.path.join(out, fmt))
+        row = measured(model, converted(lambda m: quantize(m, fmt, batches)))
+        fmt_dir = export(model, tokenizer, os.path.join(out, fmt))
         rows.append({"format": fmt, **row, "calibration_s": round(calibration_s, 1),
-                     "size_mb": round(quantization.folder_mb(fmt_dir), 2), "dir": os.path.abspath(fmt_dir)})
+                     "size_mb": round(folder_mb(fmt_dir), 2), "dir": os.path.abspath(fmt_dir)})
         del model
     table = {"formats": rows, "skipped": skipped, "model_dir": model_dir, "calibration_docs": len(calibration),
              "heldout_docs": len(heldout), "nsmc_rows": len(nsmc_rows),

@@ -20,8 +20,7 @@ import traceback
 from importlib import metadata
 
 from kollm.config import PipelineConfig
-from kollm.errors import KollmError, StoppedEarly
-from kollm.io import write_json
+from kollm.core import KollmError, StoppedEarly, write_json
 from stages.base import Stage, load_manifest, manifest_path, require, running, stage_dir
 
 PACKAGES = ["kollm", "torch", "transformers", "tokenizers", "peft", "trl", "nemo_run",
@@ -72,11 +71,11 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     t0 = time.perf_counter()
     print(f"[{stage.name}] running in {out}", flush=True)
     # GRPO, judging and the evaluation generate: every stage runs with subnormals flushed (~40x on CPUs)
-    from kollm.model import flush_subnormals  # imports torch, which the manifest-only paths above need not
+    from kollm.models import flush_subnormals  # imports torch, which the manifest-only paths above need not
 
     flush_subnormals()
     if cfg.model.arch == "rwkv":
-        from kollm import rwkv  # noqa: F401  the auto classes build and load kollm's batch-correct RWKV
+        from kollm.models import rwkv  # noqa: F401  the auto classes build and load kollm's batch-correct RWKV
     token = running.set(stage)
     try:
         body = stage.run(cfg, out)

@@ -13,14 +13,14 @@ import os
 import time
 
 from kollm.config import PipelineConfig
-from kollm.curation.korean import hangul_ratio, normalize
+from kollm.curation import hangul_ratio, normalize
 from stages.base import inputs
 
 
 def preflight(cfg: PipelineConfig) -> None:
     """Ports the config names that another process holds (a server left running by serve.keep_running=true):
     one line, before the runner removes this stage's manifest."""
-    from kollm.serve.server import check_ports
+    from kollm.serve import check_ports
 
     s = cfg.serve
     check_ports("127.0.0.1", {"serve.http_port": s.http_port, "serve.grpc_port": s.grpc_port,
@@ -30,10 +30,8 @@ def preflight(cfg: PipelineConfig) -> None:
 def run(cfg: PipelineConfig, out: str) -> dict:
     from transformers import AutoTokenizer
 
-    from kollm.serve.client import LLMClient
-    from kollm.serve.contract import Limits
-    from kollm.serve.generation import chat_text
-    from kollm.serve.server import TritonServer
+    from kollm.generation import chat_text
+    from kollm.serve import Limits, LLMClient, TritonServer
     from triton_model_repo import RepositoryOptions, write_repository
 
     s = cfg.serve

@@ -6,9 +6,8 @@ import itertools
 import os
 
 from kollm.config import PipelineConfig
-from kollm.io import read_jsonl
-from kollm.tokenization import jamo
-from kollm.tokenizer import text_measures, train
+from kollm.core import read_jsonl
+from kollm.tokenization import text_measures, to_syllables, train
 from stages.base import inputs
 
 
@@ -20,7 +19,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     tokenizer = train(cfg.tokenizer.kind, docs, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
     tokenizer.save_pretrained(out)
     heldout = [d["text"] for d in itertools.islice(read_jsonl(curated["heldout"]), 5000)]
-    undo = jamo.to_syllables if cfg.tokenizer.kind == "jamo_bpe" else None
+    undo = to_syllables if cfg.tokenizer.kind == "jamo_bpe" else None
     m = text_measures(tokenizer, heldout, undo)
     return {
         "outputs": {"tokenizer_dir": os.path.abspath(out)},

@@ -52,7 +52,7 @@ def korean_tokenizer(nsmc_rows, tmp_path_factory):
     """A small BPE trained on 20k real NSMC reviews, saved and reloaded as a HF tokenizer."""
     from transformers import AutoTokenizer
 
-    from kollm.tokenizer import train_bpe
+    from kollm.tokenization import train_bpe
 
     path = tmp_path_factory.mktemp("tokenizer")
     train_bpe((r["text"] for r in nsmc_rows), vocab_size=3000).save_pretrained(path)
@@ -64,9 +64,10 @@ def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
     """A 2-layer Llama with the Korean tokenizer, pretrained for a few seconds on real reviews."""
     import json
 
-    from kollm import indexed_data, pretrain
+    from kollm.pretrain import indexed_data
+    from kollm.pretrain import torch_backend as pretrain
     from kollm.config import ModelConfig, PretrainConfig
-    from kollm.model import build_model
+    from kollm.models import build_model
 
     path = tmp_path_factory.mktemp("model")
     work = tmp_path_factory.mktemp("model_work")

@@ -1,4 +1,4 @@
-"""Test-only entry: the megatron backend through kollm.training.train_and_export on CPU ranks (torchrun, gloo).
+"""Test-only entry: the megatron backend through kollm.pretrain.frame.train_and_export on CPU ranks (torchrun, gloo).
 
     torchrun --nproc-per-node 2 tests/megatron_cpu_run.py <job.json>
 
@@ -21,8 +21,7 @@ def bf16_on_cpu() -> None:
     checkpoint, and its export through the fp32 one-process model."""
     import torch
 
-    from kollm.megatron import model as mmodel
-
+    from kollm.pretrain.megatron import gpt_model as mmodel
     real = mmodel.transformer_config
 
     def with_bf16(model, p, on_gpu):
@@ -41,8 +40,7 @@ def distributed_optimizer_state_on_cpu() -> None:
     param groups. Here: zero state before kollm loads a checkpoint, the saved step put back after."""
     import torch
 
-    from kollm.megatron import train
-
+    from kollm.pretrain.megatron import backend as train
     real_load = train.load
 
     def adam_params(optimizer):
@@ -73,7 +71,7 @@ def main(job_path: str) -> None:
     from transformers import AutoTokenizer
 
     from kollm.config import ModelConfig, PretrainConfig
-    from kollm.training import train_and_export
+    from kollm.pretrain.frame import train_and_export
 
     job = json.load(open(job_path))
     model_cfg, p = ModelConfig(**job["model"]), PretrainConfig(**job["pretrain"])

@@ -2,9 +2,9 @@
 
 import pytest
 
-from kollm import prompts
-from kollm.alignment import data as alignment_data
-from kollm.io import read_jsonl
+from kollm.data import prompts
+from kollm.align import datasets as alignment_data
+from kollm.core.io import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_the_data_card_counts_every_row(built):
 
 
 def test_a_review_that_recurs_in_the_test_movies_or_with_two_ratings_is_left_out(tmp_path):
-    from kollm.io import write_jsonl
+    from kollm.core.io import write_jsonl
 
     def f(name, rows):
         write_jsonl(str(tmp_path / f"{name}.jsonl"), rows)
@@ -165,7 +165,7 @@ def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(da
     first_half = sum(s["kind"] == "sentiment_label" for s in more.sft[:180])
     assert abs(first_half - len(questions) / 2) <= 10
     from kollm import config
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
 
     with pytest.raises(KollmError, match="sft_task_examples"):
 

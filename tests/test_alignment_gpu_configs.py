@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from aligner import nemo_aligner, nemo_rl
-from kollm.io import read_jsonl, write_jsonl
+from kollm.core.io import read_jsonl, write_jsonl
 from recipes import presets
 
 SNAPSHOT = os.path.join(os.path.dirname(__file__), "snapshots", "nemo_rl_v0.7.0_config_keys.json")

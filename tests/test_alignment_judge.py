@@ -1,10 +1,8 @@
 """The alignment judges: sampled answers, and the shares computed from a judge's labels."""
 
-from kollm import prompts
-from kollm.alignment import judge
-from kollm.finetuning import tasks
-
-
+from kollm.data import prompts
+from kollm.align import judge
+from kollm.data import tasks
 def _lm(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -37,8 +35,7 @@ def test_shares_count_what_the_judge_reads(tiny_model_dir):
 def test_a_finetuned_classifier_folder_is_a_judge(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from kollm.finetuning import methods
-
+    from kollm.finetune import methods
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     methods.load_base(tiny_model_dir, "cls", 2, tokenizer.pad_token_id).save_pretrained(tmp_path / "cls")
     tokenizer.save_pretrained(tmp_path / "cls")

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from kollm.alignment import data as alignment_data
-from kollm.alignment import rewards, train
+from kollm.align import datasets as alignment_data
+from kollm.align import rewards, steps as train
 from kollm.config import AlignConfig
 
 
@@ -101,7 +101,7 @@ def test_the_reward_model_ranks_held_out_pairs_above_chance(korean_tokenizer, bu
     from transformers import AutoModelForSequenceClassification
 
     from kollm.config import ModelConfig
-    from kollm.model import build_model
+    from kollm.models import build_model
 
     build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
                             max_seq_len=64), korean_tokenizer, seed=0).save_pretrained(tmp_path / "init")
@@ -150,7 +150,7 @@ def test_grpo_rewards_on_hand_checked_answers(reward_models):
 def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, tmp_path):
     import pytest as _pytest
 
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
 
     funcs = rewards.make_rewards(*reward_models)
     r = train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0, 1.0],
@@ -165,9 +165,9 @@ def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, 
 
 
 def test_rl_prompts_ask_for_both_sentiments_for_comments_and_for_labels(built, all_data_files):
-    from kollm import prompts
+    from kollm.data import prompts
     from kollm.data.sources import nsmc_label
-    from kollm.io import read_jsonl
+    from kollm.core.io import read_jsonl
 
     asked = [p["requested"] for p in built.rl_prompts]
     assert asked.count(1) == asked.count(0) == len(asked) // 4 and rewards.NOT_A_REVIEW_REQUEST in asked

@@ -6,10 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kollm import architectures, indexed_data, pretrain
+from kollm.models import architectures
+
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.errors import KollmError
-from kollm.model import build_model, parameter_count
+from kollm.core.errors import KollmError
+from kollm.models import build_model, parameter_count
 from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=176, max_seq_len=64)
@@ -61,7 +64,6 @@ def test_each_architecture_matches_the_budget_trains_and_generates_with_a_consis
 def test_an_unknown_architecture_is_one_line():
     from recipes import presets
     from kollm import config
-
     with pytest.raises(KollmError, match="model.arch"):
         config.validate(presets.build("ci", ["model.arch=transformer"]))
     with pytest.raises(KollmError, match="pretrain.backend=torch"):
@@ -89,10 +91,10 @@ def test_the_moe_trains_with_its_balancing_loss_and_samples_a_padded_batch(korea
 
 @pytest.mark.parametrize("arch", ["mamba2", "mamba", "hybrid", "rwkv"])
 def test_the_recurrent_models_load_as_sequence_classifiers_from_their_pretrained_folder(arch, korean_tokenizer, tmp_path):
-    """kollm/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba,
+    """kollm/models/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba,
     Nemotron-H or RWKV folder (the backbone's weights, a fresh score head) and scores each row at its last real token
     in a padded batch, as transformers' Llama head does; a train step moves the loss; save and load round-trip."""
-    from kollm.seq_classification import AutoModelForSequenceClassification
+    from kollm.models.seq_classification import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
     lm = build_model(replace(SMALL, arch=arch), korean_tokenizer, seed=0).eval()

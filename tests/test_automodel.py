@@ -8,8 +8,9 @@ import torch
 import yaml
 
 from kollm.config import FinetuneConfig
-from kollm.errors import KollmError
-from kollm.finetuning import automodel, heads, methods, tasks, train
+from kollm.core.errors import KollmError
+from kollm.finetune import automodel, heads, methods, trainer as train
+from kollm.data import tasks
 from tests.conftest import REPO
 
 AUTOMODEL_PYTHON = os.path.join(REPO, ".venv-automodel", "bin", "python")

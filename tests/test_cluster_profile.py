@@ -1,4 +1,4 @@
-"""A cluster profile (kollm/cluster.py) fills the Slurm fields of every recipe: account, partition, GPUs,
+"""A cluster profile (recipes/cluster.py) fills the Slurm fields of every recipe: account, partition, GPUs,
 an image per environment, mounts and the tunnel, with the command line still winning; each mistake in it
 is one line naming the file and the key."""
 
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from kollm import cluster
-from kollm.errors import KollmError
+from recipes import cluster
+from kollm.core.errors import KollmError
 from recipes import executors, presets
 from tests.conftest import run_cli
 

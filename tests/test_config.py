@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 
 from kollm import config
-from kollm.errors import KollmError
+from kollm.core import overrides
+from kollm.core.errors import KollmError
 from recipes import presets
 
 
@@ -98,7 +99,7 @@ def test_fields_where_zero_means_something_take_zero_but_not_negatives(key):
 def test_every_integer_field_is_a_size_or_listed_where_zero_means_something():
     """ZERO_ALLOWED names only integer fields (no stale entry), the positive list above only sizes, and the
     check covers every section's integer fields."""
-    fields = {key for key, _, _ in config._int_fields(config.PipelineConfig())}
+    fields = {key for key, _, _ in overrides.int_fields(config.PipelineConfig())}
     assert set(config.ZERO_ALLOWED) == set(ZERO_OK) and set(ZERO_OK) <= fields
     assert set(POSITIVE) <= fields - set(ZERO_OK)
     sections = {f.name for f in dataclasses.fields(config.PipelineConfig())} - {"preset", "export"}

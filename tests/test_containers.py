@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from kollm import doctor
+from recipes import doctor
 from kollm.config import RunConfig, TrtllmConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

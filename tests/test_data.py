@@ -5,7 +5,7 @@ import pytest
 
 from kollm.data import sources
 from kollm.data.split import in_corpus_sample, movie_split
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 
 def test_split_is_by_movie_and_deterministic(nsmc_rows):
@@ -44,7 +44,7 @@ def test_env_var_wins_over_shared(data_dir, tmp_path, monkeypatch):
 def test_corpus_fraction_samples_every_source_and_never_the_labelled_splits(data_dir, data_files, tmp_path):
     """`data.corpus_fraction` (the tiny preset's shorter curation and tokenization) keeps the same share
     of each pretraining source, the same documents on every run, and leaves the task splits whole."""
-    from kollm.io import read_jsonl
+    from kollm.core.io import read_jsonl
     from recipes import presets
     from stages import data
 

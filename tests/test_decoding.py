@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from kollm.architectures import ARCHS
-from kollm.serve.engine import TextStream
-from kollm.serve.generation import generate_texts
-from kollm.serve.sampling import InvalidRequest, SamplingParams, next_tokens
+from kollm.models.architectures import ARCHS
+from kollm.generation.engine import TextStream
+from kollm.generation.local import generate_texts
+from kollm.generation.sampling import InvalidRequest, SamplingParams, next_tokens
 
 
 def _byte_level_tokenizer(nsmc_rows):
@@ -94,7 +94,7 @@ def _model(arch: str, tiny_model_dir, korean_tokenizer):
     tested is that batching does not change an answer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm import architectures
+    from kollm.models import architectures
     from kollm.config import ModelConfig
 
     if arch == "llama":
@@ -111,8 +111,8 @@ def _model(arch: str, tiny_model_dir, korean_tokenizer):
 def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(arch, tiny_model_dir, korean_tokenizer):
     """Continuous batching: rows join between steps (their KV caches left-padded to the batch's length, their
     SSM states stacked) and leave when done; every answer equals the one the request gets on its own."""
-    from kollm.serve.engine import BatchGenerator, Job
-    from kollm.serve.generation import chat_prompt_ids
+    from kollm.generation.engine import BatchGenerator, Job
+    from kollm.generation.local import chat_prompt_ids
 
     model, tok = _model(arch, tiny_model_dir, korean_tokenizer)
     prompts = ["영화 리뷰를 써 주세요.", "안녕하세요", "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.", "ㅋㅋ",
@@ -144,7 +144,7 @@ def test_byte_tokens_are_only_sampled_where_they_spell_valid_utf8(korean_tokeniz
     guard lets it pick a byte only where it continues or starts a character, so the bytes become Hangul."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from kollm.serve.utf8 import Utf8Guard, after
+    from kollm.generation.utf8 import Utf8Guard, after
 
     tok = korean_tokenizer
     torch.manual_seed(0)

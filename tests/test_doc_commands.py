@@ -59,7 +59,7 @@ def _help(script: str) -> subprocess.CompletedProcess:
 
 
 def check_kollm(words: list[str], placeholder: bool) -> None:
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
     from recipes import cli
 
     parser = cli.parser()
@@ -125,8 +125,8 @@ def check(words: list[str], placeholder: bool) -> None:
             assert option in proc.stdout, f"lm_eval has no option {option}"
         if not placeholder:
             tasks = words[words.index("--tasks") + 1].split(",")
-            shipped = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(REPO, "kollm", "lm_eval_tasks", "*.yaml"))}
-            assert set(tasks) <= shipped, f"tasks {set(tasks) - shipped} are not in kollm/lm_eval_tasks"
+            shipped = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(REPO, "kollm", "evaluate", "lm_eval_tasks", "*.yaml"))}
+            assert set(tasks) <= shipped, f"tasks {set(tasks) - shipped} are not in kollm/evaluate/lm_eval_tasks"
         return
     assert program in ELSEWHERE, f"{program!r}: a quoted command this test does not know how to check"
     if program == "docker" and words[1] == "build":

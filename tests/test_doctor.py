@@ -3,7 +3,7 @@ environments, the data and the disk are there, and a clear failure with its fix 
 
 import json
 
-from kollm import doctor
+from recipes import doctor
 from tests.conftest import run_cli
 
 NAMES = ["python", "torch", "CUDA GPUs", "environment .venv", "environment .venv-serve", "environment .venv-automodel",

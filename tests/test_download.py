@@ -10,8 +10,8 @@ import tarfile
 import pytest
 
 from kollm.data import download, sources
-from kollm.errors import KollmError
-from kollm.io import sha256_file
+from kollm.core.errors import KollmError
+from kollm.core.io import sha256_file
 from tests.http_fixture import FileServer
 
 

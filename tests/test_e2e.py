@@ -225,7 +225,7 @@ MORE_REVIEWS = ["finetune.examples_per_class=1000"]
                                                      ("rwkv", "rwkv", MORE_REVIEWS)])
 def test_another_architecture_runs_the_whole_pipeline(arch, model_type, extra, ci_run, tmp_path):
     """model.arch=moe (Qwen3-MoE), model.arch=mamba2 (a state-space model: kollm's classification head, the
-    engine batching recurrent states) and model.arch=rwkv (kollm/rwkv.py's batch-correct RWKV-4), at the Llama's non-embedding budget, through every stage after the
+    engine batching recurrent states) and model.arch=rwkv (kollm/models/rwkv.py's batch-correct RWKV-4), at the Llama's non-embedding budget, through every stage after the
     tokenizer: pretraining (the MoE with its balancing loss), fine-tuning, the four alignment steps (GRPO samples
     from the policy), quantisation, a served answer. The data, curate and tokenizer stages do not read model.*:
     the Llama run's are current for this one (their fingerprints match) and are not run again. Only the NSMC

@@ -6,8 +6,9 @@ import typing
 import pytest
 import torch
 
-from kollm import metrics
-from kollm.finetuning import heads, methods, tasks, train
+from kollm.data import metrics
+from kollm.finetune import heads, methods, trainer as train
+from kollm.data import tasks
 from kollm.config import FinetuneConfig
 
 # merged weights vs adapter on the side: fp32 sums in a different order (observed <= 2e-6)
@@ -164,7 +165,7 @@ def test_metrics_on_hand_checked_cases():
 
 
 def test_tasks_read_rows_and_refuse_bad_ones():
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
 
     nli = tasks.rows_from(tasks.KLUE_NLI, [{"premise": "a", "hypothesis": "b", "gold_label": "neutral"}])
     assert nli == [{"text": "a", "text_pair": "b", "label": 1}]
@@ -178,8 +179,7 @@ def test_tasks_read_rows_and_refuse_bad_ones():
 
 
 def test_few_shot_prompts_put_solved_examples_before_the_question(korean_tokenizer):
-    from kollm import prompting
-
+    from kollm.evaluate import prompting
     shots = prompting.shots(ROWS * 3, 4, 2, seed=0)
     assert sorted(r["label"] for r in shots) == [0, 0, 1, 1]  # balanced over the labels
     text = prompting.renderer(korean_tokenizer, tasks.NSMC, shots)({"text": "새 리뷰", "label": 0})
@@ -193,7 +193,7 @@ def test_few_shot_prompts_put_solved_examples_before_the_question(korean_tokeniz
 def test_length_grouped_batches_see_every_example_once_with_little_padding():
     import random
 
-    from kollm.finetuning.train import length_grouped_batches
+    from kollm.finetune.trainer import length_grouped_batches
 
     rng = random.Random(0)
     examples = [([1] * rng.randint(3, 90), i) for i in range(1000)]

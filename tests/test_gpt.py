@@ -1,12 +1,11 @@
-"""The from-scratch GPT (kollm/gpt.py) computes what HF's Llama computes, from the same checkpoint folder."""
+"""The from-scratch GPT (kollm/models/gpt.py) computes what HF's Llama computes, from the same checkpoint folder."""
 
 import json
 
 import pytest
 import torch
 
-from kollm import gpt
-
+from kollm.models import gpt
 TOLERANCE = 1e-4  # max |logit difference| in fp32 (sdpa vs HF's eager attention may sum in another order)
 
 
@@ -129,8 +128,7 @@ def test_a_pickle_checkpoint_is_not_read(tmp_path):
 def test_looking_inside_draws_hangul_and_the_last_lens_layer_is_the_models_prediction(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from kollm import inside
-
+    from kollm.models import inside
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = gpt.from_pretrained(tiny_model_dir)
     text = "이 영화 정말 재미있어요"

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from kollm import harness
-from kollm.errors import KollmError
-from kollm.finetuning import heads, tasks
-
+from kollm.evaluate import harness
+from kollm.core.errors import KollmError
+from kollm.finetune import heads
+from kollm.data import tasks
 NSMC_ROWS = [{"text": t, "label": y} for t, y in
              [("최고의 영화 감동 그 자체", 1), ("시간 낭비 최악의 영화", 0), ("배우들 연기가 정말 좋았다", 1),
               ("지루하고 뻔한 이야기", 0), ("또 보고 싶다", 1), ("돈이 아깝다", 0)]]
@@ -36,8 +36,7 @@ def test_harness_scores_equal_kollm_scores(tiny_model_dir, korean_tokenizer, eva
     import torch
     from transformers import AutoModelForCausalLM
 
-    from kollm import metrics
-
+    from kollm.data import metrics
     folder = harness.write_rows(eval_rows, str(tmp_path / "rows"))
     scores = harness.evaluate(tiny_model_dir, list(eval_rows), folder, batch_size=8, per_row=True)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

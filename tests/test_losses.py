@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kollm.losses import linear_cross_entropy
+from kollm.pretrain.losses import linear_cross_entropy
 
 
 def _case(tokens=300, dim=24, vocab=500, seed=0):

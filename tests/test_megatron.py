@@ -13,10 +13,10 @@ import time
 import pytest
 import torch
 
-from kollm import indexed_data
+from kollm.pretrain import indexed_data
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.megatron import convert
-from kollm.megatron import model as mmodel
+from kollm.pretrain.megatron import convert
+from kollm.pretrain.megatron import gpt_model as mmodel
 from recipes import executors
 from tests.conftest import REPO
 

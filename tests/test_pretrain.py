@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from kollm import indexed_data, pretrain, training
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
+from kollm.pretrain import frame as training
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.io import line_ranges
-from kollm.model import build_model, flops_per_token, parameter_count
+from kollm.core.io import line_ranges
+from kollm.models import build_model, flops_per_token, parameter_count
 from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
@@ -130,12 +132,11 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
 
 
 def test_the_scratch_gpt_trains_like_hfs_llama_and_exports_as_it(packed, korean_tokenizer, tmp_path):
-    """model.impl=scratch: the torch loop trains kollm/gpt.py; from HF's initial weights it follows HF's
+    """model.impl=scratch: the torch loop trains kollm/models/gpt.py; from HF's initial weights it follows HF's
     loss curve (fp32, 1e-4), and its checkpoint becomes the HF Llama every later stage loads."""
     from dataclasses import replace
 
-    from kollm import gpt
-
+    from kollm.models import gpt
     tokens = indexed_data.load_tokens(packed[0])
     scratch_cfg = replace(SMALL, impl="scratch")
 
@@ -174,8 +175,7 @@ def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, t
 
 
 def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
-    from kollm import mfu
-
+    from kollm.pretrain import mfu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
     assert mfu.peak_flops("bf16", "cuda") == (989.4e12, "NVIDIA H100 80GB HBM3: datasheet dense bf16")
@@ -209,9 +209,10 @@ def test_torn_and_truncated_checkpoints_are_skipped_with_a_warning(tmp_path):
 TRAIN_SCRIPT = """
 import sys, torch
 from transformers import AutoTokenizer
-from kollm import indexed_data, pretrain
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.model import build_model
+from kollm.models import build_model
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
 small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 cfg = PretrainConfig(steps=40, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=5, checkpoint_every=10, log_every=1, threads=1)
@@ -262,7 +263,7 @@ def test_ratings_go_into_the_token_stream_only_when_asked(korean_tokenizer, toke
 
 
 def test_bad_corpus_line_is_named(tokenizer_dir, tmp_path):
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": "좋아요"}\n{"txt": "오타"}\n')
@@ -274,9 +275,10 @@ def test_bad_corpus_line_is_named(tokenizer_dir, tmp_path):
 DDP_SCRIPT = """
 import json, sys, torch
 from transformers import AutoTokenizer
-from kollm import indexed_data, pretrain
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig, PretrainConfig
-from kollm.model import build_model
+from kollm.models import build_model
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
 small = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
 cfg = PretrainConfig(steps=12, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=2, checkpoint_every=6, log_every=1,
@@ -367,9 +369,9 @@ def test_parameters_and_flops_are_counted_from_the_config(preset, korean_tokeniz
 
 def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(packed, tokenizer_dir, tmp_path):
     """The torch backend through the stage (`kollm stage pretrain`): SIGUSR1 mid-run -> a checkpoint at that
-    step, one `error:` line, exit status 75 (kollm.errors.StoppedEarly; non-zero so a Slurm job requeues);
+    step, one `error:` line, exit status 75 (kollm.core.errors.StoppedEarly; non-zero so a Slurm job requeues);
     the same command again resumes there and finishes, with the uninterrupted run's loss curve."""
-    from kollm.errors import StoppedEarly
+    from kollm.core.errors import StoppedEarly
 
     args = [sys.executable, "-m", "recipes.cli", "stage", "pretrain", "preset=ci", f"pretrain.corpus={packed[2]}",
             f"pretrain.tokenizer_dir={tokenizer_dir}", "pretrain.steps=120", "pretrain.checkpoint_every=1000",
@@ -414,7 +416,7 @@ def test_tokenising_in_forked_workers_after_the_parent_used_the_rust_thread_pool
 import os
 os.environ["TOKENIZERS_PARALLELISM"] = "true"
 from transformers import AutoTokenizer
-from kollm import indexed_data
+from kollm.pretrain import indexed_data
 texts = [line for line in open({packed[2]!r})][:3000]
 AutoTokenizer.from_pretrained({tokenizer_dir!r})(texts)  # the Rust pool is used in the parent
 print(indexed_data.build_indexed_dataset({packed[2]!r}, {tokenizer_dir!r}, {str(tmp_path / "data")!r}, workers=2,

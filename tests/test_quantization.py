@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from kollm import quantization
-from kollm.errors import KollmError
+from kollm.quantize import modelopt as quantization
+from kollm.core.errors import KollmError
 
 
 def _llama(hidden=128, intermediate=256):

@@ -9,7 +9,7 @@ import nemo_run as run
 import pytest
 
 from kollm import config
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from recipes import executors, pipeline, presets
 from stages import NAMES, STAGES
 from stages.runner import main as stage_main
@@ -133,8 +133,7 @@ def test_megatron_transformer_config_for_gpus():
     """The TransformerConfig a GPU run gets: bf16 params, fused kernels, fp8 through Transformer Engine."""
     import torch
 
-    from kollm.megatron import model as mmodel
-
+    from kollm.pretrain.megatron import gpt_model as mmodel
     cfg = config.apply_overrides(presets.llama_8b_32gpu(), ["pretrain.fp8=hybrid"])
     tc = mmodel.transformer_config(cfg.model, cfg.pretrain, on_gpu=True)
     assert tc.bf16 and tc.params_dtype == torch.bfloat16 and tc.fp8 == "hybrid"

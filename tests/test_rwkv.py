@@ -1,12 +1,11 @@
-"""kollm/rwkv.py: RWKV answers a row the same in a padded batch as alone, and is transformers' RWKV otherwise."""
+"""kollm/models/rwkv.py: RWKV answers a row the same in a padded batch as alone, and is transformers' RWKV otherwise."""
 
 import pytest
 import torch
 import transformers as tf
 from transformers.models.rwkv import modeling_rwkv as hf
 
-from kollm import rwkv
-
+from kollm.models import rwkv
 CONFIG = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, attention_hidden_size=32, intermediate_size=64,
               context_length=64)
 
@@ -88,7 +87,7 @@ def test_saved_folders_stay_plain_transformers_folders(models, tmp_path):
 
 
 def test_the_serving_engine_makes_a_plain_rwkv_batch_correct(models, korean_tokenizer):
-    from kollm.serve.engine import BatchGenerator
+    from kollm.generation.engine import BatchGenerator
 
     _, theirs = models
     BatchGenerator(theirs, korean_tokenizer)
@@ -109,7 +108,7 @@ def test_padded_training_refuses_activation_checkpointing(models):
 def test_dynamic_int8_serves_a_freshly_loaded_rwkv(models, tmp_path):
     """The CPU Triton model quantises a model it has just loaded; RWKV halves weights in place on its first
     eval-mode pass, which a quantised layer's read-only weight refused ('function' has no attribute 'div_')."""
-    from kollm.quantization import dynamic_int8
+    from kollm.quantize.modelopt import dynamic_int8
 
     ours, _ = models
     ours.train().save_pretrained(tmp_path)

@@ -211,7 +211,7 @@ def test_repository_refuses_a_folder_without_a_model(tmp_path):
 def test_a_port_in_use_is_one_line_before_tritonserver_starts(tmp_path):
     import socket
 
-    from kollm.errors import KollmError
+    from kollm.core.errors import KollmError
     from kollm.serve.server import TritonServer
 
     with socket.socket() as busy:

@@ -9,7 +9,7 @@ import pytest
 
 from kollm.serve.client import ServingError, request_values
 from kollm.serve.contract import Limits, parse_request
-from kollm.serve.sampling import InvalidRequest, SamplingParams
+from kollm.generation.sampling import InvalidRequest, SamplingParams
 
 
 def _get(values: dict):
@@ -71,7 +71,7 @@ def test_a_request_past_its_deadline_ends_with_a_deadline_error(tiny_model_dir):
     """A unary HTTP request whose client left is not cancelled by Triton: its deadline ends it instead."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm.serve.engine import BatchGenerator, Job
+    from kollm.generation.engine import BatchGenerator, Job
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

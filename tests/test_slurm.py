@@ -154,7 +154,6 @@ def test_executor_for_a_multi_node_pretrain_uses_torchrun(tmp_path):
 
 
 def test_doctor_reaches_the_real_cluster(slurm_env):
-    from kollm import doctor
-
+    from recipes import doctor
     check = doctor.check_slurm()
     assert check.status == "ok" and check.found == f"partitions: {slurm_env.partition}*"

@@ -8,10 +8,10 @@ import unicodedata
 
 import pytest
 
-from kollm import tokenizer as kt
+from kollm import tokenization as kt
 from kollm.curation.korean import normalize
 from kollm.tokenization import jamo, kiwi, spm
-from kollm.tokenizer import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS
+from kollm.tokenization import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS
 from tests.conftest import REPO
 
 # what users type and the curated corpus rarely holds: an emoji, hanja, a compatibility jamo run, Latin
@@ -129,7 +129,7 @@ def test_kiwi_pieces_keep_to_morphemes(exported, texts):
 
 def test_the_model_takes_its_vocabulary_from_the_tokenizer(exported):
     from kollm.config import ModelConfig
-    from kollm.model import build_model
+    from kollm.models import build_model
 
     for kind in ("char", "spm_unigram"):
         tok = exported[kind][1]
@@ -203,7 +203,7 @@ def test_the_same_corpus_gives_the_same_tokenizer_in_every_process(texts, tmp_pa
     gave a different vocabulary, so a different model, in every CI run. Three processes, one tokenizer."""
     corpus = tmp_path / "texts.json"
     corpus.write_text(json.dumps(texts["train"][:4000], ensure_ascii=False))
-    code = ("import json, sys; from kollm import tokenizer as kt; "
+    code = ("import json, sys; from kollm import tokenization as kt; "
             "print(kt.train(sys.argv[1], json.load(open(sys.argv[2])), vocab_size=1500).backend_tokenizer.to_str())")
     outs = {subprocess.run([sys.executable, "-c", code, "bpe_metaspace", str(corpus)], capture_output=True, text=True, check=True,
                            cwd=REPO).stdout for _ in range(3)}

@@ -10,7 +10,7 @@ import yaml
 
 import trtllm
 from kollm.config import TrtllmConfig
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from tests.conftest import REPO
 
 

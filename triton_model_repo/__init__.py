@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from kollm.serve.contract import INPUTS, OUTPUTS, Limits
 
 MODELS = {"kollm": False, "kollm_stream": True}  # name -> decoupled (streaming)

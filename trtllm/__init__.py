@@ -18,7 +18,7 @@ import os
 import shlex
 
 from kollm.config import TrtllmConfig
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 LLMAPI_MODEL = "triton_backend/all_models/llmapi/tensorrt_llm"  # inside a TensorRT-LLM checkout
 LAUNCHER = "triton_backend/scripts/launch_triton_server.py"

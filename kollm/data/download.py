@@ -25,9 +25,9 @@ import urllib.request
 from tqdm import tqdm
 
 from kollm.data.sources import FILES, cache_dir
-from kollm.io import sha256_file
-from kollm.errors import KollmError
-from kollm.io import atomic_open, write_json
+from kollm.core.io import sha256_file
+from kollm.core.errors import KollmError
+from kollm.core.io import atomic_open, write_json
 
 NSMC_COMMIT = "b6232e69290a826104357381560e18adbad23473"
 GITHUB = "https://codeload.github.com"

@@ -13,8 +13,8 @@ import os
 import re
 from typing import Iterator
 
-from kollm.errors import KollmError
-from kollm.io import open_text, read_jsonl
+from kollm.core.errors import KollmError
+from kollm.core.io import open_text, read_jsonl
 
 # The canonical layout: relative path -> (sha256 of the file, size in bytes, required).
 FILES: dict[str, tuple[str, int, bool]] = {

@@ -13,7 +13,7 @@ import threading
 from typing import Callable, Iterator, TextIO
 
 from kollm.serve.client import LLMClient, ServingError, detect_protocol
-from kollm.serve.generation import chat_text
+from kollm.generation.local import chat_text
 
 Backend = Callable[[str, dict], Iterator[str]]  # (prompt text, sampling) -> answer pieces
 
@@ -41,8 +41,8 @@ def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm.serve.engine import BatchGenerator, Job
-    from kollm.serve.sampling import SamplingParams
+    from kollm.generation.engine import BatchGenerator, Job
+    from kollm.generation.sampling import SamplingParams
 
     if threads:
         torch.set_num_threads(threads)

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 from kollm.serve.contract import CLIENT_TYPES, INPUTS
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from kollm.serve.sampling import InvalidRequest, SamplingParams
+from kollm.generation.sampling import InvalidRequest, SamplingParams
 
 # name: (Triton datatype, dims, required)
 INPUTS: dict[str, tuple[str, list[int], bool]] = {

@@ -17,7 +17,7 @@ import sysconfig
 import time
 import urllib.request
 
-from kollm.errors import KollmError
+from kollm.core.errors import KollmError
 
 
 def pytriton_dir() -> str:

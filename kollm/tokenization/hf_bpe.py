@@ -9,7 +9,7 @@ from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from kollm.tokenizer import SPECIAL_TOKENS, UNK
+from kollm.tokenization.special import SPECIAL_TOKENS, UNK
 
 SPACE = "▁"
 BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]

@@ -18,7 +18,7 @@ from typing import Iterable
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from kollm.tokenization.hf_bpe import SPACE, byte_fallback_decoder
-from kollm.tokenizer import BOS, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS, UNK
+from kollm.tokenization.special import BOS, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS, UNK
 
 
 def train_spm(texts: Iterable[str], vocab_size: int, model_type: str):

@@ -22,9 +22,9 @@ class TritonPythonModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from kollm.quantization import dynamic_int8
+        from kollm.quantize.modelopt import dynamic_int8
         from kollm.serve.contract import Limits
-        from kollm.serve.engine import BatchGenerator, EngineLoop
+        from kollm.generation.engine import BatchGenerator, EngineLoop
 
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
@@ -46,7 +46,7 @@ class TritonPythonModel:
         self.by_request_id = {}  # triton request id -> cancel events of its running jobs (`stop` requests)
 
     def execute(self, requests):
-        from kollm.serve.sampling import InvalidRequest
+        from kollm.generation.sampling import InvalidRequest
 
         for request in requests:
             sender = request.get_response_sender()
@@ -60,8 +60,8 @@ class TritonPythonModel:
 
     def _submit(self, request, sender):
         from kollm.serve.contract import parse_request
-        from kollm.serve.engine import Job
-        from kollm.serve.sampling import InvalidRequest
+        from kollm.generation.engine import Job
+        from kollm.generation.sampling import InvalidRequest
 
         def get(name):
             tensor = pb_utils.get_input_tensor_by_name(request, name)

@@ -1,1 +1,0 @@
-"""Alignment (stage `align`): data from real labels (data.py); TRL on CPU; NeMo-RL configs for GPUs (aligner/)."""

@@ -1,0 +1,18 @@
+"""The data stage's settings: where the reviews come from and how they are split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+
+@dataclass
+class DataConfig:
+    data_dir: str = ""  # empty: $KOLLM_DATA_DIR, ../shared/data, then the download cache
+    max_reviews: int = 0  # 0 = every NSMC review
+    val_fraction: float = 0.05  # of movies, by movie_id
+    test_fraction: float = 0.05
+    max_comments: int = 0  # unlabeled web comments for pretraining; 0 = all
+    # share of the pretraining documents kept, the same share of every source, chosen by a hash of the
+    # document id; the labelled splits (fine-tuning, evaluation, baselines) are never sampled
+    corpus_fraction: float = 1.0
