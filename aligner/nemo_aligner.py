@@ -28,24 +28,36 @@ def rows(pairs: list[dict], tokenizer) -> list[dict]:
     out = []
     for p in pairs:
         prompt = tokenizer.apply_chat_template(p["prompt"], tokenize=False, add_generation_prompt=True)
-        out.append({"prompt": prompt, "chosen_response": p["chosen"][0]["content"] + eos,
-                    "rejected_response": p["rejected"][0]["content"] + eos})
+        out.append(
+            {
+                "prompt": prompt,
+                "chosen_response": p["chosen"][0]["content"] + eos,
+                "rejected_response": p["rejected"][0]["content"] + eos,
+            }
+        )
     return out
 
 
 def overrides(cfg: PipelineConfig, train: str, validation: str, n_pairs: int) -> list[str]:
     a = cfg.align
     steps = max(1, -(-n_pairs // a.batch_size) * a.dpo_epochs)
-    return [f"pretrained_checkpoint.restore_from_path={CHECKPOINT_PLACEHOLDER}",
-            f"trainer.num_nodes={max(1, cfg.run.nodes)}", f"trainer.devices={max(1, cfg.run.gpus_per_node)}",
-            f"trainer.dpo.max_epochs={a.dpo_epochs}", f"trainer.dpo.max_steps={steps}",
-            f"model.global_batch_size={a.batch_size}", "model.micro_batch_size=1",
-            f"model.encoder_seq_length={a.max_len}",
-            f"++model.dpo.ref_policy_kl_penalty={a.dpo_beta}", "model.dpo.preference_loss=dpo",
-            f"model.dpo.sft_loss_weight={a.dpo_sft_weight}", f"model.optim.lr={a.dpo_lr}",
-            f"model.peft.peft_scheme={'lora' if a.lora else 'none'}",
-            "model.data.data_impl=jsonl",
-            f"model.data.data_prefix={{train: [{train}], validation: [{validation}], test: [{validation}]}}"]
+    return [
+        f"pretrained_checkpoint.restore_from_path={CHECKPOINT_PLACEHOLDER}",
+        f"trainer.num_nodes={max(1, cfg.run.nodes)}",
+        f"trainer.devices={max(1, cfg.run.gpus_per_node)}",
+        f"trainer.dpo.max_epochs={a.dpo_epochs}",
+        f"trainer.dpo.max_steps={steps}",
+        f"model.global_batch_size={a.batch_size}",
+        "model.micro_batch_size=1",
+        f"model.encoder_seq_length={a.max_len}",
+        f"++model.dpo.ref_policy_kl_penalty={a.dpo_beta}",
+        "model.dpo.preference_loss=dpo",
+        f"model.dpo.sft_loss_weight={a.dpo_sft_weight}",
+        f"model.optim.lr={a.dpo_lr}",
+        f"model.peft.peft_scheme={'lora' if a.lora else 'none'}",
+        "model.data.data_impl=jsonl",
+        f"model.data.data_prefix={{train: [{train}], validation: [{validation}], test: [{validation}]}}",
+    ]
 
 
 def write(cfg: PipelineConfig, pairs: list[dict], eval_pairs: list[dict], tokenizer_dir: str, out: str) -> str:
@@ -59,8 +71,10 @@ def write(cfg: PipelineConfig, pairs: list[dict], eval_pairs: list[dict], tokeni
     write_jsonl(paths["validation"], rows(eval_pairs, tokenizer))
     command = ["python", "-u", SCRIPT, *overrides(cfg, paths["train"], paths["validation"], len(pairs))]
     with open(os.path.join(out, "train_gpt_dpo.sh"), "w", encoding="utf-8") as f:
-        f.write("#!/usr/bin/env bash\n# LEGACY: NeMo-Aligner is deprecated (2025-05-15); use NeMo-RL "
-                "(../nemo_rl/run_all.sh).\n"
-                f"# In NeMo-Aligner 0.7's image (built on {CONTAINER}) from its checkout, a .nemo checkpoint of the model in place of "
-                f"{CHECKPOINT_PLACEHOLDER}:\n" + shlex.join(command) + "\n")
+        f.write(
+            "#!/usr/bin/env bash\n# LEGACY: NeMo-Aligner is deprecated (2025-05-15); use NeMo-RL "
+            "(../nemo_rl/run_all.sh).\n"
+            f"# In NeMo-Aligner 0.7's image (built on {CONTAINER}) from its checkout, a .nemo checkpoint of the model in place of "
+            f"{CHECKPOINT_PLACEHOLDER}:\n" + shlex.join(command) + "\n"
+        )
     return out

@@ -32,6 +32,7 @@ from kollm.core.io import read_json, read_jsonl  # noqa: E402
 def run_config(run: str):
     """The run's config, pointed at `run` wherever the folder now lives (its manifests are read through it)."""
     from kollm import config
+
     path = os.path.join(run, "config.json")
     if not os.path.isfile(path):
         sys.exit(f"{path}: missing; run the pipeline first (kollm run pipeline preset=... run.root=...)")
@@ -44,7 +45,9 @@ def _good_and_bad(follow: list[dict], toxic: list[dict], n: int = 3) -> list[dic
     """A few answers the judge read as requested and a few it did not; clean and toxic ones likewise."""
     out = []
     for rows, ok in ((follow, lambda r: r["judged"] == r["requested"]), (toxic, lambda r: r["judged"] == "none")):
-        out += [{**r, "verdict": "good"} for r in rows if ok(r)][:n] + [{**r, "verdict": "bad"} for r in rows if not ok(r)][:n]
+        out += [{**r, "verdict": "good"} for r in rows if ok(r)][:n] + [
+            {**r, "verdict": "bad"} for r in rows if not ok(r)
+        ][:n]
     return out
 
 
@@ -76,9 +79,16 @@ def write_preset(path: str, preset: str, result: dict, command: str) -> None:
     presets = whole.get("presets", {})
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    presets[preset] = {**result, "command": command, "machine": machine(), "date": datetime.date.today().isoformat(),
-                       "code": commit}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    presets[preset] = {
+        **result,
+        "command": command,
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "code": commit,
+    }
     order = ["tiny", "laptop"]
     presets = dict(sorted(presets.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     write_result(path, {"name": "alignment", "presets": presets}, "one command per preset: presets.<name>.command")
@@ -95,33 +105,36 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm.evaluate import measures as evaluation
-
-    from kollm.evaluate import harness
     from kollm.align import judge
-    from kollm.data import tasks
     from kollm.core.errors import KollmError
+    from kollm.data import tasks
+    from kollm.evaluate import harness
+    from kollm.evaluate import measures as evaluation
     from stages.base import require
 
     cfg = run_config(args.run)
     try:  # complete stages only, or the one-line error saying what to run
-        pretrain, align, evaluate, finetune, curate = (require(cfg, s) for s in
-                                                       ("pretrain", "align", "evaluate", "finetune", "curate"))
+        pretrain, align, evaluate, finetune, curate = (
+            require(cfg, s) for s in ("pretrain", "align", "evaluate", "finetune", "curate")
+        )
     except KollmError as e:
         sys.exit(str(e))
     finetuned = {r["task"]: r for r in read_json(finetune["outputs"]["results"])["tasks"]}
     for task in ("nsmc", "hate"):
         if task not in finetuned or finetuned[task]["head"] != "cls" or not finetuned[task]["model_dir"]:
-            sys.exit(f"{args.run}: the judges are the finetune stage's cls-head models of nsmc and hate "
-                     "(finetune.head=cls)")
+            sys.exit(
+                f"{args.run}: the judges are the finetune stage's cls-head models of nsmc and hate (finetune.head=cls)"
+            )
     sentiment_judge = judge.Judge.load(finetuned["nsmc"]["model_dir"], tasks.NSMC)
     toxicity_judge = judge.Judge.load(finetuned["hate"]["model_dir"], tasks.HATE)
     report = read_json(evaluate["outputs"]["report_json"])
     folder = report["lm_eval_data"]
     heldout = [d["text"] for d in itertools.islice(read_jsonl(curate["outputs"]["heldout"]), 500)]
     trained = read_json(align["outputs"]["metrics"])
-    steps_dirs = {"base": pretrain["outputs"]["model_dir"],
-                  **{s: trained[s]["model_dir"] for s in ("sft", "dpo", "grpo") if s in trained}}
+    steps_dirs = {
+        "base": pretrain["outputs"]["model_dir"],
+        **{s: trained[s]["model_dir"] for s in ("sft", "dpo", "grpo") if s in trained},
+    }
     tokenizer = AutoTokenizer.from_pretrained(align["outputs"]["model_dir"])
     steps = []
     for step, path in steps_dirs.items():
@@ -131,26 +144,40 @@ def main() -> int:
         toxic = judge.toxic_rate(model, tokenizer, toxicity_judge, args.samples, args.max_new_tokens)
         nsmc = harness.evaluate(path, ["nsmc"], folder)["nsmc"]["acc"]
         ppl = evaluation.perplexity(model, tokenizer, heldout)["perplexity"]
-        steps.append({"step": step, "sentiment_following": follow["share"],
-                      "sentiment_following_heldout_phrasings": follow["share_heldout_phrasings"],
-                      "toxic_rate": toxic["rate"], "toxic_rate_provocative": toxic["rate_provocative"],
-                      "nsmc_accuracy": nsmc, "perplexity": round(ppl, 2),
-                      "samples": _good_and_bad(follow["samples"], toxic["samples"])})
+        steps.append(
+            {
+                "step": step,
+                "sentiment_following": follow["share"],
+                "sentiment_following_heldout_phrasings": follow["share_heldout_phrasings"],
+                "toxic_rate": toxic["rate"],
+                "toxic_rate_provocative": toxic["rate_provocative"],
+                "nsmc_accuracy": nsmc,
+                "perplexity": round(ppl, 2),
+                "samples": _good_and_bad(follow["samples"], toxic["samples"]),
+            }
+        )
         print({k: v for k, v in steps[-1].items() if k != "samples"}, flush=True)
     dpo = trained.get("dpo", {"before": {}, "after": {}})
-    out = {"name": "alignment", "run": os.path.relpath(args.run, REPO), "preset": cfg.preset,
-           "pretrain_tokens": pretrain["counts"].get("tokens_seen"),  # the base every step starts from
-           "steps": steps, "adapter_nsmc_accuracy": report["tasks"]["nsmc"]["finetuned"]["acc"],
-           "dpo_reward_accuracy_before": dpo["before"].get("rewards/accuracies"),
-           "dpo_reward_accuracy_after": dpo["after"].get("rewards/accuracies"),
-           "reward_model_accuracy_before": trained.get("reward", {}).get("accuracy_before"),
-           "reward_model_accuracy": trained.get("reward", {}).get("accuracy"),
-           "grpo_rewards": {k: v for k, v in trained.get("grpo", {}).items() if k.startswith("reward_")},
-           "alignment_counts": align["counts"], "alignment_config": align["config"]["align"], "judges": {"sentiment": "finetune stage, nsmc, cls head",
-                                                          "toxicity": "finetune stage, hate, cls head"},
-           "answers_per_request": args.samples}
-    command = (f".venv/bin/python benchmarks/alignment.py --run {os.path.relpath(args.run, REPO)}"
-               f" --samples {args.samples}")
+    out = {
+        "name": "alignment",
+        "run": os.path.relpath(args.run, REPO),
+        "preset": cfg.preset,
+        "pretrain_tokens": pretrain["counts"].get("tokens_seen"),  # the base every step starts from
+        "steps": steps,
+        "adapter_nsmc_accuracy": report["tasks"]["nsmc"]["finetuned"]["acc"],
+        "dpo_reward_accuracy_before": dpo["before"].get("rewards/accuracies"),
+        "dpo_reward_accuracy_after": dpo["after"].get("rewards/accuracies"),
+        "reward_model_accuracy_before": trained.get("reward", {}).get("accuracy_before"),
+        "reward_model_accuracy": trained.get("reward", {}).get("accuracy"),
+        "grpo_rewards": {k: v for k, v in trained.get("grpo", {}).items() if k.startswith("reward_")},
+        "alignment_counts": align["counts"],
+        "alignment_config": align["config"]["align"],
+        "judges": {"sentiment": "finetune stage, nsmc, cls head", "toxicity": "finetune stage, hate, cls head"},
+        "answers_per_request": args.samples,
+    }
+    command = (
+        f".venv/bin/python benchmarks/alignment.py --run {os.path.relpath(args.run, REPO)} --samples {args.samples}"
+    )
     write_preset(args.out, cfg.preset, out, command)
     return 0
 

@@ -35,11 +35,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm.models import architectures  # noqa: E402
+from kollm.core.io import read_json  # noqa: E402
+from kollm.models import (  # noqa: E402
+    architectures,  # noqa: E402
+    build_model,
+    flush_subnormals,
+)
 from kollm.pretrain import indexed_data
 from kollm.pretrain import torch_backend as pretrain
-from kollm.core.io import read_json  # noqa: E402
-from kollm.models import build_model, flush_subnormals  # noqa: E402
 
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
 DECODE_TOKENS = 32
@@ -110,10 +113,18 @@ def inference(model, contexts: list[int], vocab: int, dtype: torch.dtype) -> lis
             times = clocked(prompt, DECODE_TOKENS)
             prefill_s, gaps = times[1] - times[0], np.diff(times[1:])
             per_token = float(np.median(gaps))
-            rows.append({"context": ctx, "prefill_s": round(prefill_s, 4),
-                         "prefill_tokens_per_s": round(ctx / prefill_s, 1), "ms_per_token": round(1000 * per_token, 2),
-                         "decode_tokens_per_s": round(1 / per_token, 1), "decoded_tokens": len(gaps) + 1,
-                         "cache_mb": round(cache_bytes / 2**20, 3), "rss_growth_mb": round(rss_mb() - before, 1)})
+            rows.append(
+                {
+                    "context": ctx,
+                    "prefill_s": round(prefill_s, 4),
+                    "prefill_tokens_per_s": round(ctx / prefill_s, 1),
+                    "ms_per_token": round(1000 * per_token, 2),
+                    "decode_tokens_per_s": round(1 / per_token, 1),
+                    "decoded_tokens": len(gaps) + 1,
+                    "cache_mb": round(cache_bytes / 2**20, 3),
+                    "rss_growth_mb": round(rss_mb() - before, 1),
+                }
+            )
             print(f"  context {ctx}: {rows[-1]}", flush=True)
     return rows
 
@@ -132,16 +143,44 @@ def study(args) -> dict:
     val_tokens = indexed_data.load_tokens(val_prefix) if os.path.exists(val_prefix + ".bin") else None
     if val_tokens is None:
         raise SystemExit(f"{args.run}: the pretrain stage has no validation tokens ({val_prefix}.bin)")
-    p = dataclasses.replace(cfg.pretrain, steps=args.steps, checkpoint_every=args.steps, log_every=max(1, args.steps // 20),
-                            precision=args.precision, warmup_steps=min(cfg.pretrain.warmup_steps, args.steps // 10))
+    p = dataclasses.replace(
+        cfg.pretrain,
+        steps=args.steps,
+        checkpoint_every=args.steps,
+        log_every=max(1, args.steps // 20),
+        precision=args.precision,
+        warmup_steps=min(cfg.pretrain.warmup_steps, args.steps // 10),
+    )
     rows = []
     for arch in args.archs:
         if not args.row_out:  # each architecture in a process of its own: peak RSS is a process's high-water mark
             row_out = os.path.join(args.work, f"{arch}.json")
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--run", args.run, "--preset", args.preset,
-                            "--archs", arch, "--steps", str(args.steps), "--precision", args.precision,
-                            "--contexts", *map(str, args.contexts), "--eval-batches", str(args.eval_batches),
-                            "--work", args.work, "--row-out", row_out, *args.overrides], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--run",
+                    args.run,
+                    "--preset",
+                    args.preset,
+                    "--archs",
+                    arch,
+                    "--steps",
+                    str(args.steps),
+                    "--precision",
+                    args.precision,
+                    "--contexts",
+                    *map(str, args.contexts),
+                    "--eval-batches",
+                    str(args.eval_batches),
+                    "--work",
+                    args.work,
+                    "--row-out",
+                    row_out,
+                    *args.overrides,
+                ],
+                check=True,
+            )
             rows.append(read_json(row_out))
             continue
         m = dataclasses.replace(cfg.model, arch=arch)
@@ -158,23 +197,34 @@ def study(args) -> dict:
         loss = heldout_loss(model, val_tokens, p.seq_len, args.eval_batches, p.batch_size)
         if arch in ("llama", "moe", "mla_moe", "hybrid"):  # attention: RoPE tables sized for the longest context
             model.config.max_position_embeddings = max(args.contexts) + DECODE_TOKENS + 1
-        row = {**architectures.describe(m, tokenizer), "train_steps": p.steps,
-               "train_tokens": p.steps * p.batch_size * p.seq_len, "train_s": round(train_s, 1),
-               "train_tokens_per_s": round(float(np.mean([h["tokens_per_s"] for h in steady])), 1),
-               "peak_mem_mb": round(max(h["peak_mem_mb"] for h in history), 1),
-               "rss_growth_mb": round(rss_mb() - before, 1),
-               "heldout_loss": round(loss, 4), "curve": [{"step": h["step"], "loss": h["loss"]} for h in history],
-               "inference": inference(model, args.contexts, len(tokenizer), torch.bfloat16 if args.precision == "bf16"
-                                      else torch.float32)}
+        row = {
+            **architectures.describe(m, tokenizer),
+            "train_steps": p.steps,
+            "train_tokens": p.steps * p.batch_size * p.seq_len,
+            "train_s": round(train_s, 1),
+            "train_tokens_per_s": round(float(np.mean([h["tokens_per_s"] for h in steady])), 1),
+            "peak_mem_mb": round(max(h["peak_mem_mb"] for h in history), 1),
+            "rss_growth_mb": round(rss_mb() - before, 1),
+            "heldout_loss": round(loss, 4),
+            "curve": [{"step": h["step"], "loss": h["loss"]} for h in history],
+            "inference": inference(
+                model, args.contexts, len(tokenizer), torch.bfloat16 if args.precision == "bf16" else torch.float32
+            ),
+        }
         print({k: v for k, v in row.items() if k not in ("curve", "inference")}, flush=True)
         with open(args.row_out, "w", encoding="utf-8") as f:
             json.dump(row, f)
         return {}
-    return {"name": "architectures", "preset": args.preset, "precision": args.precision, "run": args.run,
-            "inside": look_inside(pre["outputs"]["model_dir"], tokenizer, args.out),
-            "model": dataclasses.asdict(cfg.model), "pretrain": {"steps": p.steps, "batch_size": p.batch_size,
-                                                                  "seq_len": p.seq_len, "lr": p.lr},
-            "architectures": rows}
+    return {
+        "name": "architectures",
+        "preset": args.preset,
+        "precision": args.precision,
+        "run": args.run,
+        "inside": look_inside(pre["outputs"]["model_dir"], tokenizer, args.out),
+        "model": dataclasses.asdict(cfg.model),
+        "pretrain": {"steps": p.steps, "batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr},
+        "architectures": rows,
+    }
 
 
 SENTENCE = "이 영화 정말 재미있어요. 배우들의 연기가 최고였다"
@@ -182,14 +232,17 @@ SENTENCE = "이 영화 정말 재미있어요. 배우들의 연기가 최고였�
 
 def look_inside(model_dir: str, tokenizer, folder: str) -> dict:
     """The run's own pretrained Llama, loaded into kollm/models/gpt.py: attention maps and the logit lens for a review."""
-    from kollm.models import gpt
-    from kollm.models import inside
+    from kollm.models import gpt, inside
+
     model = gpt.from_pretrained(model_dir)
     os.makedirs(folder, exist_ok=True)
     inside.attention_maps(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_attention.png"))
     lens = inside.logit_lens(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_logit_lens.png"))
-    return {"model_dir": os.path.relpath(model_dir, REPO), "sentence": SENTENCE,
-            "p_next_by_layer": [round(float(sum(layer) / len(layer)), 4) for layer in lens["p_next"]]}
+    return {
+        "model_dir": os.path.relpath(model_dir, REPO),
+        "sentence": SENTENCE,
+        "p_next_by_layer": [round(float(sum(layer) / len(layer)), 4) for layer in lens["p_next"]],
+    }
 
 
 def trade_offs(rows: list[dict]) -> list[str]:
@@ -204,28 +257,41 @@ def trade_offs(rows: list[dict]) -> list[str]:
     for r in rows:
         growth = at(r, hi, "ms_per_token") / max(at(r, lo, "ms_per_token"), 1e-9)
         cache = at(r, hi, "cache_mb") / max(at(r, lo, "cache_mb"), 1e-9)
-        memory = (f"its cache grows x{cache:.1f} from {lo} to {hi} tokens ({at(r, hi, 'cache_mb')} MB: a KV cache)"
-                  if cache > 1.5 else f"its state stays {at(r, hi, 'cache_mb')} MB at every context (constant state)")
-        text = (f"- **{r['arch']}**: trains at x{r['train_tokens_per_s'] / base['train_tokens_per_s']:.2f} the Llama's "
-                f"tokens/s, held-out loss {r['heldout_loss'] - base['heldout_loss']:+.3f} vs the Llama after the same "
-                f"tokens; decoding a token at {hi} context costs x{growth:.2f} what it costs at {lo}; {memory}.")
+        memory = (
+            f"its cache grows x{cache:.1f} from {lo} to {hi} tokens ({at(r, hi, 'cache_mb')} MB: a KV cache)"
+            if cache > 1.5
+            else f"its state stays {at(r, hi, 'cache_mb')} MB at every context (constant state)"
+        )
+        text = (
+            f"- **{r['arch']}**: trains at x{r['train_tokens_per_s'] / base['train_tokens_per_s']:.2f} the Llama's "
+            f"tokens/s, held-out loss {r['heldout_loss'] - base['heldout_loss']:+.3f} vs the Llama after the same "
+            f"tokens; decoding a token at {hi} context costs x{growth:.2f} what it costs at {lo}; {memory}."
+        )
         if "active_non_embedding_params" in r:
-            text += (f" A token passes through {r['active_non_embedding_params']:,} of its "
-                     f"{r['non_embedding_params']:,} non-embedding parameters.")
+            text += (
+                f" A token passes through {r['active_non_embedding_params']:,} of its "
+                f"{r['non_embedding_params']:,} non-embedding parameters."
+            )
         lines.append(text)
     best = min(rows, key=lambda r: r["heldout_loss"])
     fastest = max(rows, key=lambda r: r["train_tokens_per_s"])
     flat = min(rows, key=lambda r: at(r, hi, "ms_per_token"))
-    lines += ["", "**Recommendation.** At this scale, on this data and this CPU: "
-              f"{best['arch']} reaches the lowest held-out loss ({best['heldout_loss']:.3f}) and {fastest['arch']} "
-              f"trains fastest ({fastest['train_tokens_per_s']:,.0f} tokens/s), so "
-              + ("the Llama stays the default." if best["arch"] == fastest["arch"] == "llama" else
-                 f"{best['arch']} is the pick when quality per token matters and {fastest['arch']} when the "
-                 "laptop's time does.")
-              + f" For long contexts {flat['arch']} decodes cheapest at {hi} tokens "
-              f"({at(flat, hi, 'ms_per_token')} ms/token). On CPU the SSMs and RWKV run HF's reference PyTorch "
-              "scans, not the CUDA kernels they are built for; at GPU scale (bf16, their kernels, the megatron "
-              "backend for the Llama) the speed ranking is not this one — measure there before choosing."]
+    lines += [
+        "",
+        "**Recommendation.** At this scale, on this data and this CPU: "
+        f"{best['arch']} reaches the lowest held-out loss ({best['heldout_loss']:.3f}) and {fastest['arch']} "
+        f"trains fastest ({fastest['train_tokens_per_s']:,.0f} tokens/s), so "
+        + (
+            "the Llama stays the default."
+            if best["arch"] == fastest["arch"] == "llama"
+            else f"{best['arch']} is the pick when quality per token matters and {fastest['arch']} when the "
+            "laptop's time does."
+        )
+        + f" For long contexts {flat['arch']} decodes cheapest at {hi} tokens "
+        f"({at(flat, hi, 'ms_per_token')} ms/token). On CPU the SSMs and RWKV run HF's reference PyTorch "
+        "scans, not the CUDA kernels they are built for; at GPU scale (bf16, their kernels, the megatron "
+        "backend for the Llama) the speed ranking is not this one — measure there before choosing.",
+    ]
     return lines
 
 
@@ -255,29 +321,46 @@ def write_report(result: dict, folder: str) -> None:
     fig.savefig(os.path.join(folder, "architectures_inference.png"), dpi=120)
     plt.close(fig)
     longest = max(i["context"] for i in rows[0]["inference"])
-    lines = ["# Architectures at one non-embedding budget", "",
-             f"`{result['command']}` on {result['machine']}, {result['date']}; {result['precision']}; every model "
-             f"trained {result['pretrain']['steps']} steps x {result['pretrain']['batch_size']} x "
-             f"{result['pretrain']['seq_len']} tokens from the same seed and batches.", "",
-             "![loss](architectures_loss.png)", "", "![inference](architectures_inference.png)", "",
-             f"| arch | params | non-embedding (budget) | active | train tok/s | peak MB | held-out loss | "
-             f"ms/token @128 | ms/token @{longest} | cache MB @{longest} |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Architectures at one non-embedding budget",
+        "",
+        f"`{result['command']}` on {result['machine']}, {result['date']}; {result['precision']}; every model "
+        f"trained {result['pretrain']['steps']} steps x {result['pretrain']['batch_size']} x "
+        f"{result['pretrain']['seq_len']} tokens from the same seed and batches.",
+        "",
+        "![loss](architectures_loss.png)",
+        "",
+        "![inference](architectures_inference.png)",
+        "",
+        f"| arch | params | non-embedding (budget) | active | train tok/s | peak MB | held-out loss | "
+        f"ms/token @128 | ms/token @{longest} | cache MB @{longest} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         inf = {i["context"]: i for i in r["inference"]}
-        lines.append(f"| {r['arch']} | {r['params']:,} | {r['non_embedding_params']:,} ({r['budget_non_embedding_params']:,}) "
-                     f"| {r.get('active_non_embedding_params', r['non_embedding_params']):,} | {r['train_tokens_per_s']:,.0f} "
-                     f"| {r['peak_mem_mb']:,.0f} | {r['heldout_loss']:.3f} | {inf[min(inf)]['ms_per_token']} "
-                     f"| {inf[longest]['ms_per_token']} | {inf[longest]['cache_mb']} |")
+        lines.append(
+            f"| {r['arch']} | {r['params']:,} | {r['non_embedding_params']:,} ({r['budget_non_embedding_params']:,}) "
+            f"| {r.get('active_non_embedding_params', r['non_embedding_params']):,} | {r['train_tokens_per_s']:,.0f} "
+            f"| {r['peak_mem_mb']:,.0f} | {r['heldout_loss']:.3f} | {inf[min(inf)]['ms_per_token']} "
+            f"| {inf[longest]['ms_per_token']} | {inf[longest]['cache_mb']} |"
+        )
     lines += ["", "## Trade-offs, from these numbers", ""] + trade_offs(rows)
     if result.get("inside"):
         inside = result["inside"]
-        lines += ["", "## Inside the Llama", "",
-                  f"The run's pretrained Llama ({inside['model_dir']}), loaded into kollm/models/gpt.py, reading "
-                  f"\"{inside['sentence']}\": attention per layer and head, and the logit lens (the final norm and "
-                  "LM head after every layer). Mean probability of the real next token by layer (0 = embeddings): "
-                  + ", ".join(f"{p:.3f}" for p in inside["p_next_by_layer"]) + ".", "",
-                  "![attention](architectures_attention.png)", "", "![logit lens](architectures_logit_lens.png)"]
+        lines += [
+            "",
+            "## Inside the Llama",
+            "",
+            f"The run's pretrained Llama ({inside['model_dir']}), loaded into kollm/models/gpt.py, reading "
+            f'"{inside["sentence"]}": attention per layer and head, and the logit lens (the final norm and '
+            "LM head after every layer). Mean probability of the real next token by layer (0 = embeddings): "
+            + ", ".join(f"{p:.3f}" for p in inside["p_next_by_layer"])
+            + ".",
+            "",
+            "![attention](architectures_attention.png)",
+            "",
+            "![logit lens](architectures_logit_lens.png)",
+        ]
     with open(os.path.join(folder, "architectures_report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -291,8 +374,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--contexts", nargs="+", type=int, default=CONTEXTS)
     ap.add_argument("--eval-batches", type=int, default=32)
-    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "kollm-architectures"),
-                    help="checkpoints and metrics of the runs")
+    ap.add_argument(
+        "--work",
+        default=os.path.join(tempfile.gettempdir(), "kollm-architectures"),
+        help="checkpoints and metrics of the runs",
+    )
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where the JSON, report and plots go")
     ap.add_argument("--row-out", default="", help=argparse.SUPPRESS)  # one architecture's row, from a child process
     ap.add_argument("overrides", nargs="*", help="dotted overrides of the preset, e.g. model.num_layers=2")

@@ -49,7 +49,7 @@ def _write_files(docs: list[dict], folder: str) -> list[str]:
     per = -(-len(docs) // FILES)
     for i, path in enumerate(paths):
         with open(path, "w", encoding="utf-8") as f:
-            for d in docs[i * per:(i + 1) * per]:
+            for d in docs[i * per : (i + 1) * per]:
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
     return paths
 
@@ -60,8 +60,9 @@ def full_corpus(data_dir: str, limit: int) -> list[dict]:
         for line in f:
             r = json.loads(line)
             docs.append({"id": f"nsmc:{r['review_id']}", "text": r["text"], "rating": r["rating"]})
-    with gzip.open(os.path.join(data_dir, "korean_hate_speech", "unlabeled_comments_5.txt.gz"), "rt",
-                   encoding="utf-8") as f:
+    with gzip.open(
+        os.path.join(data_dir, "korean_hate_speech", "unlabeled_comments_5.txt.gz"), "rt", encoding="utf-8"
+    ) as f:
         for i, line in enumerate(f):
             docs.append({"id": f"comments:{i}", "text": line.rstrip("\n")})
     if limit:
@@ -77,20 +78,23 @@ def perturb(text: str, rng: random.Random) -> str:
     """A repost-like near copy: one surface change, and half the time one syllable edit."""
     op = rng.choice(["spacing", "tail", "stretch", "word"])
     if op == "spacing":
-        text = text.replace(" ", "") if " " in text and rng.random() < 0.5 else \
-            "".join(c + (" " if c != " " and rng.random() < 0.15 else "") for c in text).strip()
+        text = (
+            text.replace(" ", "")
+            if " " in text and rng.random() < 0.5
+            else "".join(c + (" " if c != " " and rng.random() < 0.15 else "") for c in text).strip()
+        )
     elif op == "tail":
         text = text.rstrip(".!~^ ") + rng.choice(TAILS)
     elif op == "stretch":
         i = rng.randrange(len(text))
-        text = text[:i + 1] + text[i] * rng.randint(2, 4) + text[i + 1:]
+        text = text[: i + 1] + text[i] * rng.randint(2, 4) + text[i + 1 :]
     else:
         w = rng.choice(EXTRA_WORDS)
         text = w + text if not w.startswith(" ") else text + w
     if rng.random() < 0.5:
         syll = [i for i, c in enumerate(text) if "\uac00" <= c <= "\ud7a3"]
         i = rng.choice(syll)
-        text = text[:i] + (chr(rng.randint(0xAC00, 0xD7A3)) if rng.random() < 0.5 else "") + text[i + 1:]
+        text = text[:i] + (chr(rng.randint(0xAC00, 0xD7A3)) if rng.random() < 0.5 else "") + text[i + 1 :]
     return text
 
 
@@ -106,9 +110,14 @@ def planted_corpus(data_dir: str) -> tuple[list[dict], dict[str, str]]:
         for line in f:
             r = json.loads(line)
             t = korean.normalize(r["text"])
-            if (20 <= len(canonical(t)) <= 150 and korean.hangul_ratio(t) >= 0.8 and korean.jamo_ratio(t) <= 0.2
-                    and korean.char_run_ratio(t) == 0 and korean.repeated_ngram_ratio(t) <= 0.2
-                    and not korean.url_count(t)):
+            if (
+                20 <= len(canonical(t)) <= 150
+                and korean.hangul_ratio(t) >= 0.8
+                and korean.jamo_ratio(t) <= 0.2
+                and korean.char_run_ratio(t) == 0
+                and korean.repeated_ngram_ratio(t) <= 0.2
+                and not korean.url_count(t)
+            ):
                 pool.append({"id": f"nsmc:{r['review_id']}", "text": t})
     sample = rng.sample(pool, int(PLANTED_BASE * 1.6))
     # drop every document that has a neighbour at Jaccard >= 0.3 (bands x rows = 60 x 2: a pair at
@@ -140,8 +149,12 @@ def run_kollm(inputs: list[str], out: str, toxicity_model: str) -> None:
 
 def run_datatrove(inputs: list[str], out: str, toxicity_model: str) -> None:
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
-                                          MinhashDedupSignature)
+    from datatrove.pipeline.dedup import (
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.filters import LambdaFilter
     from datatrove.pipeline.filters.base_filter import BaseFilter
@@ -183,29 +196,56 @@ def run_datatrove(inputs: list[str], out: str, toxicity_model: str) -> None:
     mh = MinhashConfig()
     tasks = FILES
     work = os.path.join(out, "work")
-    stage1 = LocalPipelineExecutor(pipeline=[
-        JsonlReader(os.path.dirname(inputs[0]), glob_pattern="*.jsonl", text_key="text", id_key="id"),
-        normalise,
-        *[LambdaFilter(lambda doc, f=f: f.keep_document(f.score_document(doc.text))) for f in heuristics],
-        Batched(langid), Batched(tox),
-        JsonlWriter(os.path.join(work, "filtered"), output_filename="${rank}.jsonl", compression=None),
-        # datatrove's Korean default, KiwiTokenizer(model_type="sbg"), cannot load with kiwipiepy >= 0.22
-        # (the sbg model files are no longer shipped): "cong" is kiwipiepy's current default model.
-        MinhashDedupSignature(os.path.join(work, "sigs"), config=mh, language=KiwiTokenizer(model_type="cong")),
-    ], tasks=tasks, workers=os.cpu_count(), logging_dir=os.path.join(work, "logs1"))
-    stage2 = LocalPipelineExecutor(pipeline=[
-        MinhashDedupBuckets(os.path.join(work, "sigs"), os.path.join(work, "buckets"), config=mh),
-    ], tasks=mh.num_buckets, workers=os.cpu_count(), logging_dir=os.path.join(work, "logs2"), depends=stage1)
-    stage3 = LocalPipelineExecutor(pipeline=[
-        MinhashDedupCluster(os.path.join(work, "buckets"), os.path.join(work, "remove_ids"), config=mh,
-                            save_cluster_id=True),
-    ], tasks=1, logging_dir=os.path.join(work, "logs3"), depends=stage2)
-    stage4 = LocalPipelineExecutor(pipeline=[
-        JsonlReader(os.path.join(work, "filtered"), text_key="text", id_key="id"),
-        MinhashDedupFilter(os.path.join(work, "remove_ids"), load_cluster_ids=True,
-                           exclusion_writer=JsonlWriter(os.path.join(out, "removed"), compression=None)),
-        JsonlWriter(os.path.join(out, "kept"), compression=None),
-    ], tasks=tasks, workers=os.cpu_count(), logging_dir=os.path.join(work, "logs4"), depends=stage3)
+    stage1 = LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(os.path.dirname(inputs[0]), glob_pattern="*.jsonl", text_key="text", id_key="id"),
+            normalise,
+            *[LambdaFilter(lambda doc, f=f: f.keep_document(f.score_document(doc.text))) for f in heuristics],
+            Batched(langid),
+            Batched(tox),
+            JsonlWriter(os.path.join(work, "filtered"), output_filename="${rank}.jsonl", compression=None),
+            # datatrove's Korean default, KiwiTokenizer(model_type="sbg"), cannot load with kiwipiepy >= 0.22
+            # (the sbg model files are no longer shipped): "cong" is kiwipiepy's current default model.
+            MinhashDedupSignature(os.path.join(work, "sigs"), config=mh, language=KiwiTokenizer(model_type="cong")),
+        ],
+        tasks=tasks,
+        workers=os.cpu_count(),
+        logging_dir=os.path.join(work, "logs1"),
+    )
+    stage2 = LocalPipelineExecutor(
+        pipeline=[
+            MinhashDedupBuckets(os.path.join(work, "sigs"), os.path.join(work, "buckets"), config=mh),
+        ],
+        tasks=mh.num_buckets,
+        workers=os.cpu_count(),
+        logging_dir=os.path.join(work, "logs2"),
+        depends=stage1,
+    )
+    stage3 = LocalPipelineExecutor(
+        pipeline=[
+            MinhashDedupCluster(
+                os.path.join(work, "buckets"), os.path.join(work, "remove_ids"), config=mh, save_cluster_id=True
+            ),
+        ],
+        tasks=1,
+        logging_dir=os.path.join(work, "logs3"),
+        depends=stage2,
+    )
+    stage4 = LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(os.path.join(work, "filtered"), text_key="text", id_key="id"),
+            MinhashDedupFilter(
+                os.path.join(work, "remove_ids"),
+                load_cluster_ids=True,
+                exclusion_writer=JsonlWriter(os.path.join(out, "removed"), compression=None),
+            ),
+            JsonlWriter(os.path.join(out, "kept"), compression=None),
+        ],
+        tasks=tasks,
+        workers=os.cpu_count(),
+        logging_dir=os.path.join(work, "logs4"),
+        depends=stage3,
+    )
     stage4.run()
 
 
@@ -279,9 +319,12 @@ def dedup_quality(tool: str, out: str, truth: dict[str, str]) -> dict:
     for d in removed:
         fam = family.get(d)
         correct += fam is not None and any(family.get(m) == fam for m in members[group[d]] if m != d)
-    return {"near_dup_recall": round(found / len(pairs), 4) if pairs else None,
-            "near_dup_precision": round(correct / len(removed), 4) if removed else None,
-            "planted_pairs_evaluated": len(pairs), "removed_as_duplicate": len(removed)}
+    return {
+        "near_dup_recall": round(found / len(pairs), 4) if pairs else None,
+        "near_dup_precision": round(correct / len(removed), 4) if removed else None,
+        "planted_pairs_evaluated": len(pairs),
+        "removed_as_duplicate": len(removed),
+    }
 
 
 def count_kept(tool: str, out: str) -> int:
@@ -310,15 +353,20 @@ def main() -> None:
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     tox = os.path.join(args.work, "toxicity.npz")
-    model, tox_metrics = toxicity.train(sources.iter_hate_labeled(data_dir, "train"),
-                                        sources.iter_hate_labeled(data_dir, "dev"))
+    model, tox_metrics = toxicity.train(
+        sources.iter_hate_labeled(data_dir, "train"), sources.iter_hate_labeled(data_dir, "dev")
+    )
     model.save(tox)
     full = _write_files(full_corpus(data_dir, args.docs), os.path.join(args.work, "full_in"))
     planted_docs, truth = planted_corpus(data_dir)
     planted = _write_files(planted_docs, os.path.join(args.work, "planted_in"))
     docs_in = sum(1 for p in full for _ in open(p, encoding="utf-8"))
-    result: dict = {"docs_in": docs_in, "planted_docs": len(planted_docs), "planted_copies": len(truth),
-                    "toxicity_dev_f1": tox_metrics["dev_f1"]}
+    result: dict = {
+        "docs_in": docs_in,
+        "planted_docs": len(planted_docs),
+        "planted_copies": len(truth),
+        "toxicity_dev_f1": tox_metrics["dev_f1"],
+    }
     for tool in ("kollm", "datatrove"):
         m = measure(tool, full, os.path.join(args.work, f"{tool}_full"), tox)
         result[f"{tool}_wall_s"] = m["wall_s"]
@@ -330,21 +378,26 @@ def main() -> None:
             card = os.path.join(REPO, "benchmarks", "results", "curation_datacard")
             shutil.rmtree(card, ignore_errors=True)
             os.makedirs(card)
-            for f in glob.glob(os.path.join(args.work, "kollm_full", "*.png")) + \
-                    [os.path.join(args.work, "kollm_full", "datacard.md")]:
+            for f in glob.glob(os.path.join(args.work, "kollm_full", "*.png")) + [
+                os.path.join(args.work, "kollm_full", "datacard.md")
+            ]:
                 shutil.copy(f, card)
         out = os.path.join(args.work, f"{tool}_planted")
         measure(tool, planted, out, tox)
         q = dedup_quality(tool, out, truth)
         result.update({f"{tool}_{k}": v for k, v in q.items()})
         print(tool, q, flush=True)
-    result.update({
-        "near_dup_precision": result["kollm_near_dup_precision"], "near_dup_recall": result["kollm_near_dup_recall"],
-        "docs_kept": result["kollm_docs_kept"],
-        "command": "make env && .venv/bin/python benchmarks/curation.py" + (f" --docs {args.docs}" if args.docs else ""),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-    })
+    result.update(
+        {
+            "near_dup_precision": result["kollm_near_dup_precision"],
+            "near_dup_recall": result["kollm_near_dup_recall"],
+            "docs_kept": result["kollm_docs_kept"],
+            "command": "make env && .venv/bin/python benchmarks/curation.py"
+            + (f" --docs {args.docs}" if args.docs else ""),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d"),
+        }
+    )
     print(json.dumps(result, indent=2))
     if not args.docs:
         path = os.path.join(REPO, "benchmarks", "results", "curation.json")

@@ -33,18 +33,27 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(ROOT, "laptop", "evaluate", "report.json"), encoding="utf-8") as f:
         report = json.load(f)
     t = report["tasks"]
-    out = {"name": "eval_laptop",
-           "nsmc_accuracy": t["nsmc"]["finetuned"]["acc"], "nsmc_tfidf_accuracy": t["nsmc"]["tfidf_logreg"]["acc"],
-           "nsmc_tfidf_train_examples": t["nsmc"]["tfidf_logreg"]["train_examples"],
-           "nsmc_test_rows": report["test_rows"]["nsmc"],
-           "klue_nli_accuracy": t["klue_nli"]["finetuned"]["acc"], "klue_nli_tfidf_accuracy": t["klue_nli"]["tfidf_logreg"]["acc"],
-           "hate_macro_f1": t["hate"]["finetuned"]["macro_f1"], "hate_tfidf_macro_f1": t["hate"]["tfidf_logreg"]["macro_f1"],
-           "klue_sts_pearson_aligned": t["klue_sts"]["aligned"]["pearson"],
-           "finetune": report["finetune"], "wall_s": pipeline["wall_s"], "stages": pipeline["stages"],
-           "model_params": pipeline["metrics"]["parameters"], "tokens_seen": pipeline["metrics"]["tokens_seen"],
-           "goals": {"nsmc_accuracy": 0.87, "klue_nli_accuracy": 0.55, "wall_s": 90 * 60}}
-    pipeline_tiny.write_result(os.path.join(HERE, "results", "eval_laptop.json"), out,
-                               ".venv/bin/python benchmarks/eval_laptop.py")
+    out = {
+        "name": "eval_laptop",
+        "nsmc_accuracy": t["nsmc"]["finetuned"]["acc"],
+        "nsmc_tfidf_accuracy": t["nsmc"]["tfidf_logreg"]["acc"],
+        "nsmc_tfidf_train_examples": t["nsmc"]["tfidf_logreg"]["train_examples"],
+        "nsmc_test_rows": report["test_rows"]["nsmc"],
+        "klue_nli_accuracy": t["klue_nli"]["finetuned"]["acc"],
+        "klue_nli_tfidf_accuracy": t["klue_nli"]["tfidf_logreg"]["acc"],
+        "hate_macro_f1": t["hate"]["finetuned"]["macro_f1"],
+        "hate_tfidf_macro_f1": t["hate"]["tfidf_logreg"]["macro_f1"],
+        "klue_sts_pearson_aligned": t["klue_sts"]["aligned"]["pearson"],
+        "finetune": report["finetune"],
+        "wall_s": pipeline["wall_s"],
+        "stages": pipeline["stages"],
+        "model_params": pipeline["metrics"]["parameters"],
+        "tokens_seen": pipeline["metrics"]["tokens_seen"],
+        "goals": {"nsmc_accuracy": 0.87, "klue_nli_accuracy": 0.55, "wall_s": 90 * 60},
+    }
+    pipeline_tiny.write_result(
+        os.path.join(HERE, "results", "eval_laptop.json"), out, ".venv/bin/python benchmarks/eval_laptop.py"
+    )
     print(json.dumps({k: v for k, v in out.items() if not isinstance(v, dict)}, indent=1))
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -23,40 +22,54 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
+from kollm.core.io import read_json  # noqa: E402
+from kollm.data import (
+    prompts,
+    tasks,  # noqa: E402
+)
 from kollm.evaluate import measures as evaluation  # noqa: E402
 from kollm.evaluate import prompting
-from kollm.data import prompts
-from kollm.data import tasks  # noqa: E402
 from kollm.finetune import trainer as train
-from kollm.core.io import read_json  # noqa: E402
 from recipes import presets  # noqa: E402
 
 # (task, method, head, backend): every PEFT method on NSMC with the lm head, full / LoRA / DoRA with the
 # classification head, AutoModel's LoRA and DoRA, and the other tasks with full fine-tuning and LoRA.
 # (Full fine-tuning with the lm head is left out: it trains the LM head over the whole vocabulary on every
 # position, ~5x the cls head's time here, and scored below it on the tiny preset.)
-PLAN = ([("nsmc", m, "lm", "hf") for m in ("lora", "dora", "waveft", "prompt_tuning", "qlora")]
-        + [("nsmc", m, "cls", "hf") for m in ("full", "lora", "dora")]
-        + [("nsmc", m, "lm", "automodel") for m in ("lora", "dora")]
-        + [(t, m, "cls", "hf") for t in ("klue_nli", "hate") for m in ("full", "lora")])
+PLAN = (
+    [("nsmc", m, "lm", "hf") for m in ("lora", "dora", "waveft", "prompt_tuning", "qlora")]
+    + [("nsmc", m, "cls", "hf") for m in ("full", "lora", "dora")]
+    + [("nsmc", m, "lm", "automodel") for m in ("lora", "dora")]
+    + [(t, m, "cls", "hf") for t in ("klue_nli", "hate") for m in ("full", "lora")]
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/laptop", help="a run whose data and pretrain stages are done")
     ap.add_argument("--preset", default="", help="fine-tuning settings from this preset (default: the run's)")
-    ap.add_argument("--per-class", type=int, default=1000,
-                    help="fine-tuning rows per label (NSMC balanced; the others capped at this x labels)")
+    ap.add_argument(
+        "--per-class",
+        type=int,
+        default=1000,
+        help="fine-tuning rows per label (NSMC balanced; the others capped at this x labels)",
+    )
     ap.add_argument("--min-steps", type=int, default=100, help="at least this many steps per run (small tasks)")
     ap.add_argument("--nsmc-test-per-class", type=int, default=1000)
-    ap.add_argument("overrides", nargs="*", metavar="finetune.KEY=VALUE",
-                    help="dotted overrides of the preset, e.g. finetune.lora_r=8 finetune.lora_alpha=16")
+    ap.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="finetune.KEY=VALUE",
+        help="dotted overrides of the preset, e.g. finetune.lora_r=8 finetune.lora_alpha=16",
+    )
     ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
     args = ap.parse_args()
 
     run_cfg = read_json(os.path.join(args.run, "config.json"))
-    ft = dataclasses.replace(presets.build(args.preset or run_cfg["preset"], args.overrides).finetune, min_steps=args.min_steps)
+    ft = dataclasses.replace(
+        presets.build(args.preset or run_cfg["preset"], args.overrides).finetune, min_steps=args.min_steps
+    )
     data = read_json(os.path.join(args.run, "data", "manifest.json"))["outputs"]
     base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
     work = os.path.join(args.run, "finetune_methods")
@@ -66,13 +79,20 @@ def main() -> None:
     rows, results = {}, {"methods": [], "baselines": {}, "skipped": []}
     for name in dict.fromkeys(p[0] for p in plan):
         task = tasks.TASKS[name]
-        rows[name] = (tasks.load_split(task, data, "train", ft.seed, args.per_class),
-                      tasks.load_split(task, data, "test", 0, args.nsmc_test_per_class if name == "nsmc" else 0))
-        whole = tasks.load_split(task, data, "train", 0) + ([] if name == "nsmc" else tasks.load_split(task, data, "val", 0))
+        rows[name] = (
+            tasks.load_split(task, data, "train", ft.seed, args.per_class),
+            tasks.load_split(task, data, "test", 0, args.nsmc_test_per_class if name == "nsmc" else 0),
+        )
+        whole = tasks.load_split(task, data, "train", 0) + (
+            [] if name == "nsmc" else tasks.load_split(task, data, "val", 0)
+        )
         base_scores = evaluation.baselines(task, whole, rows[name][1])
         results["baselines"][name] = base_scores
-        print(f"[baselines] {name}: TF-IDF {base_scores['tfidf_logreg']['accuracy']:.4f}, "
-              f"majority {base_scores['majority']['accuracy']:.4f}", flush=True)
+        print(
+            f"[baselines] {name}: TF-IDF {base_scores['tfidf_logreg']['accuracy']:.4f}, "
+            f"majority {base_scores['majority']['accuracy']:.4f}",
+            flush=True,
+        )
 
     for name, method, head, backend in plan:
         if backend == "automodel" and not automodel_ready:
@@ -80,30 +100,50 @@ def main() -> None:
             continue
         s = dataclasses.replace(ft, method=method, head=head, backend=backend)
         train_rows, test_rows = rows[name]
-        row = train.finetune_task(base, tasks.TASKS[name], train_rows, test_rows, s,
-                                  os.path.join(work, f"{name}-{method}-{head}-{backend}"))
+        row = train.finetune_task(
+            base, tasks.TASKS[name], train_rows, test_rows, s, os.path.join(work, f"{name}-{method}-{head}-{backend}")
+        )
         # the table is committed: paths relative to the repository, not this machine's
-        row = {k: (os.path.relpath(v, REPO) if k.endswith("_dir") and v else v) for k, v in row.items()
-               if k != "settings"}
+        row = {
+            k: (os.path.relpath(v, REPO) if k.endswith("_dir") and v else v) for k, v in row.items() if k != "settings"
+        }
         results["methods"].append(row)
-        print(f"[{name} {method} {head} {backend}] accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
-              f"trainable {row['trainable_pct']:.2f} % {row['train_s']:.0f} s {row['peak_mem_mb']:.0f} MB", flush=True)
+        print(
+            f"[{name} {method} {head} {backend}] accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
+            f"trainable {row['trainable_pct']:.2f} % {row['train_s']:.0f} s {row['peak_mem_mb']:.0f} MB",
+            flush=True,
+        )
 
     if "nsmc" in rows:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(base)
-        results["prompting"] = prompting.study({"pretrained": AutoModelForCausalLM.from_pretrained(base)}, tokenizer,
-                                               tasks.NSMC, prompts.SENTIMENT_PHRASINGS, rows["nsmc"][1][:500],
-                                               rows["nsmc"][0][:200], (0, 4))
-    out = {"name": "finetune_methods", "run": os.path.relpath(args.run, REPO), "preset": run_cfg["preset"],
-           "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
-           "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0,
-           "settings": dataclasses.asdict(ft), **results}
-    write_result(args.out, out, f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
-                                f"--per-class {args.per_class} --min-steps {args.min_steps}"
-                                + (" --only " + " ".join(args.only) if args.only else "")
-                                + "".join(" " + o for o in args.overrides))
+        results["prompting"] = prompting.study(
+            {"pretrained": AutoModelForCausalLM.from_pretrained(base)},
+            tokenizer,
+            tasks.NSMC,
+            prompts.SENTIMENT_PHRASINGS,
+            rows["nsmc"][1][:500],
+            rows["nsmc"][0][:200],
+            (0, 4),
+        )
+    out = {
+        "name": "finetune_methods",
+        "run": os.path.relpath(args.run, REPO),
+        "preset": run_cfg["preset"],
+        "base_model_params": results["methods"][0]["total_params"] if results["methods"] else None,
+        "nsmc_train_rows": len(rows["nsmc"][0]) if "nsmc" in rows else 0,
+        "settings": dataclasses.asdict(ft),
+        **results,
+    }
+    write_result(
+        args.out,
+        out,
+        f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
+        f"--per-class {args.per_class} --min-steps {args.min_steps}"
+        + (" --only " + " ".join(args.only) if args.only else "")
+        + "".join(" " + o for o in args.overrides),
+    )
 
 
 if __name__ == "__main__":

@@ -34,21 +34,28 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
         # where each stage's model is: its manifest says (the align stage's is its last step's policy)
         manifest = os.path.join(run_dir, stage, "manifest.json")
         if not os.path.isfile(manifest):
-            raise SystemExit(f"error: {manifest}: the {stage} stage has not finished; run "
-                             "`kollm run pipeline preset=tiny` first")
+            raise SystemExit(
+                f"error: {manifest}: the {stage} stage has not finished; run `kollm run pipeline preset=tiny` first"
+            )
         with open(manifest, encoding="utf-8") as f:
             model_dir = json.load(f)["outputs"]["model_dir"]
         gen = pipeline("text-generation", model=model_dir, device="cpu", dtype=torch.float32)
         prompt = PROMPTS[which]
         t0 = time.perf_counter()
         if which == "aligned":  # a chat message: the pipeline renders the tokenizer's chat template
-            answer = gen([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens, do_sample=False,
-                         min_new_tokens=8)[0]["generated_text"][-1]["content"]
+            answer = gen(
+                [{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens, do_sample=False, min_new_tokens=8
+            )[0]["generated_text"][-1]["content"]
         else:
-            answer = gen(prompt, max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False,
-                         min_new_tokens=8)[0]["generated_text"]
-        out[which] = {"model_dir": os.path.relpath(model_dir), "prompt": prompt, "output": answer.strip(),
-                      "seconds": round(time.perf_counter() - t0, 2)}
+            answer = gen(
+                prompt, max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False, min_new_tokens=8
+            )[0]["generated_text"]
+        out[which] = {
+            "model_dir": os.path.relpath(model_dir),
+            "prompt": prompt,
+            "output": answer.strip(),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
     return out
 
 

@@ -21,30 +21,38 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from kollm.pretrain import indexed_data  # noqa: E402
-from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig  # noqa: E402
 from kollm.core.io import read_json  # noqa: E402
 from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
+from kollm.pretrain import indexed_data  # noqa: E402
+from kollm.pretrain import torch_backend as pretrain
 from kollm.pretrain.frame import summarize  # noqa: E402
 from recipes import presets  # noqa: E402
 
 CANDIDATES = {
-    "h192-L4": ModelConfig(hidden_size=192, num_layers=4, num_heads=3, num_kv_heads=1, intermediate_size=512,
-                           max_seq_len=256),
+    "h192-L4": ModelConfig(
+        hidden_size=192, num_layers=4, num_heads=3, num_kv_heads=1, intermediate_size=512, max_seq_len=256
+    ),
     "h256-L4 (tiny)": presets.llama_5m_cpu_demo().model,
-    "h256-L6": ModelConfig(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, intermediate_size=704,
-                           max_seq_len=256),
-    "h384-L6": ModelConfig(hidden_size=384, num_layers=6, num_heads=6, num_kv_heads=2, intermediate_size=1024,
-                           max_seq_len=256),
+    "h256-L6": ModelConfig(
+        hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, intermediate_size=704, max_seq_len=256
+    ),
+    "h384-L6": ModelConfig(
+        hidden_size=384, num_layers=6, num_heads=6, num_kv_heads=2, intermediate_size=1024, max_seq_len=256
+    ),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/tiny", help="a run whose pretrain stage is done (its tokenised corpus)")
-    ap.add_argument("--steps", type=int, nargs="+", default=[150, 300],
-                    help="schedules to train: the tiny shape gets all of them, the others the first")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[150, 300],
+        help="schedules to train: the tiny shape gets all of them, the others the first",
+    )
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), help=f"of: {', '.join(CANDIDATES)}")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "laptop_sweep.json"))
     args = ap.parse_args()
@@ -66,15 +74,34 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as work:
                 result = pretrain.train_loop(model, train_tokens, cfg, work, fpt, val_tokens=val_tokens)
             tps = summarize(result["history"])["tokens_per_s"]
-            rows.append({"model": name, **dataclasses.asdict(model_cfg),
-                         "parameters": parameter_count(model_cfg, len(tokenizer)), "steps": steps,
-                         "tokens_per_s": round(tps, 1), "val_loss": result["val_loss"],
-                         "epoch_minutes": round(len(train_tokens) / tps / 60, 1)})
+            rows.append(
+                {
+                    "model": name,
+                    **dataclasses.asdict(model_cfg),
+                    "parameters": parameter_count(model_cfg, len(tokenizer)),
+                    "steps": steps,
+                    "tokens_per_s": round(tps, 1),
+                    "val_loss": result["val_loss"],
+                    "epoch_minutes": round(len(train_tokens) / tps / 60, 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    out = {"name": "laptop_sweep", "train_tokens": int(len(train_tokens)), "batch_tokens": p.batch_size * p.seq_len,
-           "candidates": rows}
-    write_result(args.out, out, ".venv/bin/python benchmarks/laptop_sweep.py --run " + args.run + " --steps "
-                 + " ".join(map(str, args.steps)) + " --candidates " + " ".join(f"'{c}'" for c in args.candidates))
+    out = {
+        "name": "laptop_sweep",
+        "train_tokens": int(len(train_tokens)),
+        "batch_tokens": p.batch_size * p.seq_len,
+        "candidates": rows,
+    }
+    write_result(
+        args.out,
+        out,
+        ".venv/bin/python benchmarks/laptop_sweep.py --run "
+        + args.run
+        + " --steps "
+        + " ".join(map(str, args.steps))
+        + " --candidates "
+        + " ".join(f"'{c}'" for c in args.candidates),
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def machine() -> str:
         pass
     mem = ""
     try:
-        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration):
         pass
@@ -83,15 +83,26 @@ def earlier_training_s(pretrain: dict) -> float:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("overrides", nargs="*", help="preset=NAME (default tiny) and section.key=value overrides; "
-                                                 "run.root=DIR keeps the run there (else a temp dir)")
+    ap.add_argument(
+        "overrides",
+        nargs="*",
+        help="preset=NAME (default tiny) and section.key=value overrides; "
+        "run.root=DIR keeps the run there (else a temp dir)",
+    )
     overrides = ap.parse_args(argv).overrides or ["preset=tiny"]
     preset = next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
     kept = next((a.split("=", 1)[1] for a in overrides if a.startswith("run.root=")), "")
     root = os.path.abspath(kept) if kept else tempfile.mkdtemp(prefix="kollm-bench-")
-    cmd = [sys.executable, "-m", "recipes.cli", "run", "pipeline", *[a for a in overrides if not a.startswith("run.root=")],
-           f"run.root={root}"]
-    called = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    cmd = [
+        sys.executable,
+        "-m",
+        "recipes.cli",
+        "run",
+        "pipeline",
+        *[a for a in overrides if not a.startswith("run.root=")],
+        f"run.root={root}",
+    ]
+    called = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO)
     wall = time.perf_counter() - t0
@@ -113,22 +124,26 @@ def main(argv: list[str]) -> int:
         "earlier_training_s": round(earlier, 1),
         "stages": {s: m["wall_s"] for s, m in manifests.items()},
         "overhead_s": round(wall - sum(m["wall_s"] for s, m in manifests.items() if s not in resumed), 1),
-        "metrics": {**manifests["evaluate"]["metrics"],
-                    # the best LM on NSMC: fine-tuned, or pretrained/aligned prompted zero-shot
-                    "nsmc_best_accuracy": max(nsmc[k]["acc"] for k in ("finetuned", "pretrained", "aligned") if k in nsmc),
-                    "finetune_method": f"{report['finetune']['method']} ({report['finetune']['head']} head)",
-                    "pretrain_tokens_per_s": manifests["pretrain"]["metrics"]["tokens_per_s"],
-                    "pretrain_loss_first": manifests["pretrain"]["metrics"]["loss_first"],
-                    "pretrain_loss_last": manifests["pretrain"]["metrics"]["loss_last"],
-                    "parameters": manifests["pretrain"]["counts"]["parameters"],
-                    "tokens_seen": manifests["pretrain"]["counts"]["tokens_seen"],
-                    "docs_in": manifests["curate"]["counts"]["corpus"]["in"],
-                    "docs_kept": manifests["curate"]["counts"]["corpus"]["kept"],
-                    "dpo_eval_reward_accuracy": manifests["align"]["metrics"]["dpo_eval_after"].get("rewards/accuracies"),
-                    "served_http_answer": manifests["serve"]["answers"]["http"]["text"],
-                    "served_grpc_stream_pieces": manifests["serve"]["answers"]["grpc_stream"]["pieces"]},
+        "metrics": {
+            **manifests["evaluate"]["metrics"],
+            # the best LM on NSMC: fine-tuned, or pretrained/aligned prompted zero-shot
+            "nsmc_best_accuracy": max(nsmc[k]["acc"] for k in ("finetuned", "pretrained", "aligned") if k in nsmc),
+            "finetune_method": f"{report['finetune']['method']} ({report['finetune']['head']} head)",
+            "pretrain_tokens_per_s": manifests["pretrain"]["metrics"]["tokens_per_s"],
+            "pretrain_loss_first": manifests["pretrain"]["metrics"]["loss_first"],
+            "pretrain_loss_last": manifests["pretrain"]["metrics"]["loss_last"],
+            "parameters": manifests["pretrain"]["counts"]["parameters"],
+            "tokens_seen": manifests["pretrain"]["counts"]["tokens_seen"],
+            "docs_in": manifests["curate"]["counts"]["corpus"]["in"],
+            "docs_kept": manifests["curate"]["counts"]["corpus"]["kept"],
+            "dpo_eval_reward_accuracy": manifests["align"]["metrics"]["dpo_eval_after"].get("rewards/accuracies"),
+            "served_http_answer": manifests["serve"]["answers"]["http"]["text"],
+            "served_grpc_stream_pieces": manifests["serve"]["answers"]["grpc_stream"]["pieces"],
+        },
         # committed: the report's paths (the lm_eval command) relative to the repository
-        "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8").read().replace(REPO + "/", ""),
+        "report_md": open(os.path.join(run_dir, "evaluate", "report.md"), encoding="utf-8")
+        .read()
+        .replace(REPO + "/", ""),
         "command": ("make env && .venv/bin/python benchmarks/pipeline_tiny.py " + " ".join(argv)).rstrip(),
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
@@ -140,8 +155,10 @@ def main(argv: list[str]) -> int:
         f.write("\n")
     if not kept:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrote {out}: wall {result['wall_s']:.0f}s" + (f" (this call {wall:.0f}s; resumed {', '.join(resumed)})"
-                                                          if resumed else ""))
+    print(
+        f"wrote {out}: wall {result['wall_s']:.0f}s"
+        + (f" (this call {wall:.0f}s; resumed {', '.join(resumed)})" if resumed else "")
+    )
     return 0
 
 

@@ -34,10 +34,10 @@ import torch  # noqa: E402
 
 from benchmarks.pipeline_tiny import machine  # noqa: E402
 from kollm import config  # noqa: E402
-from kollm.pretrain import indexed_data
-from kollm.pretrain import torch_backend as pretrain
 from kollm.data import sources  # noqa: E402
 from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from kollm.tokenization import train_bpe  # noqa: E402
 from recipes import presets  # noqa: E402
 
@@ -56,7 +56,7 @@ class Windows(torch.utils.data.Dataset):
         return len(self.starts)
 
     def __getitem__(self, i):
-        ids = torch.from_numpy(self.tokens[self.starts[i]: self.starts[i] + self.seq_len].astype(np.int64))
+        ids = torch.from_numpy(self.tokens[self.starts[i] : self.starts[i] + self.seq_len].astype(np.int64))
         return {"input_ids": ids, "labels": ids}
 
 
@@ -69,23 +69,45 @@ def hf_trainer_tokens_per_s(model, tokens, cfg, work: str, attention: str = "sdp
         def on_step_end(self, args, state, control, **kwargs):
             stamps.append(time.perf_counter())
 
-    args = TrainingArguments(output_dir=work, per_device_train_batch_size=cfg.batch_size, max_steps=STEPS,
-                             learning_rate=cfg.lr, weight_decay=cfg.weight_decay, adam_beta2=0.95,
-                             warmup_steps=cfg.warmup_steps, lr_scheduler_type="cosine", max_grad_norm=cfg.grad_clip,
-                             bf16=cfg.precision == "bf16", use_cpu=True, save_strategy="no", eval_strategy="no",
-                             report_to=[], logging_steps=STEPS, dataloader_num_workers=0, seed=cfg.seed,
-                             disable_tqdm=True)
-    trainer = Trainer(model=model, args=args,
-                      train_dataset=Windows(tokens, STEPS * cfg.batch_size, cfg.seq_len, cfg.seed),
-                      callbacks=[Clock()])
+    args = TrainingArguments(
+        output_dir=work,
+        per_device_train_batch_size=cfg.batch_size,
+        max_steps=STEPS,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        adam_beta2=0.95,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="cosine",
+        max_grad_norm=cfg.grad_clip,
+        bf16=cfg.precision == "bf16",
+        use_cpu=True,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        logging_steps=STEPS,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Windows(tokens, STEPS * cfg.batch_size, cfg.seq_len, cfg.seed),
+        callbacks=[Clock()],
+    )
     model.set_attn_implementation(attention)
     trainer.train()
     return (STEPS - WARMUP_STEPS) * cfg.batch_size * cfg.seq_len / (stamps[-1] - stamps[WARMUP_STEPS - 1])
 
 
 def kollm_tokens_per_s(model, tokens, cfg, work: str, fpt: float, **overrides) -> float:
-    cfg = dataclasses.replace(cfg, log_every=WARMUP_STEPS, checkpoint_every=STEPS,  # one checkpoint, at the end,
-                              steps=STEPS, **overrides)  # outside the window
+    cfg = dataclasses.replace(
+        cfg,
+        log_every=WARMUP_STEPS,
+        checkpoint_every=STEPS,  # one checkpoint, at the end,
+        steps=STEPS,
+        **overrides,
+    )  # outside the window
     history = pretrain.train_loop(model, tokens, cfg, work, fpt)["history"]
     # log windows after the first WARMUP_STEPS steps; the last one includes the final checkpoint: excluded
     steady = [h["tokens_per_s"] for h in history if WARMUP_STEPS < h["step"] < STEPS]
@@ -104,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(work, "corpus.jsonl"), "w") as f:
         for text in reviews:
             f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-    indexed_data.build_indexed_dataset(os.path.join(work, "corpus.jsonl"), os.path.join(work, "tok"),
-                                       os.path.join(work, "data"))
+    indexed_data.build_indexed_dataset(
+        os.path.join(work, "corpus.jsonl"), os.path.join(work, "tok"), os.path.join(work, "data")
+    )
     tokens = indexed_data.load_tokens(os.path.join(work, "data"))
 
     def model():  # the same initial weights for every run
@@ -115,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf"))
     kollm_tps = kollm_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "kollm"), fpt)
     hf_eager_tps = hf_trainer_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "hf_eager"), "eager")
-    plain_tps = kollm_tokens_per_s(model(), tokens, cfg.pretrain, os.path.join(work, "kollm_plain"), fpt,
-                                   loss_chunk=0, attention="sdpa")
+    plain_tps = kollm_tokens_per_s(
+        model(), tokens, cfg.pretrain, os.path.join(work, "kollm_plain"), fpt, loss_chunk=0, attention="sdpa"
+    )
     import transformers
 
     result = {
@@ -125,17 +149,28 @@ def main(argv: list[str] | None = None) -> int:
         "hf_trainer_tokens_per_s": round(hf_tps, 1),
         "ratio": round(kollm_tps / hf_tps, 3),
         "goal_ratio": 1.3,
-        "kollm_settings": {"loss_chunk": cfg.pretrain.loss_chunk, "attention": pretrain.attention_kernel(
-            cfg.pretrain.attention, torch.device("cpu"))},
+        "kollm_settings": {
+            "loss_chunk": cfg.pretrain.loss_chunk,
+            "attention": pretrain.attention_kernel(cfg.pretrain.attention, torch.device("cpu")),
+        },
         "ablation_tokens_per_s": {
             "hf_trainer_eager_attention": round(hf_eager_tps, 1),
             "kollm_plain_loss_sdpa": round(plain_tps, 1),
         },
-        "model": {"preset": "tiny", "parameters": parameter_count(cfg.model, len(tokenizer)), "flops_per_token": fpt,
-                  **config.to_dict(cfg)["model"]},
-        "training": {"batch_size": cfg.pretrain.batch_size, "seq_len": cfg.pretrain.seq_len,
-                     "precision": cfg.pretrain.precision, "steps": STEPS, "excluded_warmup_steps": WARMUP_STEPS,
-                     "threads": torch.get_num_threads()},
+        "model": {
+            "preset": "tiny",
+            "parameters": parameter_count(cfg.model, len(tokenizer)),
+            "flops_per_token": fpt,
+            **config.to_dict(cfg)["model"],
+        },
+        "training": {
+            "batch_size": cfg.pretrain.batch_size,
+            "seq_len": cfg.pretrain.seq_len,
+            "precision": cfg.pretrain.precision,
+            "steps": STEPS,
+            "excluded_warmup_steps": WARMUP_STEPS,
+            "threads": torch.get_num_threads(),
+        },
         "data": f"{len(reviews):,} NSMC reviews, {len(tokens):,} tokens (BPE {len(tokenizer)} trained on 50k)",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "command": ".venv/bin/python benchmarks/pretrain_cpu.py",

@@ -38,8 +38,11 @@ def main() -> int:
     for row in table["formats"]:
         row["dir"] = os.path.relpath(row["dir"]) if row["dir"] else ""
     table["model_dir"] = os.path.relpath(table["model_dir"])
-    write_result(args.out, {"name": "quantization", "preset": cfg.preset, **table},
-                 f"python benchmarks/quantization.py --run {args.run}")
+    write_result(
+        args.out,
+        {"name": "quantization", "preset": cfg.preset, **table},
+        f"python benchmarks/quantization.py --run {args.run}",
+    )
     return 0
 
 

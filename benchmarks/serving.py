@@ -21,34 +21,43 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
+from kollm.generation.local import chat_text  # noqa: E402
 from kollm.serve.client import LLMClient  # noqa: E402
 from kollm.serve.contract import Limits  # noqa: E402
-from kollm.generation.local import chat_text  # noqa: E402
 from kollm.serve.load import run_load  # noqa: E402
 from kollm.serve.server import TritonServer, free_port  # noqa: E402
 from recipes.cli import served_model  # noqa: E402
 from triton_model_repo import RepositoryOptions, write_repository  # noqa: E402
 
-INSTRUCTIONS = ["영화 리뷰를 써 주세요.", "재미있었던 영화에 대한 긍정적인 리뷰를 써 주세요.",
-                "지루한 영화에 대한 부정적인 리뷰를 한 줄로 남겨 주세요.", "안녕하세요, 오늘 볼 만한 영화를 추천해 주세요."]
-CONFIGS = {"pipeline": None, "triton": RepositoryOptions(max_batch=1),
-           "triton_batching": RepositoryOptions(max_batch=32),
-           "triton_batching_int8": RepositoryOptions(max_batch=32, quantization="dynamic_int8")}
+INSTRUCTIONS = [
+    "영화 리뷰를 써 주세요.",
+    "재미있었던 영화에 대한 긍정적인 리뷰를 써 주세요.",
+    "지루한 영화에 대한 부정적인 리뷰를 한 줄로 남겨 주세요.",
+    "안녕하세요, 오늘 볼 만한 영화를 추천해 주세요.",
+]
+CONFIGS = {
+    "pipeline": None,
+    "triton": RepositoryOptions(max_batch=1),
+    "triton_batching": RepositoryOptions(max_batch=32),
+    "triton_batching_int8": RepositoryOptions(max_batch=32, quantization="dynamic_int8"),
+}
 
 
 def pipeline_caller(port: int, prompts: list[str], n: int):
     def call(i: int) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         try:
-            conn.request("POST", "/generate", body=json.dumps({"text_input": prompts[i % len(prompts)],
-                                                               "max_tokens": n}),
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/generate",
+                body=json.dumps({"text_input": prompts[i % len(prompts)], "max_tokens": n}),
+                headers={"Content-Type": "application/json"},
+            )
             response = conn.getresponse()
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}")
@@ -56,6 +65,7 @@ def pipeline_caller(port: int, prompts: list[str], n: int):
             return n
         finally:
             conn.close()
+
     return call
 
 
@@ -67,6 +77,7 @@ def triton_caller(url: str, prompts: list[str], n: int):
         if answer.finish_reason != "length":
             raise RuntimeError(f"finished by {answer.finish_reason!r} before {n} tokens")
         return n
+
     return call
 
 
@@ -74,8 +85,11 @@ def measure(name: str, model_dir: str, prompts: list[str], args, work: str) -> l
     rows = []
     if CONFIGS[name] is None:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "serving_pipeline_server.py"), model_dir,
-                                 str(port), str(args.threads)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "serving_pipeline_server.py"), model_dir, str(port), str(args.threads)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "READY"
         call, stop = pipeline_caller(port, prompts, args.max_tokens), proc.terminate
     else:
@@ -110,6 +124,7 @@ def main() -> None:
     args.clients = [int(c) for c in args.clients.split(",")]
     model_dir = served_model(args.run)
     from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompts = [chat_text(tokenizer, [{"role": "user", "content": t}]) for t in INSTRUCTIONS]
     results = []
@@ -119,17 +134,28 @@ def main() -> None:
 
     def tps(config, clients):
         return next(r["tokens_per_s"] for r in results if r["config"] == config and r["clients"] == clients)
+
     summary = {}
     if {"pipeline", "triton_batching_int8"} <= set(args.configs.split(",")) and 8 in args.clients:
         summary["int8_batching_vs_pipeline_at_8"] = round(tps("triton_batching_int8", 8) / tps("pipeline", 8), 2)
     if {"triton", "triton_batching"} <= set(args.configs.split(",")) and 8 in args.clients:
         summary["batching_vs_unbatched_at_8"] = round(tps("triton_batching", 8) / tps("triton", 8), 2)
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    out = {"name": "serving", "results": results, "summary": summary,
-           "goals": {"int8_batching_vs_pipeline_at_8": 3.0, "batching_vs_unbatched_at_8": 2.0},
-           "model": {"dir": os.path.relpath(model_dir), "hidden_size": config["hidden_size"],
-                     "layers": config["num_hidden_layers"], "vocab_size": config["vocab_size"]},
-           "max_tokens": args.max_tokens, "seconds_per_cell": args.seconds, "server_threads": args.threads}
+    out = {
+        "name": "serving",
+        "results": results,
+        "summary": summary,
+        "goals": {"int8_batching_vs_pipeline_at_8": 3.0, "batching_vs_unbatched_at_8": 2.0},
+        "model": {
+            "dir": os.path.relpath(model_dir),
+            "hidden_size": config["hidden_size"],
+            "layers": config["num_hidden_layers"],
+            "vocab_size": config["vocab_size"],
+        },
+        "max_tokens": args.max_tokens,
+        "seconds_per_cell": args.seconds,
+        "server_threads": args.threads,
+    }
     write_result(args.out, out, "python benchmarks/serving.py " + " ".join(sys.argv[1:]))
     print(json.dumps(summary))
 

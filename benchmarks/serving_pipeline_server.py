@@ -29,8 +29,14 @@ def main(model_dir: str, port: int, threads: int) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             n = int(body.get("max_tokens", 32))
             with lock:
-                out = generator(body["text_input"], max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                repetition_penalty=1.2, return_full_text=False)
+                out = generator(
+                    body["text_input"],
+                    max_new_tokens=n,
+                    min_new_tokens=n,
+                    do_sample=False,
+                    repetition_penalty=1.2,
+                    return_full_text=False,
+                )
             data = json.dumps({"text_output": out[0]["generated_text"]}, ensure_ascii=False).encode("utf-8")
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

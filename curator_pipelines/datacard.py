@@ -37,8 +37,10 @@ def _removed_example(row: dict) -> tuple[str, str]:
 
 
 def _quarantine_example(row: dict) -> tuple[str, str]:
-    return (f"quarantine: {row['error'].split(':')[0]}",
-            f"{os.path.basename(row['file'])}:{row['line']}: {row['raw'][:60]!r}")
+    return (
+        f"quarantine: {row['error'].split(':')[0]}",
+        f"{os.path.basename(row['file'])}:{row['line']}: {row['raw'][:60]!r}",
+    )
 
 
 def _examples(out_dir: str) -> dict[str, list[str]]:
@@ -55,16 +57,25 @@ def summary_markdown(summary: dict) -> str:
     lines = ["| stage | in | kept | removed | reason |", "|---|---:|---:|---:|---|"]
     for row in summary["stages"]:
         lines.append(f"| {row['stage']} | {row['in']:,} | {row['kept']:,} | {row['removed']:,} | {row['reason']} |")
-    lines.append(f"\n{summary['lines_in']:,} lines in = {summary['kept']:,} kept + {summary['removed']:,} removed"
-                 f" + {summary['quarantined']:,} quarantined.\n")
+    lines.append(
+        f"\n{summary['lines_in']:,} lines in = {summary['kept']:,} kept + {summary['removed']:,} removed"
+        f" + {summary['quarantined']:,} quarantined.\n"
+    )
     return "\n".join(lines)
 
 
 def write_datacard(out_dir: str, summary: dict, thresholds: dict | None = None) -> str:
     plt = pyplot()
     hists = _histograms(out_dir)
-    lines = ["# Data card: Korean curation", "", summary_markdown(summary), "## Score histograms", "",
-             "Each score over the documents that reached its filter (the red line is the threshold).", ""]
+    lines = [
+        "# Data card: Korean curation",
+        "",
+        summary_markdown(summary),
+        "## Score histograms",
+        "",
+        "Each score over the documents that reached its filter (the red line is the threshold).",
+        "",
+    ]
     for name, h in hists.items():
         edges, counts = np.array(h["edges"]), h["counts"]
         fig, ax = plt.subplots(figsize=(6, 2.6))

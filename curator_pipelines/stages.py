@@ -25,8 +25,8 @@ from nemo_curator.stages.base import ProcessingStage
 from nemo_curator.stages.text.filters.doc_filter import DocumentFilter
 from nemo_curator.tasks import DocumentBatch, FileGroupTask
 
-from kollm.curation.minhash import MinHasher, MinHashParams, canonical, exact_key
 from kollm.core.io import atomic_open, line_ranges, write_json
+from kollm.curation.minhash import MinHasher, MinHashParams, canonical, exact_key
 
 DEDUP_ID = "_curator_dedup_id"  # Curator's id column for its removal stage
 ALIVE = ""
@@ -43,8 +43,7 @@ class Shard:
     lines: int = -1  # known for plain JSONL; -1 for gzip / parquet
 
     def task(self) -> FileGroupTask:
-        return FileGroupTask(dataset_name=self.name, data=[self.path],
-                             reader_config=dataclasses.asdict(self))
+        return FileGroupTask(dataset_name=self.name, data=[self.path], reader_config=dataclasses.asdict(self))
 
 
 def plan_shards(inputs: list[str], shard_docs: int) -> list[Shard]:
@@ -75,8 +74,7 @@ def _raw_lines(shard: Shard):
 
 
 def _parquet_rows(shard: Shard):
-    for i, row in enumerate(pq.read_table(shard.path).to_pylist(), 1):
-        yield i, row
+    yield from enumerate(pq.read_table(shard.path).to_pylist(), 1)
 
 
 @dataclasses.dataclass
@@ -118,16 +116,27 @@ class ReadShard(ProcessingStage[FileGroupTask, DocumentBatch]):
                 continue
             text = obj.get(self.text_field)
             if not isinstance(text, str):
-                bad(line, f"missing text field {self.text_field!r}" if text is None
-                    else f"text field is {type(text).__name__}, not a string", decoded)
+                bad(
+                    line,
+                    f"missing text field {self.text_field!r}"
+                    if text is None
+                    else f"text field is {type(text).__name__}, not a string",
+                    decoded,
+                )
                 continue
             if not text.strip():
                 bad(line, "empty text", decoded)
                 continue
             doc_id = obj.get(self.id_field)
             extra = {k: v for k, v in obj.items() if k != self.text_field}
-            rows.append((str(doc_id) if doc_id is not None else f"{base}:{line}", text,
-                         json.dumps(extra, ensure_ascii=False, default=str), line))
+            rows.append(
+                (
+                    str(doc_id) if doc_id is not None else f"{base}:{line}",
+                    text,
+                    json.dumps(extra, ensure_ascii=False, default=str),
+                    line,
+                )
+            )
         df = pd.DataFrame(rows, columns=["id", "text", "_extra", "_line"])
         df["_file"] = shard.path
         # deterministic ids, earlier shards lower: a duplicate keeps its first occurrence
@@ -135,9 +144,11 @@ class ReadShard(ProcessingStage[FileGroupTask, DocumentBatch]):
         df["_removed"] = ALIVE
         df["_stage"] = ALIVE
         lines_in = len(rows) + len(quarantine)
-        return DocumentBatch(dataset_name=shard.name, data=df,
-                             _metadata={"shard": dataclasses.asdict(shard), "quarantine": quarantine,
-                                        "lines_in": lines_in})
+        return DocumentBatch(
+            dataset_name=shard.name,
+            data=df,
+            _metadata={"shard": dataclasses.asdict(shard), "quarantine": quarantine, "lines_in": lines_in},
+        )
 
 
 @dataclasses.dataclass
@@ -184,8 +195,9 @@ class AccountedFilter(ProcessingStage[DocumentBatch, DocumentBatch]):
         if len(failed):
             df.iloc[failed, df.columns.get_loc("_removed")] = f.reason
             df.iloc[failed, df.columns.get_loc("_stage")] = self.name
-        return DocumentBatch(dataset_name=batch.dataset_name, data=df,
-                             _metadata=batch._metadata, _stage_perf=batch._stage_perf)
+        return DocumentBatch(
+            dataset_name=batch.dataset_name, data=df, _metadata=batch._metadata, _stage_perf=batch._stage_perf
+        )
 
 
 @dataclasses.dataclass
@@ -216,12 +228,12 @@ class DedupSignatures(ProcessingStage[DocumentBatch, DocumentBatch]):
         hashed_col = np.zeros(n, dtype=bool)
         hashed_col[alive] = hashed
         df["_exact"], df["_key"], df["_bands"], df["_hashed"] = exact, key_col, band_col, hashed_col
-        return DocumentBatch(dataset_name=batch.dataset_name, data=df,
-                             _metadata=batch._metadata, _stage_perf=batch._stage_perf)
+        return DocumentBatch(
+            dataset_name=batch.dataset_name, data=df, _metadata=batch._metadata, _stage_perf=batch._stage_perf
+        )
 
 
-_TYPES = {"_line": pa.int64(), DEDUP_ID: pa.int64(), "_exact": pa.int64(), "_bands": pa.binary(),
-          "_hashed": pa.bool_()}
+_TYPES = {"_line": pa.int64(), DEDUP_ID: pa.int64(), "_exact": pa.int64(), "_bands": pa.binary(), "_hashed": pa.bool_()}
 
 
 def candidate_schema(columns) -> pa.Schema:
@@ -230,8 +242,12 @@ def candidate_schema(columns) -> pa.Schema:
 
 
 # Histogram bins per score (for the data card); values past the last edge land in the last bin.
-HIST_BINS = {"too_short_or_long": np.arange(0, 305, 5), "eojeol_count": np.arange(0, 82, 2),
-             "url": np.arange(0, 6), "boilerplate": np.array([0, 0.5, 1])}
+HIST_BINS = {
+    "too_short_or_long": np.arange(0, 305, 5),
+    "eojeol_count": np.arange(0, 82, 2),
+    "url": np.arange(0, 6),
+    "boilerplate": np.array([0, 0.5, 1]),
+}
 RATIO_BINS = np.linspace(0, 1, 51)
 
 
@@ -242,8 +258,15 @@ def histogram(name: str, values: np.ndarray) -> dict:
 
 
 def removed_record(row: dict, reason: str, stage: str, **extra) -> dict:
-    return {"id": row["id"], "file": row["_file"], "line": int(row["_line"]), "stage": stage, "reason": reason,
-            "text": row["text"], **extra}
+    return {
+        "id": row["id"],
+        "file": row["_file"],
+        "line": int(row["_line"]),
+        "stage": stage,
+        "reason": reason,
+        "text": row["text"],
+        **extra,
+    }
 
 
 @dataclasses.dataclass
@@ -262,27 +285,45 @@ class ShardWriter(ProcessingStage[DocumentBatch, FileGroupTask]):
         candidates = df[alive].drop(columns=["_removed", "_stage"])
         cand_path = os.path.join(self.out_dir, "work", "candidates", f"{name}.parquet")
         os.makedirs(os.path.dirname(cand_path), exist_ok=True)
-        pq.write_table(pa.Table.from_pandas(candidates, schema=candidate_schema(candidates.columns),
-                                            preserve_index=False), cand_path + ".tmp")
+        pq.write_table(
+            pa.Table.from_pandas(candidates, schema=candidate_schema(candidates.columns), preserve_index=False),
+            cand_path + ".tmp",
+        )
         os.replace(cand_path + ".tmp", cand_path)
         score_cols = [c for c in df.columns if c.startswith("score_")]
         removed_by: dict[str, int] = {}
         with atomic_open(os.path.join(self.out_dir, "removed", f"{name}.filters.jsonl")) as f:
             for row in df[~alive].to_dict("records"):
                 score = row.get(f"score_{row['_stage']}")
-                f.write(json.dumps(removed_record(row, row["_removed"], row["_stage"],
-                                                  score=None if score is None or score != score else float(score)),
-                                   ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        removed_record(
+                            row,
+                            row["_removed"],
+                            row["_stage"],
+                            score=None if score is None or score != score else float(score),
+                        ),
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
                 key = f"{row['_stage']}:{row['_removed']}"
                 removed_by[key] = removed_by.get(key, 0) + 1
         quarantine = batch._metadata["quarantine"]
         with atomic_open(os.path.join(self.out_dir, "quarantine", f"{name}.jsonl")) as f:
             for q in quarantine:
                 f.write(json.dumps(q, ensure_ascii=False) + "\n")
-        scores = {c[len("score_"):]: histogram(c[len("score_"):], df[c].dropna().to_numpy(dtype=float))
-                  for c in score_cols}
-        stats = {"shard": shard, "fingerprint": self.fingerprint, "lines_in": batch._metadata["lines_in"],
-                 "quarantined": len(quarantine), "removed_by": removed_by, "candidates": int(alive.sum())}
+        scores = {
+            c[len("score_") :]: histogram(c[len("score_") :], df[c].dropna().to_numpy(dtype=float)) for c in score_cols
+        }
+        stats = {
+            "shard": shard,
+            "fingerprint": self.fingerprint,
+            "lines_in": batch._metadata["lines_in"],
+            "quarantined": len(quarantine),
+            "removed_by": removed_by,
+            "candidates": int(alive.sum()),
+        }
         if stats["lines_in"] != stats["quarantined"] + sum(removed_by.values()) + stats["candidates"]:
             raise RuntimeError(f"shard {name}: accounting identity broken: {stats}")
         write_json(os.path.join(self.out_dir, "work", "scores", f"{name}.json"), scores)
@@ -301,5 +342,6 @@ class ReadCandidates(ProcessingStage[FileGroupTask, DocumentBatch]):
         shard = task.reader_config
         path = os.path.join(self.out_dir, "work", "candidates", f"{shard['name']}.parquet")
         df = pq.read_table(path).to_pandas()
-        return DocumentBatch(dataset_name=shard["name"], data=df,
-                             _metadata={"shard": shard, "candidate_ids": df[DEDUP_ID].to_numpy()})
+        return DocumentBatch(
+            dataset_name=shard["name"], data=df, _metadata={"shard": shard, "candidate_ids": df[DEDUP_ID].to_numpy()}
+        )

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kollm.align.config import AlignConfig, AlignStep, validate_align
-from kollm.core.errors import KollmError
 from kollm.core import overrides
+from kollm.core.errors import KollmError
 from kollm.core.overrides import apply_overrides, check_choices, check_sizes, to_dict, valid_keys
 from kollm.curation.config import CurateConfig, CurateExecutor, FuzzyBackend, OutputFormat
 from kollm.data.config import DataConfig
@@ -29,12 +29,46 @@ from kollm.serve.config import ServeConfig, TrtllmConfig
 from kollm.tokenization.config import TokenizerConfig, TokenizerKind
 
 __all__ = [
-    "PipelineConfig", "RunConfig", "DataConfig", "CurateConfig", "TokenizerConfig", "ModelConfig", "PretrainConfig",
-    "FinetuneConfig", "AlignConfig", "EvaluateConfig", "ExportConfig", "QuantizeConfig", "TrtllmConfig", "ServeConfig",
-    "Executor", "CurateExecutor", "OutputFormat", "FuzzyBackend", "Backend", "Precision", "PRECISIONS", "Strategy",
-    "Attention", "Fp8", "FinetuneMethod", "FinetuneHead", "FinetuneBackend", "FinetuneTask", "AlignStep", "Arch",
-    "ModelImpl", "TokenizerKind", "apply_overrides", "check_choices", "check_sizes", "from_dict", "to_dict",
-    "valid_keys", "validate", "ZERO_ALLOWED",
+    "PipelineConfig",
+    "RunConfig",
+    "DataConfig",
+    "CurateConfig",
+    "TokenizerConfig",
+    "ModelConfig",
+    "PretrainConfig",
+    "FinetuneConfig",
+    "AlignConfig",
+    "EvaluateConfig",
+    "ExportConfig",
+    "QuantizeConfig",
+    "TrtllmConfig",
+    "ServeConfig",
+    "Executor",
+    "CurateExecutor",
+    "OutputFormat",
+    "FuzzyBackend",
+    "Backend",
+    "Precision",
+    "PRECISIONS",
+    "Strategy",
+    "Attention",
+    "Fp8",
+    "FinetuneMethod",
+    "FinetuneHead",
+    "FinetuneBackend",
+    "FinetuneTask",
+    "AlignStep",
+    "Arch",
+    "ModelImpl",
+    "TokenizerKind",
+    "apply_overrides",
+    "check_choices",
+    "check_sizes",
+    "from_dict",
+    "to_dict",
+    "valid_keys",
+    "validate",
+    "ZERO_ALLOWED",
 ]
 
 Executor = Literal["local", "slurm", "docker"]
@@ -136,32 +170,37 @@ ZERO_ALLOWED: dict[str, str] = {
 }
 
 
-
 def validate(cfg: PipelineConfig) -> None:
     """Choices and cross-field checks, run before launching (CLI) and again where the values are used."""
     check_choices(cfg)
     if type(cfg.pretrain.checkpoint_every) is int and cfg.pretrain.checkpoint_every < 1:
-        raise KollmError(f"pretrain.checkpoint_every={cfg.pretrain.checkpoint_every}: the pretrain stage exports "
-                         "its last checkpoint, so it needs them (every N >= 1 steps)")
+        raise KollmError(
+            f"pretrain.checkpoint_every={cfg.pretrain.checkpoint_every}: the pretrain stage exports "
+            "its last checkpoint, so it needs them (every N >= 1 steps)"
+        )
     check_sizes(cfg, ZERO_ALLOWED)
     if not cfg.serve.max_request_s > 0:
         raise KollmError(f"serve.max_request_s={cfg.serve.max_request_s}: seconds a unary answer may take, more than 0")
     if not 0 < cfg.data.corpus_fraction <= 1:
         raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
     from kollm.quantize.modelopt import MODELOPT_CONFIGS  # torch: only when validating
+
     for fmt in cfg.quantize.formats:
         if fmt not in MODELOPT_CONFIGS:
             raise KollmError(f"quantize.formats: {fmt!r} is not a format; choose from {', '.join(MODELOPT_CONFIGS)}")
     if not 0 <= cfg.serve.min_new_tokens <= cfg.serve.max_new_tokens:
-        raise KollmError(f"serve.min_new_tokens={cfg.serve.min_new_tokens}: 0 to serve.max_new_tokens "
-                         f"({cfg.serve.max_new_tokens})")
+        raise KollmError(
+            f"serve.min_new_tokens={cfg.serve.min_new_tokens}: 0 to serve.max_new_tokens ({cfg.serve.max_new_tokens})"
+        )
     if not 1 <= cfg.serve.max_batch <= 256:
         raise KollmError(f"serve.max_batch={cfg.serve.max_batch}: requests generated together, 1 to 256")
     if cfg.pretrain.seq_len > cfg.model.max_seq_len:
         raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
     p = cfg.pretrain
     if cfg.model.arch != "llama" and (p.backend != "torch" or cfg.model.impl != "hf"):
-        raise KollmError(f"model.arch={cfg.model.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf")
+        raise KollmError(
+            f"model.arch={cfg.model.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf"
+        )
     if cfg.model.impl == "scratch" and p.backend != "torch":
         raise KollmError("model.impl=scratch (kollm/models/gpt.py) trains on pretrain.backend=torch")
     if p.fp8 and p.backend != "megatron":
@@ -171,26 +210,35 @@ def validate(cfg: PipelineConfig) -> None:
         raise KollmError("tensor/pipeline/context parallelism needs pretrain.backend=megatron")
     world = p.nproc_per_node * cfg.run.nodes
     if world % model_parallel:
-        raise KollmError(f"{world} processes (run.nodes x pretrain.nproc_per_node) are not divisible by "
-                         f"TP x PP x CP = {model_parallel}")
+        raise KollmError(
+            f"{world} processes (run.nodes x pretrain.nproc_per_node) are not divisible by "
+            f"TP x PP x CP = {model_parallel}"
+        )
     data_parallel = world // model_parallel
     if p.batch_size % data_parallel:
-        raise KollmError(f"pretrain.batch_size={p.batch_size} must be divisible by the {data_parallel} "
-                         "data-parallel ranks")
+        raise KollmError(
+            f"pretrain.batch_size={p.batch_size} must be divisible by the {data_parallel} data-parallel ranks"
+        )
     if p.micro_batch_size and (p.batch_size // data_parallel) % p.micro_batch_size:
-        raise KollmError(f"pretrain.micro_batch_size={p.micro_batch_size} must divide the "
-                         f"{p.batch_size // data_parallel} rows each of the {data_parallel} data-parallel ranks gets")
+        raise KollmError(
+            f"pretrain.micro_batch_size={p.micro_batch_size} must divide the "
+            f"{p.batch_size // data_parallel} rows each of the {data_parallel} data-parallel ranks gets"
+        )
     if cfg.model.num_heads % p.tensor_parallel or cfg.model.num_kv_heads % p.tensor_parallel:
-        raise KollmError(f"model.num_heads={cfg.model.num_heads} and model.num_kv_heads={cfg.model.num_kv_heads} "
-                         f"must be divisible by pretrain.tensor_parallel={p.tensor_parallel}")
+        raise KollmError(
+            f"model.num_heads={cfg.model.num_heads} and model.num_kv_heads={cfg.model.num_kv_heads} "
+            f"must be divisible by pretrain.tensor_parallel={p.tensor_parallel}"
+        )
     if cfg.model.num_layers % p.pipeline_parallel:
-        raise KollmError(f"model.num_layers={cfg.model.num_layers} must be divisible by "
-                         f"pretrain.pipeline_parallel={p.pipeline_parallel}")
+        raise KollmError(
+            f"model.num_layers={cfg.model.num_layers} must be divisible by "
+            f"pretrain.pipeline_parallel={p.pipeline_parallel}"
+        )
     if bool(p.corpus) != bool(p.tokenizer_dir):
         raise KollmError("standalone pretraining needs both pretrain.corpus and pretrain.tokenizer_dir")
     for task in cfg.finetune.tasks:
         if task not in typing.get_args(FinetuneTask):
-            raise KollmError(f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}")
+            raise KollmError(
+                f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}"
+            )
     validate_align(cfg.align)
-
-

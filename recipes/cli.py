@@ -44,6 +44,7 @@ def _config(tokens: list[str], config_file: str = ""):
         cfg = config.apply_overrides(cfg, tokens)
     else:
         from recipes import cluster
+
         preset, profile = "tiny", ""
         rest = []
         for t in tokens:
@@ -62,8 +63,8 @@ def _config(tokens: list[str], config_file: str = ""):
 
 def preflight(cfg, names: list[str]) -> None:
     """Catch user mistakes in this machine's files before launching: bad data dir, bad evaluation file."""
-    from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
     from kollm.core.io import read_jsonl
+    from kollm.data.sources import NSMC_FIELDS, resolve_data_dir
 
     if "data" in names:
         resolve_data_dir(cfg.data.data_dir)
@@ -72,6 +73,7 @@ def preflight(cfg, names: list[str]) -> None:
             pass
     if "finetune" in names and cfg.finetune.backend == "automodel":
         from kollm.finetune import automodel
+
         automodel.check(cfg.finetune)
 
 
@@ -109,8 +111,10 @@ def cmd_run(args) -> int:
         m = load_manifest(cfg, s)
         print(f"{s:<10} {'done' if m else 'FAILED':<10} {m['wall_s'] if m else '':>8}")
     if failed:
-        print(f"error: stage {failed[0]!r} did not complete; its log: nemo experiment logs, or {exp_dir}/{failed[0]}",
-              file=sys.stderr)
+        print(
+            f"error: stage {failed[0]!r} did not complete; its log: nemo experiment logs, or {exp_dir}/{failed[0]}",
+            file=sys.stderr,
+        )
         return 1
     report = load_manifest(cfg, "evaluate")
     if report:
@@ -154,11 +158,17 @@ def cmd_chat(args) -> int:
     from transformers import AutoConfig, AutoTokenizer
 
     from kollm.serve import chat
+
     model_dir = args.model_dir or served_model(args.run)
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         raise Error(f"{model_dir} is not a HF model folder (no config.json)")
-    sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
-                "top_p": args.top_p, **({"min_tokens": args.min_tokens} if args.min_tokens else {})}
+    sampling = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        **({"min_tokens": args.min_tokens} if args.min_tokens else {}),
+    }
     if args.url:
         backend, protocol = chat.triton_backend(args.url, args.protocol, args.model, args.timeout)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -170,8 +180,14 @@ def cmd_chat(args) -> int:
     conversation = chat.Conversation(tokenizer, context, args.max_tokens, system=args.system)
     if args.ui:
         from kollm.serve import web
-        app = web.build_app(backend, conversation, f"kollm chat — {where}", args.max_tokens,
-                            extra={"min_tokens": args.min_tokens} if args.min_tokens else None)
+
+        app = web.build_app(
+            backend,
+            conversation,
+            f"kollm chat — {where}",
+            args.max_tokens,
+            extra={"min_tokens": args.min_tokens} if args.min_tokens else None,
+        )
         print(f"kollm chat UI on http://{args.host}:{args.port} ({where}); Ctrl-C stops it", flush=True)
         web.serve(app, args.host, args.port)
         return 0
@@ -186,8 +202,10 @@ def served_model(run_dir: str) -> str:
     """The model the run's pipeline served (its align stage's last policy)."""
     manifest = os.path.join(run_dir, "align", "manifest.json")
     if not os.path.exists(manifest):
-        raise KollmError(f"no served model in {run_dir} ({manifest} missing): run the pipeline first "
-                         "(kollm run pipeline) or pass --model-dir")
+        raise KollmError(
+            f"no served model in {run_dir} ({manifest} missing): run the pipeline first "
+            "(kollm run pipeline) or pass --model-dir"
+        )
     return json.load(open(manifest))["outputs"]["model_dir"]
 
 
@@ -236,6 +254,7 @@ def cmd_config(args) -> int:
 
 def cmd_doctor(args) -> int:
     from recipes import doctor
+
     return doctor.main(args.data_dir, args.root, args.profile, args.json)
 
 
@@ -265,11 +284,16 @@ def cmd_evaluate(args) -> int:
     check_causal_lm(model_dir, adapter)
     rows = harness.rows_for(args.tasks, args.data, args.data_dir, args.nsmc_per_class)
     folder = harness.write_rows(rows, os.path.join(args.out, "rows"))
-    scores = harness.evaluate(model_dir, list(rows), folder, adapter=adapter,
-                              batch_size=args.batch_size, limit=args.limit or None)
-    report = {"model_dir": os.path.abspath(model_dir), "adapter": os.path.abspath(adapter) if adapter else None,
-              "rows": {n: len(r) for n, r in rows.items()}, "scores": scores,
-              "lm_eval_command": harness.command(model_dir, list(rows), folder, adapter)}
+    scores = harness.evaluate(
+        model_dir, list(rows), folder, adapter=adapter, batch_size=args.batch_size, limit=args.limit or None
+    )
+    report = {
+        "model_dir": os.path.abspath(model_dir),
+        "adapter": os.path.abspath(adapter) if adapter else None,
+        "rows": {n: len(r) for n, r in rows.items()},
+        "scores": scores,
+        "lm_eval_command": harness.command(model_dir, list(rows), folder, adapter),
+    }
     with open(os.path.join(args.out, "scores.json"), "w") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     print(f"model: {model_dir}" + (f" + adapter {adapter}" if adapter else ""))
@@ -311,18 +335,24 @@ def _stage_list() -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kollm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a recipe (the pipeline or one stage) through NeMo Run",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Run the pipeline or one stage through NeMo Run, under the executor "
-                                   "run.executor names (local, slurm, docker).\n\n" + _stage_list())
+    r = sub.add_parser(
+        "run",
+        help="run a recipe (the pipeline or one stage) through NeMo Run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the pipeline or one stage through NeMo Run, under the executor "
+        "run.executor names (local, slurm, docker).\n\n" + _stage_list(),
+    )
     r.add_argument("recipe", help="pipeline or a stage name")
     r.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides")
     r.add_argument("--dryrun", action="store_true", help="print what would be launched (e.g. the sbatch script)")
     _add_profile(r)
     r.set_defaults(fn=cmd_run)
-    s = sub.add_parser("stage", help="run one stage in this process (no NeMo Run)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Run one stage in this process, without NeMo Run.\n\n" + _stage_list())
+    s = sub.add_parser(
+        "stage",
+        help="run one stage in this process (no NeMo Run)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one stage in this process, without NeMo Run.\n\n" + _stage_list(),
+    )
     s.add_argument("name", help="a stage name")
     s.add_argument("overrides", nargs="*")
     s.add_argument("--config", default="", help="a config.json written by a previous run")
@@ -331,55 +361,91 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*")
     _add_profile(c)
     c.set_defaults(fn=cmd_config)
-    e = sub.add_parser("evaluate", help="evaluate any HF model folder (+ a PEFT adapter) on kollm's Korean tasks",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Score a causal LM on kollm's lm-evaluation-harness tasks (kollm/evaluate/lm_eval_tasks/): "
-                                   "NSMC sentiment, KLUE-NLI, hate speech (accuracy, macro-F1, toxicity F1) and "
-                                   "KLUE-STS (accuracy, Pearson, Spearman), with the model's chat template.\n"
-                                   "Without --data, each task's test split comes from the Korean data (../shared/data "
-                                   "or `kollm data download`), split as the pipeline splits it.")
-    e.add_argument("model_dir", help="a causal LM: a HF model folder (config.json + safetensors), or a run's stage "
-                                     "folder (runs/tiny/pretrain, runs/tiny/align): the model its manifest declares")
-    e.add_argument("--adapter", default="", help="a PEFT adapter folder (finetune.head=lm) to apply on top, e.g. "
-                                                 "runs/tiny/finetune/nsmc/adapter after finetune.method=lora")
-    e.add_argument("--tasks", nargs="+", default=["nsmc", "klue_nli", "hate", "klue_sts"],
-                   help="nsmc, klue_nli, hate, klue_sts (default: all)")
-    e.add_argument("--data", default="", help="a JSONL of one task's rows (with --tasks NAME): that task's own "
-                                             "columns, or text[, text_pair] + an integer label")
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate any HF model folder (+ a PEFT adapter) on kollm's Korean tasks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score a causal LM on kollm's lm-evaluation-harness tasks (kollm/evaluate/lm_eval_tasks/): "
+        "NSMC sentiment, KLUE-NLI, hate speech (accuracy, macro-F1, toxicity F1) and "
+        "KLUE-STS (accuracy, Pearson, Spearman), with the model's chat template.\n"
+        "Without --data, each task's test split comes from the Korean data (../shared/data "
+        "or `kollm data download`), split as the pipeline splits it.",
+    )
+    e.add_argument(
+        "model_dir",
+        help="a causal LM: a HF model folder (config.json + safetensors), or a run's stage "
+        "folder (runs/tiny/pretrain, runs/tiny/align): the model its manifest declares",
+    )
+    e.add_argument(
+        "--adapter",
+        default="",
+        help="a PEFT adapter folder (finetune.head=lm) to apply on top, e.g. "
+        "runs/tiny/finetune/nsmc/adapter after finetune.method=lora",
+    )
+    e.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["nsmc", "klue_nli", "hate", "klue_sts"],
+        help="nsmc, klue_nli, hate, klue_sts (default: all)",
+    )
+    e.add_argument(
+        "--data",
+        default="",
+        help="a JSONL of one task's rows (with --tasks NAME): that task's own "
+        "columns, or text[, text_pair] + an integer label",
+    )
     e.add_argument("--data-dir", default="", help="where the Korean data is (default: searched)")
     e.add_argument("--nsmc-per-class", type=int, default=1000, help="NSMC test reviews per class (0 = all)")
     e.add_argument("--limit", type=int, default=0, help="at most this many rows per task (0 = all)")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--out", default="kollm_eval", help="folder for scores.json and the rows lm-eval read")
     e.set_defaults(fn=cmd_evaluate)
-    n = sub.add_parser("nemo-rl", help="run an alignment step on NeMo-RL (GPUs, its container) through NeMo Run",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Run one NeMo-RL step (sft, dpo, reward, grpo) on the config and data the run's "
-                                   "align stage wrote (<run>/align/nemo_rl/), in run.nemo_rl_image (default "
-                                   "nvcr.io/nvidia/nemo-rl:v0.7.0): run.executor=docker on this machine, slurm on one node "
-                                   "(several: prints NeMo-RL's ray.sub command), local inside that container. "
-                                   "The same run's align stage must be done (kollm run align ...).")
+    n = sub.add_parser(
+        "nemo-rl",
+        help="run an alignment step on NeMo-RL (GPUs, its container) through NeMo Run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one NeMo-RL step (sft, dpo, reward, grpo) on the config and data the run's "
+        "align stage wrote (<run>/align/nemo_rl/), in run.nemo_rl_image (default "
+        "nvcr.io/nvidia/nemo-rl:v0.7.0): run.executor=docker on this machine, slurm on one node "
+        "(several: prints NeMo-RL's ray.sub command), local inside that container. "
+        "The same run's align stage must be done (kollm run align ...).",
+    )
     n.add_argument("step", help="sft, dpo, reward or grpo")
     n.add_argument("overrides", nargs="*", help="preset=NAME and section.key=value overrides (run.*)")
     n.add_argument("--dryrun", action="store_true", help="print what would be launched")
     _add_profile(n)
     n.set_defaults(fn=cmd_nemo_rl)
-    ch = sub.add_parser("chat", help="a streaming terminal chat with the served model (Triton) or a local folder",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Chat in the terminal. With --url, against a running Triton server (the serve "
-                                    "stage with serve.keep_running=true, or TensorRT-LLM's llmapi model: --model "
-                                    "tensorrt_llm); without, the model runs in this process. The history is sent "
-                                    "in the model's chat template every turn. /reset clears it, /exit leaves.")
+    ch = sub.add_parser(
+        "chat",
+        help="a streaming terminal chat with the served model (Triton) or a local folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Chat in the terminal. With --url, against a running Triton server (the serve "
+        "stage with serve.keep_running=true, or TensorRT-LLM's llmapi model: --model "
+        "tensorrt_llm); without, the model runs in this process. The history is sent "
+        "in the model's chat template every turn. /reset clears it, /exit leaves.",
+    )
     ch.add_argument("--url", default="", help="Triton's HTTP (host:8000) or gRPC (host:8001) address")
-    ch.add_argument("--protocol", choices=["auto", "http", "grpc"], default="auto",
-                    help="how to talk to --url (default auto: the port says which of Triton's two it is)")
+    ch.add_argument(
+        "--protocol",
+        choices=["auto", "http", "grpc"],
+        default="auto",
+        help="how to talk to --url (default auto: the port says which of Triton's two it is)",
+    )
     ch.add_argument("--model", default="kollm", help="the Triton model; streaming uses MODEL_stream")
-    ch.add_argument("--model-dir", default="", help="the model folder (its tokenizer renders the chat template; "
-                                                    "without --url it is also what generates)")
+    ch.add_argument(
+        "--model-dir",
+        default="",
+        help="the model folder (its tokenizer renders the chat template; without --url it is also what generates)",
+    )
     ch.add_argument("--run", default="runs/tiny", help="a pipeline run whose served model to use (default runs/tiny)")
     ch.add_argument("--max-tokens", type=int, default=64)
-    ch.add_argument("--min-tokens", type=int, default=0, help="no end of answer before this many tokens (kollm's "
-                                                             "CPU model; TensorRT-LLM's Triton model has no such input)")
+    ch.add_argument(
+        "--min-tokens",
+        type=int,
+        default=0,
+        help="no end of answer before this many tokens (kollm's "
+        "CPU model; TensorRT-LLM's Triton model has no such input)",
+    )
     ch.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     ch.add_argument("--top-k", type=int, default=0)
     ch.add_argument("--top-p", type=float, default=1.0)
@@ -389,38 +455,48 @@ def parser() -> argparse.ArgumentParser:
     ch.add_argument("--host", default="127.0.0.1", help="with --ui: the address to serve on (default loopback only)")
     ch.add_argument("--port", type=int, default=7860, help="with --ui: the port")
     ch.set_defaults(fn=cmd_chat)
-    x = sub.add_parser("export", help="the aligned model as a HF folder with a model card; --push to the Hub",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Run (or reuse) the export stage: safetensors, tokenizer, generation config and "
-                                   "a model card whose numbers come from the run's report. With --push REPO it "
-                                   "uploads the folder through huggingface_hub (needs a token: `hf auth login`); "
-                                   "--dry-run lists the files, sizes and sha256 it would upload, and where.")
+    x = sub.add_parser(
+        "export",
+        help="the aligned model as a HF folder with a model card; --push to the Hub",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run (or reuse) the export stage: safetensors, tokenizer, generation config and "
+        "a model card whose numbers come from the run's report. With --push REPO it "
+        "uploads the folder through huggingface_hub (needs a token: `hf auth login`); "
+        "--dry-run lists the files, sizes and sha256 it would upload, and where.",
+    )
     x.add_argument("overrides", nargs="*", help="preset=NAME and run.* overrides (which run to export)")
     x.add_argument("--push", default="", metavar="REPO", help="a Hub repository id, owner/name")
     x.add_argument("--dry-run", action="store_true", help="with --push: list what would be uploaded, upload nothing")
     x.add_argument("--private", action="store_true", help="with --push: create the repository private")
     x.add_argument("--rerun", action="store_true", help="export again even if the stage is done")
     x.set_defaults(fn=cmd_export)
-    t = sub.add_parser("trtllm", help="serve the quantised checkpoint with TensorRT-LLM (GPUs, its container)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="On a GPU host, serve the quantize stage's checkpoint (trtllm.format) with "
-                                   "TensorRT-LLM's PyTorch backend: `triton` (Triton's llmapi model, the same request "
-                                   "contract as kollm's CPU model), `serve` (trtllm-serve, OpenAI-compatible) or "
-                                   "`bench` (trtllm-bench throughput on Korean prompts), in trtllm.container: "
-                                   "run.executor=docker here, slurm (pyxis) on a cluster, local inside the container.")
+    t = sub.add_parser(
+        "trtllm",
+        help="serve the quantised checkpoint with TensorRT-LLM (GPUs, its container)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="On a GPU host, serve the quantize stage's checkpoint (trtllm.format) with "
+        "TensorRT-LLM's PyTorch backend: `triton` (Triton's llmapi model, the same request "
+        "contract as kollm's CPU model), `serve` (trtllm-serve, OpenAI-compatible) or "
+        "`bench` (trtllm-bench throughput on Korean prompts), in trtllm.container: "
+        "run.executor=docker here, slurm (pyxis) on a cluster, local inside the container.",
+    )
     t.add_argument("action", help="triton, serve or bench")
     t.add_argument("overrides", nargs="*", help="preset=NAME, trtllm.* and run.* overrides")
     t.add_argument("--dryrun", action="store_true", help="write the files and print what would be launched")
     _add_profile(t)
     t.set_defaults(fn=cmd_trtllm)
-    dr = sub.add_parser("doctor", help="check this machine: Python, torch/CUDA, the environments' pins, NeMo Run, "
-                                       "Curator, Megatron, tritonserver, Slurm, Docker, the data, disk",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Check what the demo and the GPU/cluster paths need, each with a fix when it is "
-                                    "wrong. Exit status 0: the demo (make demo) can run here; 1: something it "
-                                    "needs failed (warnings are paths this machine does not offer).")
-    dr.add_argument("--data-dir", default="", help="the Korean data folder to check (default: searched as the data "
-                                                   "stage searches)")
+    dr = sub.add_parser(
+        "doctor",
+        help="check this machine: Python, torch/CUDA, the environments' pins, NeMo Run, "
+        "Curator, Megatron, tritonserver, Slurm, Docker, the data, disk",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check what the demo and the GPU/cluster paths need, each with a fix when it is "
+        "wrong. Exit status 0: the demo (make demo) can run here; 1: something it "
+        "needs failed (warnings are paths this machine does not offer).",
+    )
+    dr.add_argument(
+        "--data-dir", default="", help="the Korean data folder to check (default: searched as the data stage searches)"
+    )
     dr.add_argument("--root", default="runs", help="where runs go (its disk is checked)")
     dr.add_argument("--json", action="store_true", help="the checks as JSON")
     _add_profile(dr)
@@ -435,9 +511,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_profile(sub_parser) -> None:
-    sub_parser.add_argument("--profile", default="", metavar="FILE",
-                            help="a cluster profile (account, partition, images, mounts, tunnel; recipes/cluster.py); "
-                                 "default: $KOLLM_PROFILE, else ~/.config/kollm/cluster.yaml if it exists")
+    sub_parser.add_argument(
+        "--profile",
+        default="",
+        metavar="FILE",
+        help="a cluster profile (account, partition, images, mounts, tunnel; recipes/cluster.py); "
+        "default: $KOLLM_PROFILE, else ~/.config/kollm/cluster.yaml if it exists",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

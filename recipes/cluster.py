@@ -27,10 +27,18 @@ import os
 from kollm.core.errors import KollmError
 
 # profile key -> the override it sets
-SCALARS = {"account": "run.account", "partition": "run.partition", "gpus_per_node": "run.gpus_per_node",
-           "time_limit": "run.time_limit"}
-IMAGES = {"train": "run.container_image", "serve": "run.serve_image", "nemo_rl": "run.nemo_rl_image",
-          "trtllm": "trtllm.container"}
+SCALARS = {
+    "account": "run.account",
+    "partition": "run.partition",
+    "gpus_per_node": "run.gpus_per_node",
+    "time_limit": "run.time_limit",
+}
+IMAGES = {
+    "train": "run.container_image",
+    "serve": "run.serve_image",
+    "nemo_rl": "run.nemo_rl_image",
+    "trtllm": "trtllm.container",
+}
 TUNNEL = {"host": "run.ssh_host", "user": "run.ssh_user", "job_dir": "run.remote_job_dir"}
 REQUIRED = ("account", "partition")
 KEYS = (*SCALARS, "images", "mounts", "tunnel")
@@ -45,8 +53,9 @@ def find(explicit: str = "") -> str:
             if not os.path.isfile(path):
                 raise KollmError(f"cluster profile {path} (from {origin}): no such file")
             return os.path.abspath(path)
-    default = os.path.expanduser(os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.join("~", ".config")),
-                                              "kollm", "cluster.yaml"))
+    default = os.path.expanduser(
+        os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.join("~", ".config")), "kollm", "cluster.yaml")
+    )
     return default if os.path.isfile(default) else ""
 
 
@@ -76,7 +85,9 @@ def load(path: str) -> dict:
         where = f" (line {mark.line + 1})" if mark else ""
         raise KollmError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
-        raise KollmError(f"{path}: a cluster profile is a mapping of keys ({', '.join(KEYS)}), got {type(data).__name__}")
+        raise KollmError(
+            f"{path}: a cluster profile is a mapping of keys ({', '.join(KEYS)}), got {type(data).__name__}"
+        )
     for key in data:
         if key not in KEYS:
             raise _unknown(path, str(key), KEYS)
@@ -133,6 +144,8 @@ def overrides(path: str) -> list[str]:
             if key in tunnel:
                 out.append(f"{target}={_string(path, f'tunnel.{key}', tunnel[key])}")
     elif set(tunnel) - {"kind"}:
-        raise KollmError(f"{path}: tunnel.kind is local: {', '.join(sorted(set(tunnel) - {'kind'}))} would be ignored; "
-                         "remove them or set kind: ssh")
+        raise KollmError(
+            f"{path}: tunnel.kind is local: {', '.join(sorted(set(tunnel) - {'kind'}))} would be ignored; "
+            "remove them or set kind: ssh"
+        )
     return out

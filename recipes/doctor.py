@@ -58,8 +58,10 @@ def _normal(name: str) -> str:
 
 
 def _installed(python: str) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}))")
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}))"
+    )
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     return {_normal(k): v for k, v in json.loads(out).items()}
 
@@ -77,8 +79,11 @@ def check_environment(folder: str) -> Check:
         return Check(f"environment {folder}", miss, f"its python does not run: {e}", f"rm -rf {folder} && {make}")
     pins = _pins(files)
     # a local version label is the build, not the release: torch 2.13.0+cpu is the pinned 2.13.0
-    wrong = [f"{n} {have.get(n, 'missing')} (pinned {v})" for n, v in sorted(pins.items())
-             if have.get(n, "").split("+")[0] != v]
+    wrong = [
+        f"{n} {have.get(n, 'missing')} (pinned {v})"
+        for n, v in sorted(pins.items())
+        if have.get(n, "").split("+")[0] != v
+    ]
     if wrong:
         shown = "; ".join(wrong[:4]) + (f"; and {len(wrong) - 4} more" if len(wrong) > 4 else "")
         return Check(f"environment {folder}", miss, shown, f"rm -rf {folder} && {make}")
@@ -100,8 +105,14 @@ def check_torch() -> list[Check]:
         return [Check("torch", "fail", "not importable", "`make env` (installs torch==2.13.0, the CPU wheel, first)")]
     out = [Check("torch", "ok", f"{torch.__version__}, {torch.get_num_threads()} CPU threads")]
     if not torch.cuda.is_available():
-        out.append(Check("CUDA GPUs", "warn", "none: the CPU presets (tiny, laptop, ci) run; small/1b/8b need GPUs",
-                         "a GPU node with containers/Dockerfile.train (run.executor=slurm or docker)"))
+        out.append(
+            Check(
+                "CUDA GPUs",
+                "warn",
+                "none: the CPU presets (tiny, laptop, ci) run; small/1b/8b need GPUs",
+                "a GPU node with containers/Dockerfile.train (run.executor=slurm or docker)",
+            )
+        )
         return out
     names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
     out.append(Check("CUDA GPUs", "ok", f"{torch.cuda.device_count()} x {', '.join(names)}, CUDA {torch.version.cuda}"))
@@ -109,7 +120,9 @@ def check_torch() -> list[Check]:
         nccl = ".".join(str(x) for x in torch.cuda.nccl.version())
         out.append(Check("NCCL", "ok", nccl))
     except (RuntimeError, AttributeError) as e:
-        out.append(Check("NCCL", "warn", f"not available ({e})", "a CUDA torch built with NCCL (the NGC PyTorch image)"))
+        out.append(
+            Check("NCCL", "warn", f"not available ({e})", "a CUDA torch built with NCCL (the NGC PyTorch image)")
+        )
     return out
 
 
@@ -123,7 +136,9 @@ def check_module(module: str, label: str, status_if_missing: Status, fix: str) -
             importlib.import_module(module)
     except Exception as e:  # an import that fails for any reason is what the user must hear about
         return Check(label, status_if_missing, f"import {module} fails: {type(e).__name__}: {str(e)[:120]}", fix)
-    dist = {"nemo_run": "nemo-run", "nemo_curator": "nemo-curator", "megatron.core": "megatron-core"}.get(module, module)
+    dist = {"nemo_run": "nemo-run", "nemo_curator": "nemo-curator", "megatron.core": "megatron-core"}.get(
+        module, module
+    )
     try:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -152,15 +167,23 @@ def check_tritonserver() -> Check:
 def check_slurm() -> Check:
     sinfo = shutil.which("sinfo")
     if not sinfo:
-        return Check("Slurm", "warn", "no sinfo on PATH: run.executor=slurm submits from a login node only",
-                     "run on the cluster's login node, or set tunnel: {kind: ssh, host: ...} in the cluster profile")
+        return Check(
+            "Slurm",
+            "warn",
+            "no sinfo on PATH: run.executor=slurm submits from a login node only",
+            "run on the cluster's login node, or set tunnel: {kind: ssh, host: ...} in the cluster profile",
+        )
     try:
         p = subprocess.run([sinfo, "-h", "-o", "%P %a %D"], capture_output=True, text=True, timeout=15)
     except subprocess.TimeoutExpired:
         return Check("Slurm", "warn", "sinfo did not answer in 15 s", "check slurmctld (scontrol ping)")
     if p.returncode:
-        return Check("Slurm", "warn", f"sinfo failed: {(p.stderr or p.stdout).strip()[:160]}",
-                     "check SLURM_CONF and slurmctld (scontrol ping)")
+        return Check(
+            "Slurm",
+            "warn",
+            f"sinfo failed: {(p.stderr or p.stdout).strip()[:160]}",
+            "check SLURM_CONF and slurmctld (scontrol ping)",
+        )
     parts = [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
     return Check("Slurm", "ok", f"partitions: {', '.join(parts) or 'none listed'}")
 
@@ -169,28 +192,42 @@ def check_docker() -> Check:
     docker = shutil.which("docker")
     if docker:
         try:
-            p = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                               timeout=15)
+            p = subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=15
+            )
             if p.returncode == 0 and p.stdout.strip():
                 return Check("Docker", "ok", f"engine {p.stdout.strip()}")
             why = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no answer"]
         except subprocess.TimeoutExpired:
             why = ["docker info did not answer in 15 s"]
-        return Check("Docker", "warn", f"{docker}, but no engine: {why[0][:160]}",
-                     "start the Docker daemon (or use Slurm + pyxis)")
-    return Check("Docker", "warn", "no docker on PATH: run.executor=docker and building containers/ need it",
-                 "install Docker (+ the NVIDIA container toolkit for GPUs), or use Slurm + pyxis")
+        return Check(
+            "Docker",
+            "warn",
+            f"{docker}, but no engine: {why[0][:160]}",
+            "start the Docker daemon (or use Slurm + pyxis)",
+        )
+    return Check(
+        "Docker",
+        "warn",
+        "no docker on PATH: run.executor=docker and building containers/ need it",
+        "install Docker (+ the NVIDIA container toolkit for GPUs), or use Slurm + pyxis",
+    )
 
 
 def check_data(data_dir: str = "") -> Check:
-    from kollm.data.sources import resolve_data_dir
     from kollm.core.errors import KollmError
+    from kollm.data.sources import resolve_data_dir
 
     try:
         return Check("Korean data", "ok", resolve_data_dir(data_dir))
     except KollmError as e:
-        return Check("Korean data", "fail", str(e).split(";")[0], "`kollm data download`, or data.data_dir=PATH / "
-                     "$KOLLM_DATA_DIR pointing at a folder with NSMC, KLUE and korean-hate-speech")
+        return Check(
+            "Korean data",
+            "fail",
+            str(e).split(";")[0],
+            "`kollm data download`, or data.data_dir=PATH / "
+            "$KOLLM_DATA_DIR pointing at a folder with NSMC, KLUE and korean-hate-speech",
+        )
 
 
 def check_disk(root: str) -> Check:
@@ -200,7 +237,9 @@ def check_disk(root: str) -> Check:
     free = shutil.disk_usage(probe).free / 2**30
     found = f"{free:.1f} GiB free at {probe}"
     if free < DEMO_DISK_GB:
-        return Check("disk", "fail", found, f"free space (the demo needs ~{DEMO_DISK_GB:.0f} GiB) or run.root=ELSEWHERE")
+        return Check(
+            "disk", "fail", found, f"free space (the demo needs ~{DEMO_DISK_GB:.0f} GiB) or run.root=ELSEWHERE"
+        )
     return Check("disk", "ok", found)
 
 
@@ -213,19 +252,24 @@ def check_memory() -> Check:
     gb = kb / 2**20
     found = f"{gb:.1f} GiB, {os.cpu_count()} CPUs"
     if gb < DEMO_MEMORY_GB:
-        return Check("memory", "warn", found, f"the demo peaks near 3 GiB; below {DEMO_MEMORY_GB:.0f} GiB close other work")
+        return Check(
+            "memory", "warn", found, f"the demo peaks near 3 GiB; below {DEMO_MEMORY_GB:.0f} GiB close other work"
+        )
     return Check("memory", "ok", found)
 
 
 def check_profile(explicit: str = "") -> Check:
-    from recipes import cluster
     from kollm.core.errors import KollmError
+    from recipes import cluster
 
     try:
         path = cluster.find(explicit)
         if not path:
-            return Check("cluster profile", "ok", "none (only Slurm runs use one: --profile FILE or "
-                         "~/.config/kollm/cluster.yaml)")
+            return Check(
+                "cluster profile",
+                "ok",
+                "none (only Slurm runs use one: --profile FILE or ~/.config/kollm/cluster.yaml)",
+            )
         n = len(cluster.overrides(path)) - 1
         return Check("cluster profile", "ok", f"{path}: {n} settings")
     except KollmError as e:
@@ -238,8 +282,15 @@ def run_checks(data_dir: str = "", root: str = "runs", profile: str = "") -> lis
     checks.append(check_module("nemo_run", "NeMo Run", "fail", "make env"))
     checks.append(check_module("nemo_curator", "NeMo Curator", "fail", "make env"))
     checks.append(check_module("megatron.core", "Megatron Core", "warn", "make env (pretrain.backend=megatron only)"))
-    checks += [check_tritonserver(), check_slurm(), check_docker(), check_data(data_dir), check_disk(root),
-               check_memory(), check_profile(profile)]
+    checks += [
+        check_tritonserver(),
+        check_slurm(),
+        check_docker(),
+        check_data(data_dir),
+        check_disk(root),
+        check_memory(),
+        check_profile(profile),
+    ]
     return checks
 
 
@@ -252,8 +303,9 @@ def report(checks: list[Check]) -> str:
             lines.append(f"       {'':<{width}}  fix: {c.fix}")
     failed = [c.name for c in checks if c.status == "fail"]
     lines.append("")
-    lines.append(f"demo: cannot run ({len(failed)} failed: {', '.join(failed)})" if failed
-                 else "demo: ready (make demo)")
+    lines.append(
+        f"demo: cannot run ({len(failed)} failed: {', '.join(failed)})" if failed else "demo: ready (make demo)"
+    )
     return "\n".join(lines)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import nemo_run as run
 
 from kollm.config import PipelineConfig
-from kollm.data.sources import repo_root
 from kollm.core.errors import KollmError
+from kollm.data.sources import repo_root
 
 CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the repository
 
@@ -28,8 +30,9 @@ def distributed_pretrain(cfg: PipelineConfig, stages: list[str] | None) -> bool:
 def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExecutor:
     """This machine: CPU, or one GPU; `pretrain.nproc_per_node=N` runs pretraining on N torchrun ranks."""
     if distributed_pretrain(cfg, stages):
-        return run.LocalExecutor(ntasks_per_node=cfg.pretrain.nproc_per_node, launcher="torchrun",
-                                 env_vars={**ENV, **TORCHRUN_ENV})
+        return run.LocalExecutor(
+            ntasks_per_node=cfg.pretrain.nproc_per_node, launcher="torchrun", env_vars={**ENV, **TORCHRUN_ENV}
+        )
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
@@ -42,8 +45,11 @@ def slurm_tunnel(cfg: PipelineConfig) -> run.SSHTunnel | run.LocalTunnel:
     # Submitting from this machine: the job files stay in NeMo Run's experiment folder (under
     # $NEMORUN_HOME, which `kollm run` puts in run.root: a filesystem the nodes share); a LocalTunnel
     # with a job_dir of its own would not copy them there and sbatch could not open the script.
-    return (run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
-            if r.ssh_host else run.LocalTunnel(job_dir=""))
+    return (
+        run.SSHTunnel(host=r.ssh_host, user=r.ssh_user or os.environ.get("USER", ""), job_dir=job_dir)
+        if r.ssh_host
+        else run.LocalTunnel(job_dir="")
+    )
 
 
 def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExecutor:
@@ -60,9 +66,11 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     multi_node_ok = (stages == ["curate"] and cfg.curate.executor == "ray") or stages == ["pretrain"]
     if r.nodes > 1 and not multi_node_ok:
         # The other stages are one process; several nodes would run them several times over.
-        raise KollmError("run.nodes > 1 works for pretraining (`kollm run pretrain ...`) and for curation on Ray "
-                         "(`kollm run curate curate.executor=ray`); other stages and the whole pipeline: "
-                         "use run.nodes=1")
+        raise KollmError(
+            "run.nodes > 1 works for pretraining (`kollm run pretrain ...`) and for curation on Ray "
+            "(`kollm run curate curate.executor=ray`); other stages and the whole pipeline: "
+            "use run.nodes=1"
+        )
     tunnel = slurm_tunnel(cfg)
     mounts = []
     if r.container_image:
@@ -72,12 +80,21 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     pretraining = stages == ["pretrain"]
     extra = {"requeue": True} if pretraining else {}
     return run.SlurmExecutor(
-        account=r.account, partition=r.partition or None, nodes=r.nodes,
-        ntasks_per_node=cfg.pretrain.nproc_per_node if torchrun else 1, launcher="torchrun" if torchrun else None,
-        gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=r.container_image or None,
-        container_mounts=mounts, tunnel=tunnel, packager=run.Packager(),
-        env_vars={**ENV, **(TORCHRUN_ENV if torchrun else {})}, exclusive=True if r.gpus_per_node else None,
-        signal="USR1@120" if pretraining else None, additional_parameters=extra,
+        account=r.account,
+        partition=r.partition or None,
+        nodes=r.nodes,
+        ntasks_per_node=cfg.pretrain.nproc_per_node if torchrun else 1,
+        launcher="torchrun" if torchrun else None,
+        gpus_per_node=r.gpus_per_node or None,
+        time=r.time_limit,
+        container_image=r.container_image or None,
+        container_mounts=mounts,
+        tunnel=tunnel,
+        packager=run.Packager(),
+        env_vars={**ENV, **(TORCHRUN_ENV if torchrun else {})},
+        exclusive=True if r.gpus_per_node else None,
+        signal="USR1@120" if pretraining else None,
+        additional_parameters=extra,
         retries=r.requeues if pretraining else 0,
     )
 
@@ -88,10 +105,14 @@ def docker(cfg: PipelineConfig) -> run.DockerExecutor:
     if not r.container_image:
         raise KollmError("run.executor=docker needs run.container_image (see containers/)")
     return run.DockerExecutor(
-        container_image=r.container_image, num_gpus=r.gpus_per_node or None,
-        runtime="nvidia" if r.gpus_per_node else None, ipc_mode="host", shm_size="16g",
+        container_image=r.container_image,
+        num_gpus=r.gpus_per_node or None,
+        runtime="nvidia" if r.gpus_per_node else None,
+        ipc_mode="host",
+        shm_size="16g",
         volumes=[f"{repo_root()}:{CONTAINER_REPO}", *r.mounts],
-        packager=run.Packager(), env_vars=dict(ENV),
+        packager=run.Packager(),
+        env_vars=dict(ENV),
     )
 
 
@@ -103,16 +124,33 @@ def gpu_container(cfg: PipelineConfig, image: str, multi_node_hint: str):
     mounts = r.mounts
     env = {**ENV, "HF_HOME": os.path.join(os.path.abspath(r.root), ".hf")}
     if r.executor == "docker":
-        return run.DockerExecutor(container_image=image, num_gpus=r.gpus_per_node or -1, runtime="nvidia",
-                                  ipc_mode="host", shm_size="64g", volumes=mounts,
-                                  packager=run.Packager(), env_vars=env)
+        return run.DockerExecutor(
+            container_image=image,
+            num_gpus=r.gpus_per_node or -1,
+            runtime="nvidia",
+            ipc_mode="host",
+            shm_size="64g",
+            volumes=mounts,
+            packager=run.Packager(),
+            env_vars=env,
+        )
     if r.executor == "slurm":
         if r.nodes > 1:
             raise KollmError(multi_node_hint)
-        return run.SlurmExecutor(account=r.account, partition=r.partition or None, nodes=1, ntasks_per_node=1,
-                                 gpus_per_node=r.gpus_per_node or None, time=r.time_limit, container_image=image,
-                                 container_mounts=mounts, tunnel=slurm_tunnel(cfg), packager=run.Packager(),
-                                 env_vars=env, exclusive=True)
+        return run.SlurmExecutor(
+            account=r.account,
+            partition=r.partition or None,
+            nodes=1,
+            ntasks_per_node=1,
+            gpus_per_node=r.gpus_per_node or None,
+            time=r.time_limit,
+            container_image=image,
+            container_mounts=mounts,
+            tunnel=slurm_tunnel(cfg),
+            packager=run.Packager(),
+            env_vars=env,
+            exclusive=True,
+        )
     return run.LocalExecutor(ntasks_per_node=1, env_vars=env)
 
 
@@ -128,7 +166,7 @@ def launch_script(name: str, executor, script: run.Script, dryrun: bool) -> dict
         return {**status, "_exp_dir": exp._exp_dir}
 
 
-FACTORIES = {"local": local, "slurm": slurm, "docker": docker}
+FACTORIES: dict[str, Callable[..., Any]] = {"local": local, "slurm": slurm, "docker": docker}
 
 
 def for_stage(executor, cfg: PipelineConfig, env: str):

@@ -39,15 +39,19 @@ def upload_plan(folder: str) -> list[dict]:
 def push(folder: str, repo: str, dry_run: bool = True, private: bool = False) -> dict:
     check_repo_id(repo)
     plan = upload_plan(folder)
-    result = {"repo": repo, "url": f"https://huggingface.co/{repo}", "folder": os.path.abspath(folder), "files": plan,
-              "dry_run": dry_run}
+    result = {
+        "repo": repo,
+        "url": f"https://huggingface.co/{repo}",
+        "folder": os.path.abspath(folder),
+        "files": plan,
+        "dry_run": dry_run,
+    }
     if dry_run:
         return result
     from huggingface_hub import HfApi
 
     api = HfApi()
     api.create_repo(repo, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=folder, repo_id=repo, repo_type="model",
-                               commit_message="kollm export")
+    commit = api.upload_folder(folder_path=folder, repo_id=repo, repo_type="model", commit_message="kollm export")
     result["commit"] = str(getattr(commit, "oid", commit))
     return result

@@ -45,8 +45,12 @@ def task(step: str, config: str) -> run.Script:
 
 
 def executor(cfg: PipelineConfig):
-    return gpu_container(cfg, cfg.run.nemo_rl_image, "NeMo-RL on several nodes starts Ray through its ray.sub; "
-                         "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)")
+    return gpu_container(
+        cfg,
+        cfg.run.nemo_rl_image,
+        "NeMo-RL on several nodes starts Ray through its ray.sub; "
+        "use the printed sbatch command (kollm nemo-rl STEP run.nodes=N --dryrun)",
+    )
 
 
 def launch(cfg: PipelineConfig, step: str, dryrun: bool = False) -> dict:

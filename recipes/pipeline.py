@@ -23,8 +23,9 @@ def launch(cfg: PipelineConfig, only: list[str] | None = None, dryrun: bool = Fa
     executor = executors.for_config(cfg, only)
     with run.Experiment(f"kollm-{cfg.run.name or cfg.preset}", executor=executor, log_level="WARN") as exp:
         for name, task in experiment_tasks(cfg, only):
-            exp.add(task, executor=executors.for_stage(executor, cfg, by_name(name).env), name=name,
-                    tail_logs=not dryrun)
+            exp.add(
+                task, executor=executors.for_stage(executor, cfg, by_name(name).env), name=name, tail_logs=not dryrun
+            )
         if dryrun:
             exp.dryrun(log=True, delete_exp_dir=False)
             return {"_exp_dir": exp._exp_dir}

@@ -102,8 +102,9 @@ def llama_600k_ci() -> PipelineConfig:
     cfg.data.max_reviews = 30000
     cfg.data.max_comments = 3000
     cfg.tokenizer.vocab_size = 2000
-    cfg.model = ModelConfig(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
-                            intermediate_size=352, max_seq_len=128)
+    cfg.model = ModelConfig(
+        hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=352, max_seq_len=128
+    )
     cfg.pretrain.steps = 300
     cfg.pretrain.batch_size = 16
     cfg.pretrain.seq_len = 64
@@ -150,8 +151,9 @@ def _gpu_pretrain(cfg: PipelineConfig, nodes: int, gpus: int) -> PipelineConfig:
 def llama_125m_1gpu() -> PipelineConfig:
     """Preset `small`: ~125M parameters (GPT-2 small width, Llama layout) on one GPU."""
     cfg = _gpu_pretrain(PipelineConfig(preset="small"), nodes=1, gpus=1)
-    cfg.model = ModelConfig(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
-                            max_seq_len=2048)
+    cfg.model = ModelConfig(
+        hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048, max_seq_len=2048
+    )
     cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 20000, 64, 16
     cfg.pretrain.seq_len, cfg.pretrain.lr = 2048, 6e-4
     return cfg
@@ -161,8 +163,9 @@ def llama_1b_8gpu() -> PipelineConfig:
     """Preset `1b`: ~1.2B parameters (Llama 3.2 1B shape, our vocab) on one node of 8 GPUs, data parallel
     with the distributed optimizer."""
     cfg = _gpu_pretrain(PipelineConfig(preset="1b"), nodes=1, gpus=8)
-    cfg.model = ModelConfig(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
-                            max_seq_len=4096)
+    cfg.model = ModelConfig(
+        hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192, max_seq_len=4096
+    )
     cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 50000, 256, 4
     cfg.pretrain.seq_len, cfg.pretrain.lr = 4096, 3e-4
     cfg.pretrain.distributed_optimizer = True
@@ -173,8 +176,9 @@ def llama_8b_32gpu() -> PipelineConfig:
     """Preset `8b`: ~8B parameters (Llama 3 8B shape, our vocab) on 4 nodes x 8 GPUs: TP 2 + sequence
     parallel, distributed optimizer."""
     cfg = _gpu_pretrain(PipelineConfig(preset="8b"), nodes=4, gpus=8)
-    cfg.model = ModelConfig(hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=8, intermediate_size=14336,
-                            max_seq_len=8192)
+    cfg.model = ModelConfig(
+        hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=8, intermediate_size=14336, max_seq_len=8192
+    )
     cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.pretrain.micro_batch_size = 100000, 512, 1
     cfg.pretrain.seq_len, cfg.pretrain.lr = 8192, 3e-4
     cfg.pretrain.tensor_parallel, cfg.pretrain.sequence_parallel = 2, True
@@ -183,10 +187,14 @@ def llama_8b_32gpu() -> PipelineConfig:
     return cfg
 
 
-PRESETS: dict[str, Callable[[], PipelineConfig]] = {"tiny": llama_5m_cpu_demo, "laptop": llama_5m_laptop,
-                                                     "ci": llama_600k_ci,
-                                                     "small": llama_125m_1gpu, "1b": llama_1b_8gpu,
-                                                     "8b": llama_8b_32gpu}
+PRESETS: dict[str, Callable[[], PipelineConfig]] = {
+    "tiny": llama_5m_cpu_demo,
+    "laptop": llama_5m_laptop,
+    "ci": llama_600k_ci,
+    "small": llama_125m_1gpu,
+    "1b": llama_1b_8gpu,
+    "8b": llama_8b_32gpu,
+}
 
 
 def from_preset(name: str) -> PipelineConfig:
@@ -200,8 +208,9 @@ def build(preset: str, overrides: list[str]) -> PipelineConfig:
     return config.apply_overrides(from_preset(preset), overrides)
 
 
-def standalone_pretraining(corpus: str, tokenizer_dir: str, preset: str = "tiny", overrides: list[str] | None = None,
-                           val_corpus: str = "") -> PipelineConfig:
+def standalone_pretraining(
+    corpus: str, tokenizer_dir: str, preset: str = "tiny", overrides: list[str] | None = None, val_corpus: str = ""
+) -> PipelineConfig:
     """Pretrain on any JSONL corpus with a HF tokenizer folder, outside a pipeline run."""
     cfg = build(preset, list(overrides or []))
     cfg.pretrain.corpus, cfg.pretrain.tokenizer_dir, cfg.pretrain.val_corpus = corpus, tokenizer_dir, val_corpus

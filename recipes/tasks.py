@@ -15,8 +15,8 @@ import sys
 import nemo_run as run
 
 from kollm.config import PipelineConfig
-from kollm.data.sources import repo_root
 from kollm.core.io import write_json
+from kollm.data.sources import repo_root
 from stages import by_name
 from stages.runner import main as stage_main
 
@@ -48,6 +48,10 @@ def task(name: str, cfg: PipelineConfig, config_file: str) -> run.Partial | run.
     """The NeMo Run task that runs stage `name` with `cfg` (saved at `config_file`) in its environment."""
     stage = by_name(name)
     if stage.env == "serve":
-        return run.Script(path="recipes.cli", m=True, entrypoint=serve_python(cfg),
-                          args=["stage", stage.name, "--config", config_file])
+        return run.Script(
+            path="recipes.cli",
+            m=True,
+            entrypoint=serve_python(cfg),
+            args=["stage", stage.name, "--config", config_file],
+        )
     return run.Partial(stage_main, stage=stage.name, cfg=to_run_config(cfg))

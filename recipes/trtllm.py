@@ -18,9 +18,9 @@ import shlex
 import nemo_run as run
 
 import trtllm
-from kollm.data import prompts
 from kollm.config import PipelineConfig
 from kollm.core.errors import KollmError
+from kollm.data import prompts
 from recipes.executors import gpu_container, launch_script
 
 ACTIONS = ("triton", "serve", "bench")
@@ -28,15 +28,15 @@ ACTIONS = ("triton", "serve", "bench")
 
 def checkpoint(cfg: PipelineConfig) -> str:
     """The quantize stage's folder for `trtllm.format`."""
-    from stages.base import require
-
     from kollm.core.io import read_json
+    from stages.base import require
 
     table = read_json(require(cfg, "quantize")["outputs"]["table"])
     checkpoints = {row["format"]: row["dir"] for row in table["formats"] if row["dir"]}
     if cfg.trtllm.format not in checkpoints:
-        raise KollmError(f"trtllm.format={cfg.trtllm.format!r}: the quantize stage wrote "
-                         f"{', '.join(sorted(checkpoints))}")
+        raise KollmError(
+            f"trtllm.format={cfg.trtllm.format!r}: the quantize stage wrote {', '.join(sorted(checkpoints))}"
+        )
     return checkpoints[cfg.trtllm.format]
 
 
@@ -49,14 +49,23 @@ def command(cfg: PipelineConfig, action: str) -> tuple[str, dict]:
     files = trtllm.write_files(out, model_dir, cfg.trtllm, list(prompts.GENERATION_PROMPTS))
     if action == "triton":
         return trtllm.triton_command(os.path.join(out, "model_repository"), cfg.trtllm), files
-    argv = (trtllm.serve_command(model_dir, files["options"], cfg.trtllm) if action == "serve" else
-            trtllm.bench_command(model_dir, files["dataset"], files["options"], cfg.trtllm))
+    argv = (
+        trtllm.serve_command(model_dir, files["options"], cfg.trtllm)
+        if action == "serve"
+        else trtllm.bench_command(model_dir, files["dataset"], files["options"], cfg.trtllm)
+    )
     return shlex.join(argv), files
 
 
 def launch(cfg: PipelineConfig, action: str, dryrun: bool = False) -> dict:
     script, files = command(cfg, action)
-    executor = gpu_container(cfg, cfg.trtllm.container, "TensorRT-LLM serving here uses one node "
-                             "(tensor/pipeline parallel within it); set run.nodes=1")
-    return {"command": script, **files,
-            **launch_script(f"trtllm-{action}", executor, run.Script(inline=script), dryrun)}
+    executor = gpu_container(
+        cfg,
+        cfg.trtllm.container,
+        "TensorRT-LLM serving here uses one node (tensor/pipeline parallel within it); set run.nodes=1",
+    )
+    return {
+        "command": script,
+        **files,
+        **launch_script(f"trtllm-{action}", executor, run.Script(inline=script), dryrun),
+    }

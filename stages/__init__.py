@@ -11,22 +11,55 @@ from stages import align, curate, data, evaluate, export, finetune, pretrain, qu
 from stages.base import Stage
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", data.run, outputs=("nsmc_train", "nsmc_val", "nsmc_test", "hate_train", "hate_dev",
-                                     "klue_nli_train", "klue_nli_test", "klue_sts", "corpus_raw", "heldout_raw")),
-    Stage("curate", curate.run, upstream=("data",),
-          outputs=("corpus", "heldout", "toxicity_model", "curation_dir")),
+    Stage(
+        "data",
+        data.run,
+        outputs=(
+            "nsmc_train",
+            "nsmc_val",
+            "nsmc_test",
+            "hate_train",
+            "hate_dev",
+            "klue_nli_train",
+            "klue_nli_test",
+            "klue_sts",
+            "corpus_raw",
+            "heldout_raw",
+        ),
+    ),
+    Stage("curate", curate.run, upstream=("data",), outputs=("corpus", "heldout", "toxicity_model", "curation_dir")),
     Stage("tokenizer", tokenizer.run, upstream=("curate",), outputs=("tokenizer_dir",)),
-    Stage("pretrain", pretrain.run, upstream=("curate", "tokenizer"), sections=("model", "pretrain"),
-          outputs=("model_dir", "loss_png", "metrics", "indexed_data"), standalone=pretrain.standalone),
+    Stage(
+        "pretrain",
+        pretrain.run,
+        upstream=("curate", "tokenizer"),
+        sections=("model", "pretrain"),
+        outputs=("model_dir", "loss_png", "metrics", "indexed_data"),
+        standalone=pretrain.standalone,
+    ),
     Stage("finetune", finetune.run, upstream=("data", "pretrain"), outputs=("results",)),
-    Stage("align", align.run, upstream=("data", "curate", "pretrain"),
-          outputs=("model_dir", "metrics", "datacard", "nemo_rl_dir", "nemo_aligner_dir")),
-    Stage("evaluate", evaluate.run, upstream=("data", "curate", "pretrain", "finetune", "align"),
-          outputs=("report_md", "report_json")),
+    Stage(
+        "align",
+        align.run,
+        upstream=("data", "curate", "pretrain"),
+        outputs=("model_dir", "metrics", "datacard", "nemo_rl_dir", "nemo_aligner_dir"),
+    ),
+    Stage(
+        "evaluate",
+        evaluate.run,
+        upstream=("data", "curate", "pretrain", "finetune", "align"),
+        outputs=("report_md", "report_json"),
+    ),
     Stage("export", export.run, upstream=("pretrain", "align", "evaluate"), outputs=("model_dir",)),
     Stage("quantize", quantize.run, upstream=("data", "curate", "finetune", "align"), outputs=("table", "checkpoints")),
-    Stage("serve", serve.run, upstream=("align",), env="serve", outputs=("model_repository", "server_log"),
-          preflight=serve.preflight),
+    Stage(
+        "serve",
+        serve.run,
+        upstream=("align",),
+        env="serve",
+        outputs=("model_repository", "server_log"),
+        preflight=serve.preflight,
+    ),
 )
 
 NAMES: list[str] = [s.name for s in STAGES]

@@ -81,8 +81,10 @@ def require(cfg: PipelineConfig, stage: str) -> dict:
     """The complete manifest of an upstream stage, or a KollmError telling what to run."""
     manifest = load_manifest(cfg, stage)
     if manifest is None:
-        raise KollmError(f"stage {stage!r} has not completed in {cfg.run_dir}; "
-                         f"run `kollm run {stage} preset={cfg.preset} run.name={cfg.run.name or cfg.preset}` first")
+        raise KollmError(
+            f"stage {stage!r} has not completed in {cfg.run_dir}; "
+            f"run `kollm run {stage} preset={cfg.preset} run.name={cfg.run.name or cfg.preset}` first"
+        )
     return manifest
 
 
@@ -94,6 +96,8 @@ def inputs(cfg: PipelineConfig, stage: str) -> dict[str, str]:
     """The outputs an upstream stage recorded in its manifest (name -> path)."""
     current = running.get()
     if current is not None and stage not in current.upstream:
-        raise RuntimeError(f"stage {current.name!r} reads {stage!r}, which its declaration does not list "
-                           f"as upstream {current.upstream}: add it there")
+        raise RuntimeError(
+            f"stage {current.name!r} reads {stage!r}, which its declaration does not list "
+            f"as upstream {current.upstream}: add it there"
+        )
     return require(cfg, stage)["outputs"]

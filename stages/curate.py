@@ -40,6 +40,7 @@ def train_toxicity(train: str, dev: str, out: str) -> tuple[str, dict]:
 def _kept_rows(path: str):
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
+
         yield from pq.read_table(path).to_pylist()
     else:
         with open(path, encoding="utf-8") as f:
@@ -66,7 +67,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
             for shard in sorted(glob.glob(os.path.join(work, "kept", f"*-{os.path.basename(path).split('.')[0]}-*"))):
                 for doc in _kept_rows(shard):
                     f.write(json.dumps(doc, ensure_ascii=False) + "\n")
-    return {"outputs": outputs,
-            "counts": {name: counts[path] for name, path in raw.items()},
-            "metrics": {"toxicity": tox_metrics, "timings": summary["timings"]},
-            "stages": summary["stages"]}
+    return {
+        "outputs": outputs,
+        "counts": {name: counts[path] for name, path in raw.items()},
+        "metrics": {"toxicity": tox_metrics, "timings": summary["timings"]},
+        "stages": summary["stages"],
+    }

@@ -17,8 +17,19 @@ from tqdm import tqdm
 
 from kollm.config import PipelineConfig
 from kollm.core import write_jsonl
-from kollm.data import (in_corpus_sample, iter_comments, iter_hate_labeled, iter_klue_nli, iter_klue_sentences,
-                        iter_klue_sts, iter_nsmc, iter_synopses, movie_split, nli_split, resolve_data_dir)
+from kollm.data import (
+    in_corpus_sample,
+    iter_comments,
+    iter_hate_labeled,
+    iter_klue_nli,
+    iter_klue_sentences,
+    iter_klue_sts,
+    iter_nsmc,
+    iter_synopses,
+    movie_split,
+    nli_split,
+    resolve_data_dir,
+)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -62,8 +73,12 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                 yield row
 
     write("corpus_raw", counted(corpus()))
-    write("heldout_raw", ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]}
-                          for r in splits["val"]))
+    write("heldout_raw", ({"id": f"nsmc:{r['review_id']}", "source": "nsmc", "text": r["text"]} for r in splits["val"]))
     movies = {s: len({r["movie_id"] for r in rows}) for s, rows in splits.items()}
-    return {"data_dir": data_dir, "outputs": outputs, "counts": counts, "corpus_by_source": dict(by_source),
-            "movies": movies}
+    return {
+        "data_dir": data_dir,
+        "outputs": outputs,
+        "counts": counts,
+        "corpus_by_source": dict(by_source),
+        "movies": movies,
+    }

@@ -27,14 +27,15 @@ def test_rows(cfg: PipelineConfig, data: dict) -> dict[str, list[dict]]:
     from kollm.data import NSMC, TASKS, load_split, rows_from
 
     ev = cfg.evaluate
-    rows = {name: load_split(TASKS[name], data, "test", 0,
-                                   ev.max_examples // 2 if name == "nsmc" else 0) for name in TASKS}
+    rows = {
+        name: load_split(TASKS[name], data, "test", 0, ev.max_examples // 2 if name == "nsmc" else 0) for name in TASKS
+    }
     if ev.nsmc_path:
-        rows["nsmc"] = rows_from(NSMC, read_jsonl(ev.nsmc_path, required=NSMC_FIELDS), 0,
-                                       ev.max_examples // 2)
+        rows["nsmc"] = rows_from(NSMC, read_jsonl(ev.nsmc_path, required=NSMC_FIELDS), 0, ev.max_examples // 2)
     if not rows["nsmc"]:
-        raise KollmError(f"{ev.nsmc_path or data['nsmc_test']}: no labelled reviews (need ratings 1-4 and 9-10 "
-                         "in the NSMC schema)")
+        raise KollmError(
+            f"{ev.nsmc_path or data['nsmc_test']}: no labelled reviews (need ratings 1-4 and 9-10 in the NSMC schema)"
+        )
     return rows
 
 
@@ -85,13 +86,18 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     folder = harness.write_rows(rows, os.path.join(out, "lm_eval_data"))
     torch.manual_seed(0)
     zero_shot_dirs = {"pretrained": pretrained["model_dir"], "aligned": aligned["model_dir"]}
-    report: dict = {"tasks": {}, "test_rows": {n: len(r) for n, r in rows.items()},
-                    "zero_shot_rows": {n: min(len(r), ev.zero_shot_examples or len(r)) for n, r in rows.items()},
-                    "lm_eval_data": folder, "seconds": {},
-                    "nsmc_path": os.path.abspath(ev.nsmc_path or data["nsmc_test"]),
-                    "lm_eval_command": harness.command(zero_shot_dirs["aligned"], list(rows), folder,
-                                                                  limit=ev.zero_shot_examples or None),
-                    "finetune": {k: finetuned[k] for k in ("method", "head", "backend")}}
+    report: dict = {
+        "tasks": {},
+        "test_rows": {n: len(r) for n, r in rows.items()},
+        "zero_shot_rows": {n: min(len(r), ev.zero_shot_examples or len(r)) for n, r in rows.items()},
+        "lm_eval_data": folder,
+        "seconds": {},
+        "nsmc_path": os.path.abspath(ev.nsmc_path or data["nsmc_test"]),
+        "lm_eval_command": harness.command(
+            zero_shot_dirs["aligned"], list(rows), folder, limit=ev.zero_shot_examples or None
+        ),
+        "finetune": {k: finetuned[k] for k in ("method", "head", "backend")},
+    }
 
     clock = Clock(report["seconds"])
     # zero-shot: every task, on lm-eval
@@ -113,18 +119,30 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         if name != "nsmc":  # the whole train file: its validation part too
             train_rows += load_split(task, data, "val", 0)
         base = baselines(task, train_rows, rows[name])
-        report["tasks"][name]["majority"] = {"acc": base["majority"]["accuracy"], "macro_f1": base["majority"]["macro_f1"]}
-        report["tasks"][name]["tfidf_logreg"] = {"acc": base["tfidf_logreg"]["accuracy"],
-                                                 "macro_f1": base["tfidf_logreg"]["macro_f1"],
-                                                 "train_examples": base["train_examples"]}
+        report["tasks"][name]["majority"] = {
+            "acc": base["majority"]["accuracy"],
+            "macro_f1": base["majority"]["macro_f1"],
+        }
+        report["tasks"][name]["tfidf_logreg"] = {
+            "acc": base["tfidf_logreg"]["accuracy"],
+            "macro_f1": base["tfidf_logreg"]["macro_f1"],
+            "train_examples": base["train_examples"],
+        }
     clock.lap("baselines")
 
     tokenizer = AutoTokenizer.from_pretrained(zero_shot_dirs["aligned"])
     models = {name: AutoModelForCausalLM.from_pretrained(path) for name, path in zero_shot_dirs.items()}
     nsmc_train = load_split(NSMC, data, "train", 0, 200)
-    report["prompting"] = study(models, tokenizer, NSMC, prompts.SENTIMENT_PHRASINGS,
-                                          rows["nsmc"][: ev.prompt_study_examples], nsmc_train, ev.shots,
-                                          cfg.model.max_seq_len)
+    report["prompting"] = study(
+        models,
+        tokenizer,
+        NSMC,
+        prompts.SENTIMENT_PHRASINGS,
+        rows["nsmc"][: ev.prompt_study_examples],
+        nsmc_train,
+        ev.shots,
+        cfg.model.max_seq_len,
+    )
     clock.lap("prompting")
     heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
     report["perplexity"] = {name: perplexity(m, tokenizer, heldout) for name, m in models.items()}
@@ -132,8 +150,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     report["generations"] = []
     for prompt in ev.prompts:
         text = generate(models["aligned"], tokenizer, prompt, ev.max_new_tokens)
-        report["generations"].append({"prompt": prompt, "response": text,
-                                      "hangul_share": round(hangul_ratio(normalize(text)), 3)})
+        report["generations"].append(
+            {"prompt": prompt, "response": text, "hangul_share": round(hangul_ratio(normalize(text)), 3)}
+        )
     clock.lap("generations")
     report["alignment"] = read_json(aligned["metrics"])
     report["pretrain"] = summarize(read_history(pretrained["metrics"]))
@@ -145,22 +164,31 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         f.write(render_markdown(report, cfg, pretrained["loss_png"], out))
     t = report["tasks"]
     return {
-        "outputs": {"report_md": os.path.abspath(os.path.join(out, "report.md")),
-                    "report_json": os.path.abspath(os.path.join(out, "report.json"))},
+        "outputs": {
+            "report_md": os.path.abspath(os.path.join(out, "report.md")),
+            "report_json": os.path.abspath(os.path.join(out, "report.json")),
+        },
         "counts": {f"{n}_test_rows": len(r) for n, r in rows.items()} | {"perplexity_docs": len(heldout)},
-        "metrics": {"nsmc_finetuned_accuracy": round(t["nsmc"]["finetuned"]["acc"], 4) if "finetuned" in t["nsmc"] else None,
-                    "nsmc_aligned_accuracy": round(t["nsmc"]["aligned"]["acc"], 4),
-                    "nsmc_tfidf_accuracy": round(t["nsmc"]["tfidf_logreg"]["acc"], 4),
-                    "klue_nli_finetuned_accuracy": round(t["klue_nli"].get("finetuned", {}).get("acc", float("nan")), 4),
-                    "hate_finetuned_macro_f1": round(t["hate"].get("finetuned", {}).get("macro_f1", float("nan")), 4),
-                    "klue_sts_aligned_pearson": round(t["klue_sts"]["aligned"]["pearson"], 4),
-                    "heldout_perplexity_pretrained": round(report["perplexity"]["pretrained"]["perplexity"], 2),
-                    "heldout_perplexity_aligned": round(report["perplexity"]["aligned"]["perplexity"], 2)},
+        "metrics": {
+            "nsmc_finetuned_accuracy": round(t["nsmc"]["finetuned"]["acc"], 4) if "finetuned" in t["nsmc"] else None,
+            "nsmc_aligned_accuracy": round(t["nsmc"]["aligned"]["acc"], 4),
+            "nsmc_tfidf_accuracy": round(t["nsmc"]["tfidf_logreg"]["acc"], 4),
+            "klue_nli_finetuned_accuracy": round(t["klue_nli"].get("finetuned", {}).get("acc", float("nan")), 4),
+            "hate_finetuned_macro_f1": round(t["hate"].get("finetuned", {}).get("macro_f1", float("nan")), 4),
+            "klue_sts_aligned_pearson": round(t["klue_sts"]["aligned"]["pearson"], 4),
+            "heldout_perplexity_pretrained": round(report["perplexity"]["pretrained"]["perplexity"], 2),
+            "heldout_perplexity_aligned": round(report["perplexity"]["aligned"]["perplexity"], 2),
+        },
     }
 
 
-COLUMNS = [("finetuned", "fine-tuned"), ("pretrained", "pretrained, zero-shot"), ("aligned", "aligned, zero-shot"),
-           ("tfidf_logreg", "TF-IDF + LR"), ("majority", "majority class")]
+COLUMNS = [
+    ("finetuned", "fine-tuned"),
+    ("pretrained", "pretrained, zero-shot"),
+    ("aligned", "aligned, zero-shot"),
+    ("tfidf_logreg", "TF-IDF + LR"),
+    ("majority", "majority class"),
+]
 
 
 def _task_plot(results: dict, path: str) -> None:
@@ -189,12 +217,17 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
     from kollm.data import TASKS
 
     ft = r["finetune"]
-    lines = [f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`", "",
-             f"Fine-tuning: method `{ft['method']}`, head `{ft['head']}`, backend `{ft['backend']}`. "
-             "Zero-shot and lm-head scores from lm-evaluation-harness; baselines trained on each task's whole train split.",
-             "", "## Tasks (test splits; accuracy / macro-F1)", "",
-             "| task | test rows | " + " | ".join(label for _, label in COLUMNS) + " |",
-             "|---|---|" + "---|" * len(COLUMNS)]
+    lines = [
+        f"# kollm report — preset `{cfg.preset}`, run `{cfg.run.name or cfg.preset}`",
+        "",
+        f"Fine-tuning: method `{ft['method']}`, head `{ft['head']}`, backend `{ft['backend']}`. "
+        "Zero-shot and lm-head scores from lm-evaluation-harness; baselines trained on each task's whole train split.",
+        "",
+        "## Tasks (test splits; accuracy / macro-F1)",
+        "",
+        "| task | test rows | " + " | ".join(label for _, label in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+    ]
     for name, res in r["tasks"].items():
         if name == "klue_sts":
             continue
@@ -202,49 +235,95 @@ def render_markdown(r: dict, cfg: PipelineConfig, loss_png: str, out: str) -> st
         n, z = r["test_rows"][name], r["zero_shot_rows"][name]
         lines.append(f"| {name} | {n}{f' (zero-shot: first {z})' if z < n else ''} | " + " | ".join(cells) + " |")
     sts = r["tasks"]["klue_sts"]
-    lines += ["", "![tasks](tasks.png)", "",
-              "KLUE-STS (zero-shot, \"same meaning? 예/아니오\"): " + "; ".join(
-                  f"{m}: accuracy {_fmt(sts[m]['acc'])}, Pearson {_fmt(sts[m]['pearson'])}, "
-                  f"Spearman {_fmt(sts[m]['spearman'])}" for m in ZERO_SHOT) + ".", ""]
+    lines += [
+        "",
+        "![tasks](tasks.png)",
+        "",
+        'KLUE-STS (zero-shot, "same meaning? 예/아니오"): '
+        + "; ".join(
+            f"{m}: accuracy {_fmt(sts[m]['acc'])}, Pearson {_fmt(sts[m]['pearson'])}, "
+            f"Spearman {_fmt(sts[m]['spearman'])}"
+            for m in ZERO_SHOT
+        )
+        + ".",
+        "",
+    ]
     hate = r["tasks"]["hate"]
-    lines += ["Toxicity F1 (hate or offensive vs none, hate-speech dev): " + "; ".join(
-        f"{m}: {_fmt(hate[m].get('toxic_f1'))}" for m in ZERO_SHOT + ("finetuned",) if m in hate and "toxic_f1" in hate[m]) + ".", ""]
+    lines += [
+        "Toxicity F1 (hate or offensive vs none, hate-speech dev): "
+        + "; ".join(
+            f"{m}: {_fmt(hate[m].get('toxic_f1'))}"
+            for m in ZERO_SHOT + ("finetuned",)
+            if m in hate and "toxic_f1" in hate[m]
+        )
+        + ".",
+        "",
+    ]
     lines += ["Where the rows come from:", ""] + [f"- **{n}**: {TASKS[n].about}" for n in r["tasks"]] + [""]
     lines += ["Rerun the zero-shot scores with lm-eval itself:", "", f"    {r['lm_eval_command']}", ""]
 
-    lines += ["## Fine-tuning runs (validation rows)", "",
-              "| task | method | head | trainable params | % | val score | train s | peak MB | adapter MB |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Fine-tuning runs (validation rows)",
+        "",
+        "| task | method | head | trainable params | % | val score | train s | peak MB | adapter MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for m in r["method_rows"]:
         metric = TASKS[m["task"]].metric
-        lines.append(f"| {m['task']} | {m['method']} | {m['head']} | {m['trainable_params']:,} | {m['trainable_pct']:.2f} "
-                     f"| {metric} {m[metric]:.3f} | {m['train_s']:.0f} | {m['peak_mem_mb']:.0f} | {m['adapter_mb'] or '–'} |")
+        lines.append(
+            f"| {m['task']} | {m['method']} | {m['head']} | {m['trainable_params']:,} | {m['trainable_pct']:.2f} "
+            f"| {metric} {m[metric]:.3f} | {m['train_s']:.0f} | {m['peak_mem_mb']:.0f} | {m['adapter_mb'] or '–'} |"
+        )
 
-    lines += ["", "## Prompting study (NSMC, first rows of the test split)", "",
-              "| phrasing | shots | " + " | ".join(ZERO_SHOT) + " |", "|---|---|" + "---|" * len(ZERO_SHOT)]
+    lines += [
+        "",
+        "## Prompting study (NSMC, first rows of the test split)",
+        "",
+        "| phrasing | shots | " + " | ".join(ZERO_SHOT) + " |",
+        "|---|---|" + "---|" * len(ZERO_SHOT),
+    ]
     by = {(p["phrasing"], p["shots"], p["model"]): p for p in r["prompting"]}
-    for (phrasing, shots) in dict.fromkeys((p["phrasing"], p["shots"]) for p in r["prompting"]):
+    for phrasing, shots in dict.fromkeys((p["phrasing"], p["shots"]) for p in r["prompting"]):
         prompt = by[(phrasing, shots, ZERO_SHOT[0])]["prompt"].replace("\n", " ⏎ ")
-        lines.append(f"| `{prompt}` | {shots} | " + " | ".join(_fmt(by[(phrasing, shots, m)]["accuracy"]) for m in ZERO_SHOT) + " |")
+        lines.append(
+            f"| `{prompt}` | {shots} | "
+            + " | ".join(_fmt(by[(phrasing, shots, m)]["accuracy"]) for m in ZERO_SHOT)
+            + " |"
+        )
     if "finetuned" in r["tasks"]["nsmc"]:
-        lines.append(f"\nFine-tuned ({ft['method']}, {ft['head']} head) on the full NSMC test split: "
-                     f"{_fmt(r['tasks']['nsmc']['finetuned']['acc'])}.")
+        lines.append(
+            f"\nFine-tuned ({ft['method']}, {ft['head']} head) on the full NSMC test split: "
+            f"{_fmt(r['tasks']['nsmc']['finetuned']['acc'])}."
+        )
 
-    lines += ["", "## Held-out perplexity (curated validation-split reviews)", "",
-              "| model | perplexity | bits/char | tokens |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Held-out perplexity (curated validation-split reviews)",
+        "",
+        "| model | perplexity | bits/char | tokens |",
+        "|---|---|---|---|",
+    ]
     for name, p in r["perplexity"].items():
         lines.append(f"| {name} | {p['perplexity']:.2f} | {p['bits_per_char']:.3f} | {p['tokens']} |")
     pt = r["pretrain"]
-    lines += ["", f"Pretraining: loss {pt['loss_first']} → {pt['loss_last']}, {pt['tokens_per_s']:.0f} tokens/s.", "",
-              f"![loss]({os.path.relpath(loss_png, os.path.abspath(out))})", "",
-              "## Alignment steps (held-out preference pairs)", ""]
+    lines += [
+        "",
+        f"Pretraining: loss {pt['loss_first']} → {pt['loss_last']}, {pt['tokens_per_s']:.0f} tokens/s.",
+        "",
+        f"![loss]({os.path.relpath(loss_png, os.path.abspath(out))})",
+        "",
+        "## Alignment steps (held-out preference pairs)",
+        "",
+    ]
     al = r["alignment"]
     lines += ["| step | optimiser steps | train loss | held-out |", "|---|---|---|---|"]
     for step, m in al.items():
         if step == "dpo":
             b, a = m["before"], m["after"]
-            held = (f"reward accuracy {b.get('rewards/accuracies', float('nan')):.3f} → "
-                    f"{a.get('rewards/accuracies', float('nan')):.3f}, margin {a.get('rewards/margins', float('nan')):.4f}")
+            held = (
+                f"reward accuracy {b.get('rewards/accuracies', float('nan')):.3f} → "
+                f"{a.get('rewards/accuracies', float('nan')):.3f}, margin {a.get('rewards/margins', float('nan')):.4f}"
+            )
         elif step == "reward":
             held = f"pair accuracy {m['accuracy_before']:.3f} → {m['accuracy']:.3f}"
         elif step == "grpo":

@@ -23,8 +23,15 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     pretrained = require(cfg, "pretrain")
     pretrain_metrics = {**pretrained.get("counts", {}), **pretrained.get("metrics", {})}
     config = read_json(os.path.join(model_dir, "config.json"))
-    card = model_card(cfg.export, cfg.preset, cfg.align.steps, f"{os.path.relpath(cfg.run_dir)}/evaluate/report.md",
-                      config, metrics, pretrain_metrics)
+    card = model_card(
+        cfg.export,
+        cfg.preset,
+        cfg.align.steps,
+        f"{os.path.relpath(cfg.run_dir)}/evaluate/report.md",
+        config,
+        metrics,
+        pretrain_metrics,
+    )
     folder = os.path.join(out, "model")
     files = write_folder(model_dir, folder, card)
     return {"outputs": {"model_dir": os.path.abspath(folder)}, "files": files, "counts": {"files": len(files)}}

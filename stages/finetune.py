@@ -19,6 +19,7 @@ from stages.base import inputs
 def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.data import by_name, load_split
     from kollm.finetune import finetune_task
+
     ft = cfg.finetune
     base = inputs(cfg, "pretrain")["model_dir"]
     data = inputs(cfg, "data")
@@ -28,14 +29,15 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         train_rows = load_split(task, data, "train", ft.seed, ft.examples_per_class)
         val_rows = load_split(task, data, "val", ft.seed, 250 if task.name == "nsmc" else 0)
         row = finetune_task(base, task, train_rows, val_rows, ft, os.path.join(out, name))
-        print(f"[finetune] {name}: {task.metric} {row[task.metric]:.4f} on {row['test_examples']} validation rows, "
-              f"{row['trainable_pct']:.2f} % of parameters trained, {row['train_s']:.0f} s")
+        print(
+            f"[finetune] {name}: {task.metric} {row[task.metric]:.4f} on {row['test_examples']} validation rows, "
+            f"{row['trainable_pct']:.2f} % of parameters trained, {row['train_s']:.0f} s"
+        )
         rows.append(row)
     results = os.path.abspath(os.path.join(out, "results.json"))
     write_json(results, {"method": ft.method, "head": ft.head, "backend": ft.backend, "tasks": rows})
     return {
         "outputs": {"results": results},
         "counts": {f"{r['task']}_train_examples": r["train_examples"] for r in rows},
-        "metrics": {f"{r['task']}_val_{by_name(r['task']).metric}": r[by_name(r["task"]).metric]
-                    for r in rows},
+        "metrics": {f"{r['task']}_val_{by_name(r['task']).metric}": r[by_name(r["task"]).metric] for r in rows},
     }

@@ -68,8 +68,12 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     base = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32).eval()
     heldout = [r["text"] for r in itertools.islice(read_jsonl(curated["heldout"]), q.perplexity_docs)]
     calibration = [r["text"] for r in itertools.islice(read_jsonl(curated["corpus"]), q.calibration_docs)]
-    batches = [tokenizer(calibration[i: i + 8], return_tensors="pt", padding=True, truncation=True,
-                         max_length=q.calibration_len)["input_ids"] for i in range(0, len(calibration), 8)]
+    batches = [
+        tokenizer(
+            calibration[i : i + 8], return_tensors="pt", padding=True, truncation=True, max_length=q.calibration_len
+        )["input_ids"]
+        for i in range(0, len(calibration), 8)
+    ]
     nsmc_rows = load_split(NSMC, data, "test", 0, q.nsmc_examples // 2)
     classifier, max_len = _nsmc_classifier(cfg), cfg.align.max_len
 
@@ -81,39 +85,73 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     def converted(convert):
         return None if classifier is None else (convert(copy.deepcopy(classifier[0])), *classifier[1:])
 
-    rows = [{"format": "fp32", **measured(base, classifier), "size_mb": round(folder_mb(model_dir), 2),
-             "dir": os.path.abspath(model_dir)}]
+    rows = [
+        {
+            "format": "fp32",
+            **measured(base, classifier),
+            "size_mb": round(folder_mb(model_dir), 2),
+            "dir": os.path.abspath(model_dir),
+        }
+    ]
     bf16_dir = os.path.join(out, "bf16")
     bf16 = copy.deepcopy(base).to(torch.bfloat16)
     bf16.save_pretrained(bf16_dir, safe_serialization=True)
     tokenizer.save_pretrained(bf16_dir)
-    rows.append({"format": "bf16", **measured(bf16, converted(lambda m: m.to(torch.bfloat16))),
-                 "size_mb": round(folder_mb(bf16_dir), 2), "dir": os.path.abspath(bf16_dir)})
+    rows.append(
+        {
+            "format": "bf16",
+            **measured(bf16, converted(lambda m: m.to(torch.bfloat16))),
+            "size_mb": round(folder_mb(bf16_dir), 2),
+            "dir": os.path.abspath(bf16_dir),
+        }
+    )
     del bf16
 
     def as_int8(m):  # what the CPU Triton model serves with serve.quantization=dynamic_int8
         dynamic_int8(m)
         return m
-    rows.append({"format": "torch_dynamic_int8", **measured(as_int8(copy.deepcopy(base)), converted(as_int8)),
-                 "size_mb": None, "dir": ""})
+
+    rows.append(
+        {
+            "format": "torch_dynamic_int8",
+            **measured(as_int8(copy.deepcopy(base)), converted(as_int8)),
+            "size_mb": None,
+            "dir": "",
+        }
+    )
     formats, skipped = supported(q.formats, *widths(base.config))
     for fmt in formats:
         model = copy.deepcopy(base)
         t0 = time.perf_counter()
         quantize(model, fmt, batches)
         calibration_s = time.perf_counter() - t0
-        row = measured(model, converted(lambda m: quantize(m, fmt, batches)))
+        row = measured(model, converted(lambda m, fmt=fmt: quantize(m, fmt, batches)))
         fmt_dir = export(model, tokenizer, os.path.join(out, fmt))
-        rows.append({"format": fmt, **row, "calibration_s": round(calibration_s, 1),
-                     "size_mb": round(folder_mb(fmt_dir), 2), "dir": os.path.abspath(fmt_dir)})
+        rows.append(
+            {
+                "format": fmt,
+                **row,
+                "calibration_s": round(calibration_s, 1),
+                "size_mb": round(folder_mb(fmt_dir), 2),
+                "dir": os.path.abspath(fmt_dir),
+            }
+        )
         del model
-    table = {"formats": rows, "skipped": skipped, "model_dir": model_dir, "calibration_docs": len(calibration),
-             "heldout_docs": len(heldout), "nsmc_rows": len(nsmc_rows),
-             "note": "CPU fake-quant: quality of each format, not its speed (TensorRT-LLM's kernels need a GPU)"}
+    table = {
+        "formats": rows,
+        "skipped": skipped,
+        "model_dir": model_dir,
+        "calibration_docs": len(calibration),
+        "heldout_docs": len(heldout),
+        "nsmc_rows": len(nsmc_rows),
+        "note": "CPU fake-quant: quality of each format, not its speed (TensorRT-LLM's kernels need a GPU)",
+    }
     write_json(os.path.join(out, "quantization.json"), table)
     return {
-        "outputs": {"table": os.path.abspath(os.path.join(out, "quantization.json")),
-                    "checkpoints": os.path.abspath(out)},  # <format>/ folders; the table names each one
+        "outputs": {
+            "table": os.path.abspath(os.path.join(out, "quantization.json")),
+            "checkpoints": os.path.abspath(out),
+        },  # <format>/ folders; the table names each one
         "metrics": {f"{r['format']}_{k}": r[k] for r in rows for k in ("perplexity", "nsmc_accuracy")},
         "skipped": skipped,
         "counts": {"formats": len(rows), "skipped": len(skipped)},

@@ -23,8 +23,19 @@ from kollm.config import PipelineConfig
 from kollm.core import KollmError, StoppedEarly, write_json
 from stages.base import Stage, load_manifest, manifest_path, require, running, stage_dir
 
-PACKAGES = ["kollm", "torch", "transformers", "tokenizers", "peft", "trl", "nemo_run",
-            "scikit-learn", "numpy", "nvidia-pytriton", "tritonclient"]
+PACKAGES = [
+    "kollm",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "trl",
+    "nemo_run",
+    "scikit-learn",
+    "numpy",
+    "nvidia-pytriton",
+    "tritonclient",
+]
 
 
 def fingerprint(cfg: PipelineConfig, stage: Stage) -> str:
@@ -48,16 +59,19 @@ def _check_outputs(stage: Stage, body: dict) -> None:
     """A stage records exactly the outputs it declares: what later stages ask for must be there."""
     recorded = set(body.get("outputs", {}))
     if recorded != set(stage.outputs):
-        raise RuntimeError(f"stage {stage.name!r} recorded outputs {sorted(recorded)}, "
-                           f"its declaration lists {sorted(stage.outputs)}")
+        raise RuntimeError(
+            f"stage {stage.name!r} recorded outputs {sorted(recorded)}, its declaration lists {sorted(stage.outputs)}"
+        )
 
 
 def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     fp = fingerprint(cfg, stage)
     current = load_manifest(cfg, stage.name)
     if current and current.get("fingerprint") == fp and not cfg.run.force:
-        print(f"[{stage.name}] up to date ({manifest_path(cfg, stage.name)}); skipping. Use run.force=true to redo it.",
-              flush=True)
+        print(
+            f"[{stage.name}] up to date ({manifest_path(cfg, stage.name)}); skipping. Use run.force=true to redo it.",
+            flush=True,
+        )
         return current
     if stage.preflight:
         stage.preflight(cfg)  # raises KollmError before anything of the stage's is removed
@@ -67,7 +81,7 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     main_rank = int(os.environ.get("RANK", 0)) == 0
     if main_rank and os.path.exists(manifest_path(cfg, stage.name)):
         os.unlink(manifest_path(cfg, stage.name))  # a half-updated stage must not look complete
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
     print(f"[{stage.name}] running in {out}", flush=True)
     # GRPO, judging and the evaluation generate: every stage runs with subnormals flushed (~40x on CPUs)

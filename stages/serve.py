@@ -23,8 +23,10 @@ def preflight(cfg: PipelineConfig) -> None:
     from kollm.serve import check_ports
 
     s = cfg.serve
-    check_ports("127.0.0.1", {"serve.http_port": s.http_port, "serve.grpc_port": s.grpc_port,
-                              "serve.metrics_port": s.metrics_port})
+    check_ports(
+        "127.0.0.1",
+        {"serve.http_port": s.http_port, "serve.grpc_port": s.grpc_port, "serve.metrics_port": s.metrics_port},
+    )
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -37,8 +39,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     s = cfg.serve
     model_dir = inputs(cfg, "align")["model_dir"]
     repo = os.path.join(out, "model_repository")
-    opts = RepositoryOptions(max_batch=s.max_batch, quantization=s.quantization,
-                             limits=Limits(max_tokens=s.max_new_tokens, max_request_s=s.max_request_s))
+    opts = RepositoryOptions(
+        max_batch=s.max_batch,
+        quantization=s.quantization,
+        limits=Limits(max_tokens=s.max_new_tokens, max_request_s=s.max_request_s),
+    )
     models = write_repository(repo, model_dir, opts)
     # the llmapi contract takes the prompt as text: the client renders the chat template, as for TensorRT-LLM
     prompt = chat_text(AutoTokenizer.from_pretrained(model_dir), [{"role": "user", "content": s.prompt}])
@@ -59,18 +64,34 @@ def run(cfg: PipelineConfig, out: str) -> dict:
             code = server.stop()
     grpc_text = "".join(pieces)
     answers = {
-        "http": {"text": http.text, "finish_reason": http.finish_reason,
-                 "hangul_share": round(hangul_ratio(normalize(http.text)), 3), "latency_s": round(http_s, 3)},
-        "grpc_stream": {"text": grpc_text, "pieces": len(pieces), "finish_reason": grpc.last.finish_reason,
-                        "hangul_share": round(hangul_ratio(normalize(grpc_text)), 3),
-                        "latency_s": round(grpc_s, 3), "has_replacement_char": "\ufffd" in grpc_text},
+        "http": {
+            "text": http.text,
+            "finish_reason": http.finish_reason,
+            "hangul_share": round(hangul_ratio(normalize(http.text)), 3),
+            "latency_s": round(http_s, 3),
+        },
+        "grpc_stream": {
+            "text": grpc_text,
+            "pieces": len(pieces),
+            "finish_reason": grpc.last.finish_reason,
+            "hangul_share": round(hangul_ratio(normalize(grpc_text)), 3),
+            "latency_s": round(grpc_s, 3),
+            "has_replacement_char": "\ufffd" in grpc_text,
+        },
     }
     return {
         "outputs": {"model_repository": os.path.abspath(repo), "server_log": os.path.abspath(server.log_path)},
-        "server": {"http": server.http_url, "grpc": server.grpc_url, "models": models, "startup_s": round(startup_s, 2),
-                   "stopped": not s.keep_running, "exit_code": None if s.keep_running else code,
-                   "quantization": s.quantization or "none (fp32)"},
-        "prompt": s.prompt, "min_new_tokens": s.min_new_tokens,
+        "server": {
+            "http": server.http_url,
+            "grpc": server.grpc_url,
+            "models": models,
+            "startup_s": round(startup_s, 2),
+            "stopped": not s.keep_running,
+            "exit_code": None if s.keep_running else code,
+            "quantization": s.quantization or "none (fp32)",
+        },
+        "prompt": s.prompt,
+        "min_new_tokens": s.min_new_tokens,
         "answers": answers,
         "counts": {"models": len(models), "stream_pieces": len(pieces)},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable
 
 from kollm.config import PipelineConfig
 from kollm.core import read_jsonl
@@ -13,7 +14,7 @@ from stages.base import inputs
 
 def run(cfg: PipelineConfig, out: str) -> dict:
     curated = inputs(cfg, "curate")
-    docs = (d["text"] for d in read_jsonl(curated["corpus"]))
+    docs: Iterable[str] = (d["text"] for d in read_jsonl(curated["corpus"]))
     if cfg.tokenizer.max_train_docs:
         docs = itertools.islice(docs, cfg.tokenizer.max_train_docs)
     tokenizer = train(cfg.tokenizer.kind, docs, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
@@ -24,11 +25,13 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     return {
         "outputs": {"tokenizer_dir": os.path.abspath(out)},
         "counts": {"vocab_size": len(tokenizer)},
-        "metrics": {"kind": cfg.tokenizer.kind,
-                    "heldout_chars_per_token": round(m["chars_per_token"], 3),
-                    "heldout_tokens_per_eojeol": round(m["tokens_per_eojeol"], 3),
-                    "heldout_unk_rate": round(m["unk_rate"], 5),
-                    "heldout_byte_fallback_rate": round(m["byte_fallback_rate"], 5),
-                    # jamo's decoded text is NFD: the round trip that counts is the one back to syllables
-                    "heldout_roundtrip_rate": round(m.get("roundtrip_rate_undone", m["roundtrip_rate"]), 4)},
+        "metrics": {
+            "kind": cfg.tokenizer.kind,
+            "heldout_chars_per_token": round(m["chars_per_token"], 3),
+            "heldout_tokens_per_eojeol": round(m["tokens_per_eojeol"], 3),
+            "heldout_unk_rate": round(m["unk_rate"], 5),
+            "heldout_byte_fallback_rate": round(m["byte_fallback_rate"], 5),
+            # jamo's decoded text is NFD: the round trip that counts is the one back to syllables
+            "heldout_roundtrip_rate": round(m.get("roundtrip_rate_undone", m["roundtrip_rate"]), 4),
+        },
     }

@@ -62,24 +62,33 @@ def korean_tokenizer(nsmc_rows, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(korean_tokenizer, nsmc_rows, tmp_path_factory):
     """A 2-layer Llama with the Korean tokenizer, pretrained for a few seconds on real reviews."""
-    import json
 
-    from kollm.pretrain import indexed_data
-    from kollm.pretrain import torch_backend as pretrain
     from kollm.config import ModelConfig, PretrainConfig
     from kollm.models import build_model
+    from kollm.pretrain import indexed_data
+    from kollm.pretrain import torch_backend as pretrain
 
     path = tmp_path_factory.mktemp("model")
     work = tmp_path_factory.mktemp("model_work")
     write_corpus(nsmc_rows[:5000], work / "corpus.jsonl")
     korean_tokenizer.save_pretrained(work / "tok")
-    indexed_data.build_indexed_dataset(str(work / "corpus.jsonl"), str(work / "tok"), str(work / "tokens"),
-                                       workers=1, progress=False)
-    model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
-                                    intermediate_size=128, max_seq_len=64), korean_tokenizer, seed=0)
-    pretrain.train_loop(model, indexed_data.load_tokens(str(work / "tokens")),
-                   PretrainConfig(steps=200, batch_size=16, seq_len=64, lr=5e-3, warmup_steps=10, checkpoint_every=1000,
-                                  log_every=10), str(work), 1.0)
+    indexed_data.build_indexed_dataset(
+        str(work / "corpus.jsonl"), str(work / "tok"), str(work / "tokens"), workers=1, progress=False
+    )
+    model = build_model(
+        ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_seq_len=64),
+        korean_tokenizer,
+        seed=0,
+    )
+    pretrain.train_loop(
+        model,
+        indexed_data.load_tokens(str(work / "tokens")),
+        PretrainConfig(
+            steps=200, batch_size=16, seq_len=64, lr=5e-3, warmup_steps=10, checkpoint_every=1000, log_every=10
+        ),
+        str(work),
+        1.0,
+    )
     model.save_pretrained(path, safe_serialization=True)
     korean_tokenizer.save_pretrained(path)
     return str(path)
@@ -99,6 +108,11 @@ def run_cli(args, env=None, python=sys.executable, timeout=600, cwd=None):
     import subprocess
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([python, "-m", "recipes.cli", *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=cwd or REPO)
-
+    return subprocess.run(
+        [python, "-m", "recipes.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )

@@ -52,8 +52,9 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
 
 class FileServer:
     def __init__(self, root: str, cut_after: int | None = None):
-        handler = type("Handler", (RangeHandler,), {"root": root, "cut_after": cut_after, "cut_done": set(),
-                                                    "requests": []})
+        handler = type(
+            "Handler", (RangeHandler,), {"root": root, "cut_after": cut_after, "cut_done": set(), "requests": []}
+        )
         self.handler = handler
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -22,6 +22,7 @@ def bf16_on_cpu() -> None:
     import torch
 
     from kollm.pretrain.megatron import gpt_model as mmodel
+
     real = mmodel.transformer_config
 
     def with_bf16(model, p, on_gpu):
@@ -41,6 +42,7 @@ def distributed_optimizer_state_on_cpu() -> None:
     import torch
 
     from kollm.pretrain.megatron import backend as train
+
     real_load = train.load
 
     def adam_params(optimizer):
@@ -53,8 +55,9 @@ def distributed_optimizer_state_on_cpu() -> None:
     def load(path, model, optimizer):
         for state, _, param in adam_params(optimizer):
             if not state[param]:
-                state[param].update(exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param),
-                                    step=torch.tensor(0.0))
+                state[param].update(
+                    exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param), step=torch.tensor(0.0)
+                )
         step = real_load(path, model, optimizer)
         for state, group, param in adam_params(optimizer):
             if "step" in group:

@@ -77,8 +77,9 @@ def bad_requests(url: str, client: LLMClient) -> list[dict]:
         "best_of 2": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_best_of": 2}'),
         "LoRA adapter": lambda: post(url, g, '{"text_input": "안녕", "lora_name": "x"}'),
         "image input": lambda: post(url, g, '{"text_input": "안녕", "image_url": "http://127.0.0.1/x.png"}'),
-        "max tokens as FP32": lambda: raw_infer(url, "kollm", [text_input("안녕"),
-                                                               scalar("sampling_param_max_tokens", "FP32", 3.0)]),
+        "max tokens as FP32": lambda: raw_infer(
+            url, "kollm", [text_input("안녕"), scalar("sampling_param_max_tokens", "FP32", 3.0)]
+        ),
         "two prompts in one request": lambda: raw_infer(url, "kollm", [text_input(["가", "나"], (1, 2))]),
         "prompt as INT32": lambda: raw_infer(url, "kollm", [text_input(3, datatype="INT32")]),
         "missing text_input": lambda: raw_infer(url, "kollm", [scalar("sampling_param_max_tokens", "INT32", 3)]),
@@ -92,7 +93,9 @@ def bad_requests(url: str, client: LLMClient) -> list[dict]:
         "misspelt max_tokens": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_max_token": 4}'),
         "max_tokens without its prefix": lambda: post(url, g, '{"text_input": "안녕", "max_tokens": 4}'),
         "misspelt temperature": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_temprature": 0.5}'),
-        "max tokens above INT32": lambda: post(url, g, '{"text_input": "안녕", "sampling_param_max_tokens": 3000000000}'),
+        "max tokens above INT32": lambda: post(
+            url, g, '{"text_input": "안녕", "sampling_param_max_tokens": 3000000000}'
+        ),
     }
     return _each_then_a_good_one(cases, client)
 
@@ -109,8 +112,13 @@ TRITON_REFUSES = {  # what the README's table shows -> the body sent
 
 
 def triton_refuses(url: str, client: LLMClient) -> list[dict]:
-    return _each_then_a_good_one({name: (lambda body=body: post(url, "/v2/models/kollm/generate", body))
-                                  for name, body in TRITON_REFUSES.items()}, client)
+    return _each_then_a_good_one(
+        {
+            name: (lambda body=body: post(url, "/v2/models/kollm/generate", body))
+            for name, body in TRITON_REFUSES.items()
+        },
+        client,
+    )
 
 
 def _each_then_a_good_one(cases: dict, client: LLMClient) -> list[dict]:
@@ -118,8 +126,14 @@ def _each_then_a_good_one(cases: dict, client: LLMClient) -> list[dict]:
     for name, call in cases.items():
         status, body = call()
         good = client.generate(PROMPT, max_tokens=8)
-        results.append({"case": name, "status": status, "error": str(body.get("error", "")),
-                        "next_ok": bool(good.text) and good.finish_reason in ("stop", "length")})
+        results.append(
+            {
+                "case": name,
+                "status": status,
+                "error": str(body.get("error", "")),
+                "next_ok": bool(good.text) and good.finish_reason in ("stop", "length"),
+            }
+        )
     return results
 
 
@@ -139,18 +153,33 @@ def cancellation(url: str, client: LLMClient) -> dict:
     full_s = time.perf_counter() - t0
     finish = client.last.finish_reason
     conn = http.client.HTTPConnection(*url.split(":"), timeout=60)
-    conn.request("POST", "/v2/models/kollm_stream/generate_stream",
-                 body=json.dumps({"text_input": PROMPT, "streaming": True, "sampling_param_max_tokens": 400,
-                                  "sampling_param_min_tokens": 400}),
-                 headers={"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/v2/models/kollm_stream/generate_stream",
+        body=json.dumps(
+            {
+                "text_input": PROMPT,
+                "streaming": True,
+                "sampling_param_max_tokens": 400,
+                "sampling_param_min_tokens": 400,
+            }
+        ),
+        headers={"Content-Type": "application/json"},
+    )
     response = conn.getresponse()
     first = response.readline()
     conn.close()  # the client goes away mid-answer
     time.sleep(0.3)  # the engine checks its clients every 50 ms
     t0 = time.perf_counter()
     after = client.generate(PROMPT, max_tokens=4)
-    return {"full_s": full_s, "full_pieces": len(full), "full_finish": finish, "first_event": first.decode()[:80],
-            "after_cancel_s": time.perf_counter() - t0, "after_text": after.text}
+    return {
+        "full_s": full_s,
+        "full_pieces": len(full),
+        "full_finish": finish,
+        "first_event": first.decode()[:80],
+        "after_cancel_s": time.perf_counter() - t0,
+        "after_text": after.text,
+    }
 
 
 def concurrency(http_url: str, grpc_url: str, clients: int, seconds: float) -> dict:
@@ -165,6 +194,7 @@ def concurrency(http_url: str, grpc_url: str, clients: int, seconds: float) -> d
         if not text or "\ufffd" in text:
             raise ValueError(f"bad answer {text!r}")
         return 16
+
     return run_load(call, clients, seconds)
 
 
@@ -203,8 +233,13 @@ def fault(server: TritonServer, http_url: str) -> dict:
     down = _client_status(lambda: LLMClient(http_url, retries=0).generate(PROMPT, max_tokens=4))
     server.start()
     after = LLMClient(server.http_url).generate(PROMPT, max_tokens=8)
-    return {"exit_code": code, "hung": hung, "outcomes": outcomes, "down_error": down[1].get("error", ""),
-            "after_restart": after.text}
+    return {
+        "exit_code": code,
+        "hung": hung,
+        "outcomes": outcomes,
+        "down_error": down[1].get("error", ""),
+        "after_restart": after.text,
+    }
 
 
 def basics(url: str, grpc_url: str, metrics_port: int) -> dict:
@@ -221,33 +256,56 @@ def basics(url: str, grpc_url: str, metrics_port: int) -> dict:
     out["http_stream"] = list(h.stream(PROMPT, max_tokens=12, min_tokens=12))
     out["grpc_stream"] = list(g.stream(PROMPT, max_tokens=12, min_tokens=12))
     out["grpc_stream_final"] = vars(g.last)
-    out["generate"] = post(url, "/v2/models/kollm/generate",
-                           json.dumps({"text_input": PROMPT, "sampling_param_max_tokens": 12,
-                                       "sampling_param_min_tokens": 12, "return_finish_reason": True}))
+    out["generate"] = post(
+        url,
+        "/v2/models/kollm/generate",
+        json.dumps(
+            {
+                "text_input": PROMPT,
+                "sampling_param_max_tokens": 12,
+                "sampling_param_min_tokens": 12,
+                "return_finish_reason": True,
+            }
+        ),
+    )
     sampled = dict(max_tokens=12, temperature=1.0, top_k=50, top_p=0.9, seed=1234)
-    out["seeded"] = [h.generate(PROMPT, **sampled).text for _ in range(2)] + \
-                    [h.generate(PROMPT, **{**sampled, "seed": 99}).text]
+    out["seeded"] = [h.generate(PROMPT, **sampled).text for _ in range(2)] + [
+        h.generate(PROMPT, **{**sampled, "seed": 99}).text
+    ]
     out["default_max_tokens"] = vars(h.generate(PROMPT))
     first = h.generate(PROMPT, max_tokens=12, min_tokens=12).text  # long enough to stop in the middle
-    stop = first[len(first) // 2:][:2].strip() or first[-1]
-    out["stop_string"] = {"stop": stop, "unstopped": first,
-                          "result": vars(h.generate(PROMPT, max_tokens=12, min_tokens=12, stop=[stop]))}
+    stop = first[len(first) // 2 :][:2].strip() or first[-1]
+    out["stop_string"] = {
+        "stop": stop,
+        "unstopped": first,
+        "result": vars(h.generate(PROMPT, max_tokens=12, min_tokens=12, stop=[stop])),
+    }
     out["bad_requests"] = bad_requests(url, h)
     out["triton_refuses"] = triton_refuses(url, h)
     out["cancellation"] = cancellation(url, h)
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
         metrics = r.read().decode()
-    out["metrics_success"] = [l for l in metrics.splitlines()
-                              if l.startswith("nv_inference_request_success{") and 'model="kollm"' in l]
+    out["metrics_success"] = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("nv_inference_request_success{") and 'model="kollm"' in line
+    ]
     return out
 
 
 def chat(url: str, grpc_url: str, model_dir: str) -> dict:
     """`kollm chat` as a user pipes it: two turns over HTTP, one over gRPC, and one against a port with no server."""
+
     def chat_cli(*args, stdin: str):
-        proc = subprocess.run([sys.executable, "-m", "recipes.cli", "chat", "--model-dir", model_dir, *args],
-                              input=stdin, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "recipes.cli", "chat", "--model-dir", model_dir, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr[-1500:]}
+
     from kollm.serve.server import free_port
 
     def client_error(call) -> str:
@@ -256,17 +314,22 @@ def chat(url: str, grpc_url: str, model_dir: str) -> dict:
             return ""
         except ServingError as e:
             return str(e)
-    return {"http": chat_cli("--url", url, "--max-tokens", "12", stdin="안녕하세요\n영화 리뷰를 써 주세요.\n/exit\n"),
-            "grpc": chat_cli("--url", grpc_url, "--protocol", "grpc", "--max-tokens", "12", stdin="안녕하세요\n"),
-            # the gRPC port given without --protocol (its help names both ports): detected
-            "grpc_detected": chat_cli("--url", grpc_url, "--max-tokens", "12", stdin="안녕하세요\n"),
-            # ... and with the wrong one: one line per turn, the chat goes on
-            "grpc_as_http": chat_cli("--url", grpc_url, "--protocol", "http", "--max-tokens", "12",
-                                     stdin="안녕하세요\n또 안녕하세요\n"),
-            "client_on_grpc_port": {
-                "generate": client_error(lambda: LLMClient(grpc_url, retries=0).generate(PROMPT, max_tokens=4)),
-                "stream": client_error(lambda: list(LLMClient(grpc_url, retries=0).stream(PROMPT, max_tokens=4)))},
-            "down": chat_cli("--url", f"127.0.0.1:{free_port()}", "--timeout", "5", stdin="안녕하세요\n")}
+
+    return {
+        "http": chat_cli("--url", url, "--max-tokens", "12", stdin="안녕하세요\n영화 리뷰를 써 주세요.\n/exit\n"),
+        "grpc": chat_cli("--url", grpc_url, "--protocol", "grpc", "--max-tokens", "12", stdin="안녕하세요\n"),
+        # the gRPC port given without --protocol (its help names both ports): detected
+        "grpc_detected": chat_cli("--url", grpc_url, "--max-tokens", "12", stdin="안녕하세요\n"),
+        # ... and with the wrong one: one line per turn, the chat goes on
+        "grpc_as_http": chat_cli(
+            "--url", grpc_url, "--protocol", "http", "--max-tokens", "12", stdin="안녕하세요\n또 안녕하세요\n"
+        ),
+        "client_on_grpc_port": {
+            "generate": client_error(lambda: LLMClient(grpc_url, retries=0).generate(PROMPT, max_tokens=4)),
+            "stream": client_error(lambda: list(LLMClient(grpc_url, retries=0).stream(PROMPT, max_tokens=4))),
+        },
+        "down": chat_cli("--url", f"127.0.0.1:{free_port()}", "--timeout", "5", stdin="안녕하세요\n"),
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -298,8 +361,13 @@ def departed_unary_clients(model_dir: str, work: str, max_request_s: float = 1.5
     shutil.copytree(model_dir, long_model, dirs_exist_ok=True)
     config = json.load(open(long_model + "/config.json"))
     json.dump({**config, "max_position_embeddings": 4096}, open(long_model + "/config.json", "w"))
-    write_repository(work + "/repo_deadline", long_model, RepositoryOptions(
-        max_batch=16, limits=Limits(max_tokens=16, max_tokens_limit=3000, max_request_s=max_request_s)))
+    write_repository(
+        work + "/repo_deadline",
+        long_model,
+        RepositoryOptions(
+            max_batch=16, limits=Limits(max_tokens=16, max_tokens_limit=3000, max_request_s=max_request_s)
+        ),
+    )
     server = TritonServer(work + "/repo_deadline", work + "/deadline").start()
     try:
         return _departed(server, max_request_s, clients)
@@ -315,12 +383,16 @@ def _departed(server: TritonServer, max_request_s: float, clients: int) -> dict:
     body = json.dumps({"text_input": PROMPT, "sampling_param_max_tokens": 3000, "sampling_param_min_tokens": 3000})
 
     def leave_after_1s():
-        req = urllib.request.Request(f"http://{server.http_url}/v2/models/kollm/generate", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://{server.http_url}/v2/models/kollm/generate",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
         try:
             urllib.request.urlopen(req, timeout=1.0).read()
         except OSError:
             pass  # the timeout: the client gives up and closes its connection
+
     threads = [threading.Thread(target=leave_after_1s) for _ in range(clients)]
     t0 = time.monotonic()
     for t in threads:
@@ -339,9 +411,14 @@ def _departed(server: TritonServer, max_request_s: float, clients: int) -> dict:
             break
     idle_at = next((t for i, (t, _) in enumerate(busy) if all(s < 0.1 for _, s in busy[i:])), None)
     time.sleep(0.5)
-    return {"clients": clients, "left_after_s": round(left - t0, 2), "busy": busy,
-            "idle_after_s": None if idle_at is None else idle_at - 0.25,  # idle since the start of that window
-            "deadline_failures": failures() - before, "max_request_s": max_request_s}
+    return {
+        "clients": clients,
+        "left_after_s": round(left - t0, 2),
+        "busy": busy,
+        "idle_after_s": None if idle_at is None else idle_at - 0.25,  # idle since the start of that window
+        "deadline_failures": failures() - before,
+        "max_request_s": max_request_s,
+    }
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -357,10 +434,30 @@ def browser(url: str, model_dir: str, work: str, max_tokens: int = 300, min_toke
     from playwright.sync_api import sync_playwright
 
     from kollm.serve.server import free_port
+
     port = free_port()
     log = open(os.path.join(work, "gradio.log"), "w")
-    ui = subprocess.Popen([sys.executable, "-m", "recipes.cli", "chat", "--ui", "--url", url, "--model-dir", model_dir,
-                           "--port", str(port), "--max-tokens", str(max_tokens), "--min-tokens", str(min_tokens)], stdout=log, stderr=subprocess.STDOUT)
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "chat",
+            "--ui",
+            "--url",
+            url,
+            "--model-dir",
+            model_dir,
+            "--port",
+            str(port),
+            "--max-tokens",
+            str(max_tokens),
+            "--min-tokens",
+            str(min_tokens),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -393,8 +490,13 @@ def browser(url: str, model_dir: str, work: str, max_tokens: int = 300, min_toke
             shot = os.path.join(work, "gradio_chat.png")
             page.screenshot(path=shot)
             chromium.close()
-        return {"answer": answer, "lengths": lengths, "screenshot": shot, "screenshot_bytes": os.path.getsize(shot),
-                "host": "127.0.0.1"}
+        return {
+            "answer": answer,
+            "lengths": lengths,
+            "screenshot": shot,
+            "screenshot_bytes": os.path.getsize(shot),
+            "host": "127.0.0.1",
+        }
     finally:
         ui.terminate()
         ui.wait(timeout=30)
@@ -405,12 +507,14 @@ def main(model_dir: str, work: str) -> dict:
     write_repository(work + "/repo", model_dir, RepositoryOptions(max_batch=16, limits=Limits(max_tokens=16)))
     server = TritonServer(work + "/repo", work).start()
     out: dict = {"command": server.command()}
-    sections = {"basics": lambda: basics(server.http_url, server.grpc_url, server.metrics_port),
-                "chat": lambda: chat(server.http_url, server.grpc_url, model_dir),
-                "departed": lambda: departed_unary_clients(model_dir, work),
-                "browser": lambda: browser(server.http_url, model_dir, work),
-                "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=60),
-                "fault": lambda: fault(server, server.http_url)}
+    sections = {
+        "basics": lambda: basics(server.http_url, server.grpc_url, server.metrics_port),
+        "chat": lambda: chat(server.http_url, server.grpc_url, model_dir),
+        "departed": lambda: departed_unary_clients(model_dir, work),
+        "browser": lambda: browser(server.http_url, model_dir, work),
+        "load": lambda: concurrency(server.http_url, server.grpc_url, clients=32, seconds=60),
+        "fault": lambda: fault(server, server.http_url),
+    }
     try:
         for name, section in sections.items():
             try:

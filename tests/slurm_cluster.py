@@ -67,75 +67,119 @@ class SlurmCluster:
         return os.path.join(self.root, *parts)
 
     def _spawn(self, args: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen(args, stdout=open(self.path(log), "w"), stderr=subprocess.STDOUT,
-                                env=env or self.env, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=open(self.path(log), "w"),
+            stderr=subprocess.STDOUT,
+            env=env or self.env,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         for d in ("munge", "db", "state", "spool", "log"):
             os.makedirs(self.path(d), exist_ok=True)
         os.chmod(self.path("munge"), 0o711)  # munged wants the socket folder traversable
         ports = {k: _free_port() for k in ("db", "dbd", "ctld", "slurmd")}
         munge_socket = self.path("munge", "munge.socket")
-        self.env = {**os.environ, "SLURM_CONF": self.path("slurm.conf"),
-                    "PATH": os.pathsep.join([os.environ.get("PATH", ""), *SBIN])}
+        self.env = {
+            **os.environ,
+            "SLURM_CONF": self.path("slurm.conf"),
+            "PATH": os.pathsep.join([os.environ.get("PATH", ""), *SBIN]),
+        }
 
         # 1. munge, with a key of our own
         key = self.path("munge", "munge.key")
         with open(key, "wb") as f:
             f.write(os.urandom(1024))
         os.chmod(key, 0o400)
-        subprocess.run([which("munged"), "--force", f"--socket={munge_socket}", f"--key-file={key}",
-                        f"--pid-file={self.path('munge', 'munged.pid')}", f"--log-file={self.path('log', 'munged.log')}",
-                        f"--seed-file={self.path('munge', 'seed')}"], check=True, env=self.env)
+        subprocess.run(
+            [
+                which("munged"),
+                "--force",
+                f"--socket={munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={self.path('munge', 'munged.pid')}",
+                f"--log-file={self.path('log', 'munged.log')}",
+                f"--seed-file={self.path('munge', 'seed')}",
+            ],
+            check=True,
+            env=self.env,
+        )
         _wait(lambda: os.path.exists(munge_socket), "munged", 15, self.path("log", "munged.log"))
 
         # 2. MariaDB for slurmdbd (grant tables skipped: loopback-only, throwaway data)
-        subprocess.run([which("mariadb-install-db"), f"--datadir={self.path('db')}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, env=self.env, capture_output=True)
-        self._spawn([which("mariadbd"), "--no-defaults", f"--datadir={self.path('db')}", "--user=root",
-                     f"--socket={self.path('db', 'mysql.sock')}", f"--port={ports['db']}", "--bind-address=127.0.0.1",
-                     "--skip-grant-tables", f"--pid-file={self.path('db', 'mysqld.pid')}"], "log/mariadbd.log")
+        subprocess.run(
+            [
+                which("mariadb-install-db"),
+                f"--datadir={self.path('db')}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            env=self.env,
+            capture_output=True,
+        )
+        self._spawn(
+            [
+                which("mariadbd"),
+                "--no-defaults",
+                f"--datadir={self.path('db')}",
+                "--user=root",
+                f"--socket={self.path('db', 'mysql.sock')}",
+                f"--port={ports['db']}",
+                "--bind-address=127.0.0.1",
+                "--skip-grant-tables",
+                f"--pid-file={self.path('db', 'mysqld.pid')}",
+            ],
+            "log/mariadbd.log",
+        )
         _wait(lambda: _port_open(ports["db"]), "mariadbd", 60, self.path("log", "mariadbd.log"))
 
         auth = f"AuthType=auth/munge\nAuthInfo=socket={munge_socket}\n"
         dbd_conf = self.path("slurmdbd.conf")
         with open(dbd_conf, "w") as f:
-            f.write(auth + f"DbdHost=localhost\nDbdAddr=127.0.0.1\nDbdPort={ports['dbd']}\nSlurmUser=root\n"
-                    "StorageType=accounting_storage/mysql\n"
-                    # 127.0.0.1, not localhost: localhost makes the client try the unix socket
-                    f"StorageHost=127.0.0.1\nStoragePort={ports['db']}\nStorageUser=root\nStorageLoc=slurm_acct_db\n"
-                    f"PidFile={self.path('state', 'slurmdbd.pid')}\nLogFile={self.path('log', 'slurmdbd.log')}\n")
+            f.write(
+                auth + f"DbdHost=localhost\nDbdAddr=127.0.0.1\nDbdPort={ports['dbd']}\nSlurmUser=root\n"
+                "StorageType=accounting_storage/mysql\n"
+                # 127.0.0.1, not localhost: localhost makes the client try the unix socket
+                f"StorageHost=127.0.0.1\nStoragePort={ports['db']}\nStorageUser=root\nStorageLoc=slurm_acct_db\n"
+                f"PidFile={self.path('state', 'slurmdbd.pid')}\nLogFile={self.path('log', 'slurmdbd.log')}\n"
+            )
         os.chmod(dbd_conf, 0o600)  # slurmdbd refuses a readable config
         with open(self.path("slurm.conf"), "w") as f:
             # cred_expire also sets how long a requeued job waits before it may start again (default 120 s)
-            f.write(f"AuthType=auth/munge\nAuthInfo=socket={munge_socket},cred_expire=30\n" + f"ClusterName={self.cluster_name}\nSlurmctldHost=localhost(127.0.0.1)\n"
-                    f"SlurmctldPort={ports['ctld']}\nSlurmdPort={ports['slurmd']}\nSlurmUser=root\nSlurmdUser=root\n"
-                    f"StateSaveLocation={self.path('state')}\nSlurmdSpoolDir={self.path('spool')}\n"
-                    f"SlurmctldPidFile={self.path('state', 'slurmctld.pid')}\n"
-                    f"SlurmdPidFile={self.path('state', 'slurmd.pid')}\n"
-                    f"SlurmctldLogFile={self.path('log', 'slurmctld.log')}\n"
-                    f"SlurmdLogFile={self.path('log', 'slurmd.log')}\n"
-                    # no cgroups in a container: track processes by parent pid, bind nothing
-                    "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nMpiDefault=none\n"
-                    "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nReturnToService=2\n"
-                    "SchedulerType=sched/backfill\nJobAcctGatherType=jobacct_gather/none\n"
-                    "AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\n"
-                    f"AccountingStoragePort={ports['dbd']}\nJobCompType=jobcomp/none\n"
-                    # for munge auth this "password" is the munge socket used to reach slurmdbd
-                    f"AccountingStoragePass={munge_socket}\n"
-                    "MinJobAge=300\nKillWait=5\nInactiveLimit=0\n"
-                    f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN\n"
-                    f"PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n")
+            f.write(
+                f"AuthType=auth/munge\nAuthInfo=socket={munge_socket},cred_expire=30\n"
+                + f"ClusterName={self.cluster_name}\nSlurmctldHost=localhost(127.0.0.1)\n"
+                f"SlurmctldPort={ports['ctld']}\nSlurmdPort={ports['slurmd']}\nSlurmUser=root\nSlurmdUser=root\n"
+                f"StateSaveLocation={self.path('state')}\nSlurmdSpoolDir={self.path('spool')}\n"
+                f"SlurmctldPidFile={self.path('state', 'slurmctld.pid')}\n"
+                f"SlurmdPidFile={self.path('state', 'slurmd.pid')}\n"
+                f"SlurmctldLogFile={self.path('log', 'slurmctld.log')}\n"
+                f"SlurmdLogFile={self.path('log', 'slurmd.log')}\n"
+                # no cgroups in a container: track processes by parent pid, bind nothing
+                "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nMpiDefault=none\n"
+                "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nReturnToService=2\n"
+                "SchedulerType=sched/backfill\nJobAcctGatherType=jobacct_gather/none\n"
+                "AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\n"
+                f"AccountingStoragePort={ports['dbd']}\nJobCompType=jobcomp/none\n"
+                # for munge auth this "password" is the munge socket used to reach slurmdbd
+                f"AccountingStoragePass={munge_socket}\n"
+                "MinJobAge=300\nKillWait=5\nInactiveLimit=0\n"
+                f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN\n"
+                f"PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n"
+            )
 
         # 3. slurmdbd, the cluster's row in accounting, then the controller and the node
         # slurmdbd reads slurmdbd.conf from the folder of $SLURM_CONF
         self._spawn([which("slurmdbd"), "-D"], "log/slurmdbd.out")
         _wait(lambda: _port_open(ports["dbd"]), "slurmdbd", 60, self.path("log", "slurmdbd.log"))
-        add = subprocess.run([which("sacctmgr"), "-i", "add", "cluster", self.cluster_name], env=self.env,
-                             capture_output=True, text=True)
+        add = subprocess.run(
+            [which("sacctmgr"), "-i", "add", "cluster", self.cluster_name], env=self.env, capture_output=True, text=True
+        )
         if add.returncode != 0:
             raise RuntimeError(f"sacctmgr add cluster failed: {add.stdout}{add.stderr}")
         self._spawn([which("slurmctld"), "-D", "-i"], "log/slurmctld.out")
@@ -169,7 +213,7 @@ class SlurmCluster:
         path = self.path("log", name)
         return open(path, errors="replace").read() if os.path.exists(path) else ""
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         try:
             return self.start()
         except BaseException:

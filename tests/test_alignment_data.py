@@ -2,9 +2,9 @@
 
 import pytest
 
-from kollm.data import prompts
 from kollm.align import datasets as alignment_data
 from kollm.core.io import read_jsonl
+from kollm.data import prompts
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def _check_pairs(pairs, rating, hate):
         elif p["kind"] == "safety":
             assert hate[chosen] == "none" and hate[rejected] in ("hate", "offensive")
         elif p["kind"] == "sentiment_label":
-            (template, words), = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if chosen in w and rejected in w]
+            ((template, words),) = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if chosen in w and rejected in w]
             assert chosen != rejected
         else:
             assert {chosen, rejected} <= set(("함의", "중립", "모순")) and chosen != rejected
@@ -73,8 +73,16 @@ def test_no_evaluation_row_and_no_text_reused(built, data_files):
     for rows in (built.sft, built.train_pairs, built.eval_pairs):
         for t in alignment_data.texts(rows):
             assert not (_embedded(t) & evaluation), t
-    answers = lambda rows: {t for r in rows for k in ("chosen", "rejected") for t in _content([r], k)  # noqa: E731
-                            if t not in ("함의", "중립", "모순") and not any(t in w for _, w in prompts.SENTIMENT_PHRASINGS)}
+
+    def answers(rows):
+        return {
+            t
+            for r in rows
+            for k in ("chosen", "rejected")
+            for t in _content([r], k)
+            if t not in ("함의", "중립", "모순") and not any(t in w for _, w in prompts.SENTIMENT_PHRASINGS)
+        }
+
     assert not answers(built.eval_pairs) & (answers(built.train_pairs) | alignment_data.texts(built.sft))
     chosen = _content(built.train_pairs, "chosen")
     reviews = [c for c, p in zip(chosen, built.train_pairs) if p["kind"] == "review_sentiment"]
@@ -87,19 +95,22 @@ def _embedded(message: str) -> set[str]:
     for template, _ in prompts.SENTIMENT_PHRASINGS:
         head, tail = template.split("{text}")
         if message.startswith(head) and message.endswith(tail):
-            out.add(message[len(head): len(message) - len(tail)])
+            out.add(message[len(head) : len(message) - len(tail)])
     out |= {line.split(": ", 1)[1] for line in message.splitlines() if line.startswith(("전제: ", "가설: "))}
     for refusal in prompts.REFUSALS:
         head = refusal.split("{comment}")[0]
         if message.startswith(head):
-            out.add(message[len(head):])
+            out.add(message[len(head) :])
     return out
 
 
 def test_the_data_card_counts_every_row(built):
     card = built.card()
-    total = sum(int(line.rsplit("|", 2)[1].replace(",", "")) for line in card.splitlines()
-                if line.startswith(("| SFT", "| DPO", "| held-out")))
+    total = sum(
+        int(line.rsplit("|", 2)[1].replace(",", ""))
+        for line in card.splitlines()
+        if line.startswith(("| SFT", "| DPO", "| held-out"))
+    )
     assert total == len(built.sft) + len(built.train_pairs) + len(built.eval_pairs)
     assert "nsmc_val" in card and "hate_train" in card
     assert all(set(r) == {"prompt", "completion"} for r in alignment_data.for_trainer(built.sft))
@@ -113,12 +124,24 @@ def test_a_review_that_recurs_in_the_test_movies_or_with_two_ratings_is_left_out
         return str(tmp_path / f"{name}.jsonl")
 
     shared, mixed, clean = "정말 최고의 영화였습니다", "그냥 그랬던 영화입니다", "오늘도 좋은 하루 보내세요"
-    files = {"nsmc_train": f("nsmc_train", [{"text": shared, "rating": 10}, {"text": mixed, "rating": 10},
-                                            {"text": mixed, "rating": 2}, {"text": "다시 보고 싶은 명작", "rating": 9}]),
-             "nsmc_val": f("nsmc_val", []), "nsmc_test": f("nsmc_test", [{"text": shared, "rating": 9}]),
-             "hate_train": f("hate_train", [{"text": clean, "hate": "none"}]), "hate_dev": f("hate_dev", []),
-             "klue_nli_train": f("klue_nli_train", []), "klue_nli_test": f("klue_nli_test", []),
-             "klue_sts": f("klue_sts", [])}
+    files = {
+        "nsmc_train": f(
+            "nsmc_train",
+            [
+                {"text": shared, "rating": 10},
+                {"text": mixed, "rating": 10},
+                {"text": mixed, "rating": 2},
+                {"text": "다시 보고 싶은 명작", "rating": 9},
+            ],
+        ),
+        "nsmc_val": f("nsmc_val", []),
+        "nsmc_test": f("nsmc_test", [{"text": shared, "rating": 9}]),
+        "hate_train": f("hate_train", [{"text": clean, "hate": "none"}]),
+        "hate_dev": f("hate_dev", []),
+        "klue_nli_train": f("klue_nli_train", []),
+        "klue_nli_test": f("klue_nli_test", []),
+        "klue_sts": f("klue_sts", []),
+    }
     train = alignment_data.pool(files, "train", alignment_data.evaluation_texts(files))
     assert train.reviews == {0: [], 1: ["다시 보고 싶은 명작"]}
     assert train.by_rating == {9: ["다시 보고 싶은 명작"]}
@@ -149,8 +172,9 @@ def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(da
     assert len(more.sft) == 360
     questions = [s for s in more.sft if s["kind"] == "sentiment_label"]
     assert len(questions) == 240 + sum(s["kind"] == "sentiment_label" for s in plain.sft)
-    assert [s for s in more.sft if s["kind"] != "sentiment_label"] == \
-        [s for s in plain.sft if s["kind"] != "sentiment_label"]  # the mixture itself is unchanged
+    assert [s for s in more.sft if s["kind"] != "sentiment_label"] == [
+        s for s in plain.sft if s["kind"] != "sentiment_label"
+    ]  # the mixture itself is unchanged
     label = {}
     for r in read_jsonl(data_files["nsmc_train"]):
         label.setdefault(r["text"].strip(), set()).add(int(r["rating"]) >= 9)
@@ -158,7 +182,7 @@ def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(da
     for s in questions:
         prompt, answer = s["prompt"][0]["content"], s["completion"][0]["content"]
         (review,) = _embedded(prompt) - {prompt}
-        (template, words), = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if answer in w]
+        ((template, words),) = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if answer in w]
         assert label[review] == {bool(words.index(answer))}
         reviews.append(review)
     assert len(reviews) == len(set(reviews))
@@ -168,7 +192,6 @@ def test_extra_sentiment_questions_are_real_labels_spread_through_the_mixture(da
     from kollm.core.errors import KollmError
 
     with pytest.raises(KollmError, match="sft_task_examples"):
-
         cfg = config.PipelineConfig()
         cfg.align.sft_task_examples = -1
         config.validate(cfg)

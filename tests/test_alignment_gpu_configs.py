@@ -25,15 +25,39 @@ def stage_files(tmp_path_factory):
     """The align stage's four JSONL files, in its own format (a few hand-written rows)."""
     d = tmp_path_factory.mktemp("align")
     files = {k: str(d / f"{k}.jsonl") for k in ("sft", "pairs", "eval_pairs", "rl_prompts")}
-    write_jsonl(files["sft"], [{"prompt": _messages("긍정적인 리뷰를 써 주세요.", "user"),
-                                "completion": _messages("정말 재밌게 봤어요", "assistant"), "kind": "review_sentiment",
-                                "source": "nsmc"}] * 20)
-    pair = {"prompt": _messages("부정적인 리뷰를 써 주세요.", "user"), "chosen": _messages("시간 아까움", "assistant"),
-            "rejected": _messages("최고의 영화", "assistant"), "kind": "review_sentiment", "source": "nsmc"}
+    write_jsonl(
+        files["sft"],
+        [
+            {
+                "prompt": _messages("긍정적인 리뷰를 써 주세요.", "user"),
+                "completion": _messages("정말 재밌게 봤어요", "assistant"),
+                "kind": "review_sentiment",
+                "source": "nsmc",
+            }
+        ]
+        * 20,
+    )
+    pair = {
+        "prompt": _messages("부정적인 리뷰를 써 주세요.", "user"),
+        "chosen": _messages("시간 아까움", "assistant"),
+        "rejected": _messages("최고의 영화", "assistant"),
+        "kind": "review_sentiment",
+        "source": "nsmc",
+    }
     write_jsonl(files["pairs"], [pair] * 30)
     write_jsonl(files["eval_pairs"], [pair] * 5)
-    write_jsonl(files["rl_prompts"], [{"prompt": _messages("긍정적인 리뷰를 써 주세요.", "user"), "requested": 1,
-                                       "kind": "review_sentiment", "source": "handwritten"}] * 12)
+    write_jsonl(
+        files["rl_prompts"],
+        [
+            {
+                "prompt": _messages("긍정적인 리뷰를 써 주세요.", "user"),
+                "requested": 1,
+                "kind": "review_sentiment",
+                "source": "handwritten",
+            }
+        ]
+        * 12,
+    )
     return files
 
 
@@ -73,7 +97,11 @@ def test_every_hub_name_the_upstream_configs_hold_is_overridden_with_a_local_one
             if key.endswith("dataset_name"):
                 assert ours in ("BinaryPreferenceDataset", "ResponseDataset"), (step, key, ours)
             else:
-                assert ours.startswith(os.path.abspath(os.path.dirname(out))) or ours == tiny_model_dir, (step, key, ours)
+                assert ours.startswith(os.path.abspath(os.path.dirname(out))) or ours == tiny_model_dir, (
+                    step,
+                    key,
+                    ours,
+                )
         for key in nemo_rl.HUB_KEYS[step]:
             assert _get(body, key) is not KeyError, (step, key)
         # a local JSONL has one split, "train": any inherited split other than that would fail to load
@@ -113,7 +141,10 @@ def test_the_configs_carry_the_align_settings_and_chain_the_steps(written, tiny_
     assert pair == {"prompt": "부정적인 리뷰를 써 주세요.", "chosen": "시간 아까움", "rejected": "최고의 영화"}
     sft_row = next(read_jsonl(c["sft"]["data"]["train"]["data_path"]))
     assert [m["role"] for m in sft_row["messages"]] == ["user", "assistant"]
-    assert next(read_jsonl(c["grpo"]["data"]["train"]["data_path"])) == {"input": "긍정적인 리뷰를 써 주세요.", "output": ""}
+    assert next(read_jsonl(c["grpo"]["data"]["train"]["data_path"])) == {
+        "input": "긍정적인 리뷰를 써 주세요.",
+        "output": "",
+    }
 
 
 def test_run_all_runs_each_step_then_converts_it_for_the_next(written):
@@ -135,8 +166,15 @@ def test_sbatch_through_ray_sub_for_several_nodes(written):
     words = shlex.split(env)
     assert words[0] == "COMMAND=" + shlex.join(nemo_rl.command("grpo", os.path.join(out, "grpo.yaml")))
     assert f"CONTAINER={nemo_rl.CONTAINER}" in words
-    assert sbatch.split() == ["--nodes=2", "--gres=gpu:8", f"--time={cfg.run.time_limit}", "--job-name=kollm-nemo-rl-grpo",
-                              "--account=acct", "--partition=gpu", "ray.sub"]
+    assert sbatch.split() == [
+        "--nodes=2",
+        "--gres=gpu:8",
+        f"--time={cfg.run.time_limit}",
+        "--job-name=kollm-nemo-rl-grpo",
+        "--account=acct",
+        "--partition=gpu",
+        "ray.sub",
+    ]
     cfg.run.nodes = 1
 
 
@@ -155,8 +193,10 @@ def test_kollm_nemo_rl_dry_runs_in_the_nemo_rl_container(written, tmp_path):
     base = ["nemo-rl", "dpo", "preset=1b", f"run.root={cfg.run.root}"]
     proc = run_cli(base + ["run.executor=docker", "--dryrun"], env={"NEMORUN_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli(base + ["run.executor=slurm", "run.account=acct", "run.partition=gpu", "--dryrun"],
-                   env={"NEMORUN_HOME": str(home)})
+    proc = run_cli(
+        base + ["run.executor=slurm", "run.account=acct", "run.partition=gpu", "--dryrun"],
+        env={"NEMORUN_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     scripts = glob.glob(str(home / "**" / "*_sbatch.sh"), recursive=True)
     assert scripts, proc.stdout[-2000:]
@@ -200,14 +240,38 @@ def test_nemo_rl_dpo_runs_in_its_container(written, tiny_model_dir):
     import shutil
     import subprocess
 
-    have_image = shutil.which("docker") and subprocess.run(["docker", "image", "inspect", nemo_rl.CONTAINER],
-                                                            capture_output=True).returncode == 0
+    have_image = (
+        shutil.which("docker")
+        and subprocess.run(["docker", "image", "inspect", nemo_rl.CONTAINER], capture_output=True).returncode == 0
+    )
     if not (shutil.which("nvidia-smi") and have_image):
         pytest.skip(f"needs a GPU, docker and the {nemo_rl.CONTAINER} image")
     cfg, out, _ = written
-    cmd = nemo_rl.command("dpo", os.path.join(out, "dpo.yaml"), ["dpo.max_num_steps=2", "cluster.gpus_per_node=1",
-                                                                 f"policy.model_name={tiny_model_dir}",
-                                                                 f"policy.tokenizer.name={tiny_model_dir}"])
-    subprocess.run(["docker", "run", "--gpus", "all", "--rm", "-v", f"{out}:{out}", "-v",
-                    f"{tiny_model_dir}:{tiny_model_dir}", nemo_rl.CONTAINER, "bash", "-c",
-                    f"cd {nemo_rl.NEMO_RL_DIR} && {shlex.join(cmd)}"], check=True)
+    cmd = nemo_rl.command(
+        "dpo",
+        os.path.join(out, "dpo.yaml"),
+        [
+            "dpo.max_num_steps=2",
+            "cluster.gpus_per_node=1",
+            f"policy.model_name={tiny_model_dir}",
+            f"policy.tokenizer.name={tiny_model_dir}",
+        ],
+    )
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "--gpus",
+            "all",
+            "--rm",
+            "-v",
+            f"{out}:{out}",
+            "-v",
+            f"{tiny_model_dir}:{tiny_model_dir}",
+            nemo_rl.CONTAINER,
+            "bash",
+            "-c",
+            f"cd {nemo_rl.NEMO_RL_DIR} && {shlex.join(cmd)}",
+        ],
+        check=True,
+    )

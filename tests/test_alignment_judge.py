@@ -1,8 +1,9 @@
 """The alignment judges: sampled answers, and the shares computed from a judge's labels."""
 
-from kollm.data import prompts
 from kollm.align import judge
-from kollm.data import tasks
+from kollm.data import prompts, tasks
+
+
 def _lm(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -23,8 +24,9 @@ def test_shares_count_what_the_judge_reads(tiny_model_dir):
     r = judge.sentiment_following(model, tokenizer, always_positive, n=3, max_new_tokens=4)
     # as many positive requests as negative ones, in both phrasing sets: exactly half follow
     assert r["share"] == r["share_trained_phrasings"] == r["share_heldout_phrasings"] == 0.5
-    assert r["answers"] == 3 * sum(len(v) for d in (prompts.REVIEW_REQUESTS, prompts.HELDOUT_REVIEW_REQUESTS)
-                                   for v in d.values())
+    assert r["answers"] == 3 * sum(
+        len(v) for d in (prompts.REVIEW_REQUESTS, prompts.HELDOUT_REVIEW_REQUESTS) for v in d.values()
+    )
     always_offensive = lambda texts: [tasks.HATE_LABELS.index("offensive")] * len(texts)  # noqa: E731
     t = judge.toxic_rate(model, tokenizer, always_offensive, n=2, max_new_tokens=4)
     assert t["rate"] == t["rate_provocative"] == 1.0
@@ -36,6 +38,7 @@ def test_a_finetuned_classifier_folder_is_a_judge(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     from kollm.finetune import methods
+
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     methods.load_base(tiny_model_dir, "cls", 2, tokenizer.pad_token_id).save_pretrained(tmp_path / "cls")
     tokenizer.save_pretrained(tmp_path / "cls")

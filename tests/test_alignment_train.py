@@ -6,7 +6,8 @@ import os
 import pytest
 
 from kollm.align import datasets as alignment_data
-from kollm.align import rewards, steps as train
+from kollm.align import rewards
+from kollm.align import steps as train
 from kollm.config import AlignConfig
 
 
@@ -57,9 +58,13 @@ def test_sft_loss_falls_and_the_model_saves_and_loads(sft_result):
 def test_sft_rows_are_cut_to_max_len_tokens_as_trl_would():
     from datasets import Dataset
 
-    rows = Dataset.from_list([{"input_ids": list(range(100)), "labels": [-100] * 90 + list(range(10))},
-                              {"input_ids": list(range(80)), "labels": [-100] * 50 + list(range(30))},
-                              {"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}])
+    rows = Dataset.from_list(
+        [
+            {"input_ids": list(range(100)), "labels": [-100] * 90 + list(range(10))},
+            {"input_ids": list(range(80)), "labels": [-100] * 50 + list(range(30))},
+            {"input_ids": [1, 2, 3], "labels": [-100, 2, 3]},
+        ]
+    )
     cut = train._truncated(rows, 64)
     # the first row's answer starts after 64 tokens: nothing left to learn from, so it goes, as in TRL
     assert cut["input_ids"] == [list(range(64)), [1, 2, 3]]
@@ -68,11 +73,19 @@ def test_sft_rows_are_cut_to_max_len_tokens_as_trl_would():
 
 
 def test_dpo_learns_the_pairs_against_a_frozen_reference(sft_result, built, tmp_path):
-    r = train.dpo(sft_result.model_dir, built.train_pairs[:320], built.eval_pairs,
-                  _cfg(dpo_epochs=2, dpo_lr=3e-4, dpo_sft_weight=0.0), str(tmp_path))
+    r = train.dpo(
+        sft_result.model_dir,
+        built.train_pairs[:320],
+        built.eval_pairs,
+        _cfg(dpo_epochs=2, dpo_lr=3e-4, dpo_sft_weight=0.0),
+        str(tmp_path),
+    )
     losses, margins = _losses(str(tmp_path)), _losses(str(tmp_path), "rewards/margins")
     early, late = slice(0, 3), slice(-3, None)
-    assert _mean(losses[late]) < _mean(losses[early]) and _mean(margins[late]) > _mean(margins[early]), (losses, margins)
+    assert _mean(losses[late]) < _mean(losses[early]) and _mean(margins[late]) > _mean(margins[early]), (
+        losses,
+        margins,
+    )
     assert r.metrics["reference_unchanged"] is True
     assert set(r.metrics["before"]) == set(r.metrics["after"]) >= {"loss", "rewards/accuracies", "rewards/margins"}
     _loads(r.model_dir)
@@ -82,15 +95,23 @@ def test_dpo_with_lora_merges_the_adapter_into_a_plain_model(sft_result, built, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    r = train.dpo(sft_result.model_dir, built.train_pairs[:64], built.eval_pairs[:16],
-                  _cfg(lora=True, lora_r=4, dpo_lr=5e-3), str(tmp_path))
+    r = train.dpo(
+        sft_result.model_dir,
+        built.train_pairs[:64],
+        built.eval_pairs[:16],
+        _cfg(lora=True, lora_r=4, dpo_lr=5e-3),
+        str(tmp_path),
+    )
     merged, _ = _loads(r.model_dir)
     before = AutoModelForCausalLM.from_pretrained(sft_result.model_dir)
     assert not any("lora" in n for n, _ in merged.named_parameters())
-    changed = [n for (n, p), (_, q) in zip(merged.named_parameters(), before.named_parameters())
-               if not torch.equal(p, q)]
-    assert changed and all(any(m in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                "down_proj")) for n in changed)
+    changed = [
+        n for (n, p), (_, q) in zip(merged.named_parameters(), before.named_parameters()) if not torch.equal(p, q)
+    ]
+    assert changed and all(
+        any(m in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+        for n in changed
+    )
     assert r.metrics["reference_unchanged"] is True
 
 
@@ -103,13 +124,17 @@ def test_the_reward_model_ranks_held_out_pairs_above_chance(korean_tokenizer, bu
     from kollm.config import ModelConfig
     from kollm.models import build_model
 
-    build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
-                            max_seq_len=64), korean_tokenizer, seed=0).save_pretrained(tmp_path / "init")
+    build_model(
+        ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_seq_len=64),
+        korean_tokenizer,
+        seed=0,
+    ).save_pretrained(tmp_path / "init")
     korean_tokenizer.save_pretrained(tmp_path / "init")
     safety = [p for p in built.train_pairs if p["kind"] == "safety"]
     held_out = [p for p in built.eval_pairs if p["kind"] == "safety"]
-    r = train.reward_model(str(tmp_path / "init"), safety, held_out, _cfg(reward_epochs=3, reward_lr=1e-3),
-                           str(tmp_path / "rm"))
+    r = train.reward_model(
+        str(tmp_path / "init"), safety, held_out, _cfg(reward_epochs=3, reward_lr=1e-3), str(tmp_path / "rm")
+    )
     # 240 held-out pairs: at chance, 0.62 or more happens 0.02 % of the time
     assert len(held_out) >= 200 and r.metrics["accuracy"] >= 0.62, r.metrics
     assert r.metrics["accuracy"] > r.metrics["accuracy_before"], r.metrics
@@ -125,8 +150,10 @@ def reward_models(all_data_files):
 
     pool = alignment_data.pool(all_data_files, "train")
     sentiment = rewards.fit_sentiment(pool.reviews, 5000, seed=0)
-    tox, _ = toxicity.train(sources.iter_hate_labeled(sources.resolve_data_dir(), "train"),
-                            sources.iter_hate_labeled(sources.resolve_data_dir(), "dev"))
+    tox, _ = toxicity.train(
+        sources.iter_hate_labeled(sources.resolve_data_dir(), "train"),
+        sources.iter_hate_labeled(sources.resolve_data_dir(), "dev"),
+    )
     return sentiment, tox
 
 
@@ -142,8 +169,12 @@ def test_grpo_rewards_on_hand_checked_answers(reward_models):
     clean, insult = safety(prompts=[None] * 2, completions=["좋은 하루 보내세요, 응원합니다", "미친 놈아 꺼져 병신아"])
     assert clean > 0.5 > insult
     answers = ["긍정", " 긍정적입니다.", "부정", "", "예 좋아했어요"]
-    assert label_match(prompts=[None] * 5, completions=answers, answer=["긍정", "긍정", "긍정", "긍정", ""],
-                       wrong=["부정", "부정", "부정", "부정", ""]) == [1.0, 1.0, 0.0, 0.0, None]
+    assert label_match(
+        prompts=[None] * 5,
+        completions=answers,
+        answer=["긍정", "긍정", "긍정", "긍정", ""],
+        wrong=["부정", "부정", "부정", "부정", ""],
+    ) == [1.0, 1.0, 0.0, 0.0, None]
     assert label_match(prompts=[None], completions=["부정적"], answer=["부정적"], wrong=["긍정적"]) == [1.0]
 
 
@@ -153,21 +184,33 @@ def test_grpo_trains_on_the_rewards_and_saves(sft_result, built, reward_models, 
     from kollm.core.errors import KollmError
 
     funcs = rewards.make_rewards(*reward_models)
-    r = train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0, 1.0],
-                   _cfg(grpo_generations=4, grpo_max_new_tokens=8, grpo_beta=0.04, grpo_lr=1e-4), str(tmp_path))
+    r = train.grpo(
+        sft_result.model_dir,
+        built.rl_prompts,
+        funcs,
+        [1.0, 1.0, 1.0],
+        _cfg(grpo_generations=4, grpo_max_new_tokens=8, grpo_beta=0.04, grpo_lr=1e-4),
+        str(tmp_path),
+    )
     assert r.steps == len(built.rl_prompts) * 4 // 8
     assert r.metrics["log"] and all(0.0 <= h["reward"] <= 3.0 for h in r.metrics["log"])
     assert r.metrics["reference_unchanged"] is True
     _loads(r.model_dir)
     with _pytest.raises(KollmError, match="multiple of align.grpo_generations"):
-        train.grpo(sft_result.model_dir, built.rl_prompts, funcs, [1.0, 1.0, 1.0], _cfg(grpo_generations=3),
-                   str(tmp_path / "bad"))
+        train.grpo(
+            sft_result.model_dir,
+            built.rl_prompts,
+            funcs,
+            [1.0, 1.0, 1.0],
+            _cfg(grpo_generations=3),
+            str(tmp_path / "bad"),
+        )
 
 
 def test_rl_prompts_ask_for_both_sentiments_for_comments_and_for_labels(built, all_data_files):
+    from kollm.core.io import read_jsonl
     from kollm.data import prompts
     from kollm.data.sources import nsmc_label
-    from kollm.core.io import read_jsonl
 
     asked = [p["requested"] for p in built.rl_prompts]
     assert asked.count(1) == asked.count(0) == len(asked) // 4 and rewards.NOT_A_REVIEW_REQUEST in asked
@@ -178,6 +221,6 @@ def test_rl_prompts_ask_for_both_sentiments_for_comments_and_for_labels(built, a
     questions = [p for p in built.rl_prompts if p["kind"] == "sentiment_label"]
     assert len(questions) == len(built.rl_prompts) // 4
     for q in questions:  # the right word is the review's own NSMC label
-        (template, words), = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if q["answer"] in w and q["wrong"] in w]
+        ((template, words),) = [(t, w) for t, w in prompts.SENTIMENT_PHRASINGS if q["answer"] in w and q["wrong"] in w]
         review = next(t for t in labels if template.format(text=t) == q["prompt"][0]["content"])
         assert labels[review] == {words.index(q["answer"])}

@@ -6,13 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kollm.models import architectures
-
-from kollm.pretrain import indexed_data
-from kollm.pretrain import torch_backend as pretrain
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.core.errors import KollmError
-from kollm.models import build_model, parameter_count
+from kollm.models import architectures, build_model, parameter_count
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=176, max_seq_len=64)
@@ -26,14 +24,16 @@ def tokens(korean_tokenizer, nsmc_rows, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arch_tokens")
     write_corpus(nsmc_rows[:3000], folder / "corpus.jsonl")
     korean_tokenizer.save_pretrained(folder / "tok")
-    indexed_data.build_indexed_dataset(str(folder / "corpus.jsonl"), str(folder / "tok"), str(folder / "data"),
-                                       workers=1, progress=False)
+    indexed_data.build_indexed_dataset(
+        str(folder / "corpus.jsonl"), str(folder / "tok"), str(folder / "data"), workers=1, progress=False
+    )
     return indexed_data.load_tokens(str(folder / "data"))
 
 
 @pytest.mark.parametrize("arch", architectures.ARCHS)
-def test_each_architecture_matches_the_budget_trains_and_generates_with_a_consistent_cache(arch, korean_tokenizer,
-                                                                                         tokens, tmp_path):
+def test_each_architecture_matches_the_budget_trains_and_generates_with_a_consistent_cache(
+    arch, korean_tokenizer, tokens, tmp_path
+):
     m = replace(SMALL, arch=arch)
     row = architectures.describe(m, korean_tokenizer)
     budget = row["budget_non_embedding_params"]
@@ -44,9 +44,15 @@ def test_each_architecture_matches_the_budget_trains_and_generates_with_a_consis
     if arch in architectures.ACTIVE_EXPERTS:
         assert row["active_non_embedding_params"] < row["non_embedding_params"]
     # kollm's pretraining loop (fused LM-head loss; the MoE's balancing loss), on real reviews
-    result = pretrain.train_loop(model, tokens, PretrainConfig(steps=25, batch_size=8, seq_len=32, lr=5e-3,
-                                                               warmup_steps=3, checkpoint_every=25, log_every=5,
-                                                               threads=1), str(tmp_path), 1.0)
+    result = pretrain.train_loop(
+        model,
+        tokens,
+        PretrainConfig(
+            steps=25, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=3, checkpoint_every=25, log_every=5, threads=1
+        ),
+        str(tmp_path),
+        1.0,
+    )
     losses = [h["loss"] for h in result["history"]]
     assert losses[-1] < losses[0] - 0.5, losses
     # greedy generation with the architecture's cache (KV, SSM state, or both) = argmax of full forward passes
@@ -58,12 +64,13 @@ def test_each_architecture_matches_the_budget_trains_and_generates_with_a_consis
         for _ in range(8):
             nxt = model(input_ids=ids, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)
             ids = torch.cat([ids, nxt], dim=1)
-    assert cached[0, :ids.shape[1]].tolist() == ids[0, :cached.shape[1]].tolist()
+    assert cached[0, : ids.shape[1]].tolist() == ids[0, : cached.shape[1]].tolist()
 
 
 def test_an_unknown_architecture_is_one_line():
-    from recipes import presets
     from kollm import config
+    from recipes import presets
+
     with pytest.raises(KollmError, match="model.arch"):
         config.validate(presets.build("ci", ["model.arch=transformer"]))
     with pytest.raises(KollmError, match="pretrain.backend=torch"):
@@ -83,14 +90,21 @@ def test_the_moe_trains_with_its_balancing_loss_and_samples_a_padded_batch(korea
         for chunk in (0, 4):
             total = pretrain.CausalLMLoss(model, chunk)(ids[:, :-1], ids[:, 1:])
             assert 0.005 < float(total - plain) < 0.1, (chunk, float(total), float(plain))  # 0.01 x balance (~1-4)
-    batch = tok(["이 영화", "정말 재밌는 영화였어요 ㅋㅋ"], padding=True, padding_side="left", return_tensors="pt",
-                add_special_tokens=False)
+    batch = tok(
+        ["이 영화", "정말 재밌는 영화였어요 ㅋㅋ"],
+        padding=True,
+        padding_side="left",
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
     out = model.generate(**batch, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
     assert out.shape == (2, batch.input_ids.shape[1] + 4)
 
 
 @pytest.mark.parametrize("arch", ["mamba2", "mamba", "hybrid", "rwkv"])
-def test_the_recurrent_models_load_as_sequence_classifiers_from_their_pretrained_folder(arch, korean_tokenizer, tmp_path):
+def test_the_recurrent_models_load_as_sequence_classifiers_from_their_pretrained_folder(
+    arch, korean_tokenizer, tmp_path
+):
     """kollm/models/seq_classification.py: AutoModelForSequenceClassification loads a pretrained Mamba-2, Mamba,
     Nemotron-H or RWKV folder (the backbone's weights, a fresh score head) and scores each row at its last real token
     in a padded batch, as transformers' Llama head does; a train step moves the loss; save and load round-trip."""
@@ -133,12 +147,16 @@ def test_rows_are_packed_for_sft_exactly_where_packing_keeps_them_apart(arch, ko
     without a cache). kollm packs the model types in PACKABLE_MODEL_TYPES: for those a row's logits packed behind
     another must equal its logits alone; for the others (state carried across rows) they must not."""
     model = build_model(replace(SMALL, arch=arch), korean_tokenizer, seed=0).eval()
-    first, second = korean_tokenizer(["정말 재밌게 봤습니다 배우들 연기도 좋고", "별로였어요 다시는 안 봄"],
-                                     add_special_tokens=False).input_ids
+    first, second = korean_tokenizer(
+        ["정말 재밌게 봤습니다 배우들 연기도 좋고", "별로였어요 다시는 안 봄"], add_special_tokens=False
+    ).input_ids
     packed = torch.tensor([first + second])
     positions = torch.tensor([list(range(len(first))) + list(range(len(second)))])
     with torch.no_grad():
         alone = model(input_ids=torch.tensor([second]), use_cache=False).logits
-        behind = model(input_ids=packed, position_ids=positions, use_cache=False).logits[:, len(first):]
+        behind = model(input_ids=packed, position_ids=positions, use_cache=False).logits[:, len(first) :]
     kept_apart = torch.allclose(alone, behind, atol=1e-4)
-    assert kept_apart == (model.config.model_type in architectures.PACKABLE_MODEL_TYPES), (arch, (alone - behind).abs().max())
+    assert kept_apart == (model.config.model_type in architectures.PACKABLE_MODEL_TYPES), (
+        arch,
+        (alone - behind).abs().max(),
+    )

@@ -8,9 +8,8 @@ import os
 
 import pytest
 
-from recipes import cluster
 from kollm.core.errors import KollmError
-from recipes import executors, presets
+from recipes import cluster, executors, presets
 from tests.conftest import run_cli
 
 PROFILE = """\
@@ -35,17 +34,38 @@ def _write(tmp_path, text, name="cluster.yaml"):
 
 
 def test_the_profile_reaches_the_sbatch_script_and_the_command_line_wins(tmp_path):
-    profile = _write(tmp_path, PROFILE.replace("tunnel: {kind: ssh, host: login.example.com, user: me, "
-                                               "job_dir: /lustre/me/jobs}", "tunnel: {kind: local}"))
+    profile = _write(
+        tmp_path,
+        PROFILE.replace(
+            "tunnel: {kind: ssh, host: login.example.com, user: me, job_dir: /lustre/me/jobs}", "tunnel: {kind: local}"
+        ),
+    )
     home = tmp_path / "home"
-    proc = run_cli(["run", "pretrain", "preset=tiny", f"run.root={tmp_path}", "run.executor=slurm",
-                    "run.time_limit=00:30:00", "--profile", profile, "--dryrun"], env={"NEMORUN_HOME": str(home)})
+    proc = run_cli(
+        [
+            "run",
+            "pretrain",
+            "preset=tiny",
+            f"run.root={tmp_path}",
+            "run.executor=slurm",
+            "run.time_limit=00:30:00",
+            "--profile",
+            profile,
+            "--dryrun",
+        ],
+        env={"NEMORUN_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr
     [script] = glob.glob(str(home / "**" / "*_sbatch.sh"), recursive=True)
     sbatch = open(script).read()
-    for line in ("#SBATCH --account=kollm-acct", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=8",
-                 "#SBATCH --time=00:30:00",  # the command line's time limit, not the profile's
-                 "--container-image registry.example.com/kollm-train:25.11", "/lustre/datasets:/datasets"):
+    for line in (
+        "#SBATCH --account=kollm-acct",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --time=00:30:00",  # the command line's time limit, not the profile's
+        "--container-image registry.example.com/kollm-train:25.11",
+        "/lustre/datasets:/datasets",
+    ):
         assert line in sbatch, line
 
 
@@ -58,12 +78,16 @@ def test_every_environment_gets_its_image(tmp_path, monkeypatch):
     assert cfg["run"]["serve_image"] == "registry.example.com/kollm-serve:25.11"
     assert cfg["run"]["nemo_rl_image"] == "registry.example.com/nemo-rl:v0.7.0"
     assert cfg["trtllm"]["container"] == "registry.example.com/trtllm:26.03"
-    assert (cfg["run"]["ssh_host"], cfg["run"]["ssh_user"], cfg["run"]["remote_job_dir"]) == \
-        ("login.example.com", "me", "/lustre/me/jobs")
+    assert (cfg["run"]["ssh_host"], cfg["run"]["ssh_user"], cfg["run"]["remote_job_dir"]) == (
+        "login.example.com",
+        "me",
+        "/lustre/me/jobs",
+    )
     assert cfg["run"]["profile"] == str(tmp_path / "cluster.yaml")
 
-    built = presets.build("1b", [*cluster.overrides(str(tmp_path / "cluster.yaml")), "run.executor=slurm",
-                                 f"run.root={tmp_path}"])
+    built = presets.build(
+        "1b", [*cluster.overrides(str(tmp_path / "cluster.yaml")), "run.executor=slurm", f"run.root={tmp_path}"]
+    )
     slurm = executors.for_config(built)
     assert executors.for_stage(slurm, built, "train").container_image == "registry.example.com/kollm-train:25.11"
     assert executors.for_stage(slurm, built, "serve").container_image == "registry.example.com/kollm-serve:25.11"
@@ -73,17 +97,20 @@ def test_every_environment_gets_its_image(tmp_path, monkeypatch):
     assert "/lustre/datasets:/datasets" in nemo_rl.container_mounts
 
 
-@pytest.mark.parametrize("text, message", [
-    (PROFILE.replace("partition: gpu", "partiton: gpu"), "unknown key 'partiton'; did you mean 'partition'?"),
-    (PROFILE.replace("account: kollm-acct\n", ""), "missing required key 'account'"),
-    (PROFILE.replace("gpus_per_node: 8", "gpus_per_node: eight"), "gpus_per_node must be a whole number"),
-    (PROFILE.replace("  trtllm:", "  tensorrt:"), "unknown key 'images.tensorrt'"),
-    (PROFILE.replace("/lustre/datasets:/datasets", "datasets"), "mounts[0] = 'datasets' is not SRC:DST"),
-    (PROFILE.replace("host: login.example.com, ", ""), "missing required key 'tunnel.host'"),
-    (PROFILE.replace("kind: ssh", "kind: telnet"), "tunnel.kind must be ssh or local"),
-    ("account: a: b\npartition: gpu\n", "not valid YAML (line 1)"),
-    ("- a list\n", "a cluster profile is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (PROFILE.replace("partition: gpu", "partiton: gpu"), "unknown key 'partiton'; did you mean 'partition'?"),
+        (PROFILE.replace("account: kollm-acct\n", ""), "missing required key 'account'"),
+        (PROFILE.replace("gpus_per_node: 8", "gpus_per_node: eight"), "gpus_per_node must be a whole number"),
+        (PROFILE.replace("  trtllm:", "  tensorrt:"), "unknown key 'images.tensorrt'"),
+        (PROFILE.replace("/lustre/datasets:/datasets", "datasets"), "mounts[0] = 'datasets' is not SRC:DST"),
+        (PROFILE.replace("host: login.example.com, ", ""), "missing required key 'tunnel.host'"),
+        (PROFILE.replace("kind: ssh", "kind: telnet"), "tunnel.kind must be ssh or local"),
+        ("account: a: b\npartition: gpu\n", "not valid YAML (line 1)"),
+        ("- a list\n", "a cluster profile is a mapping"),
+    ],
+)
 def test_a_wrong_or_missing_field_names_the_file_and_the_key(tmp_path, text, message):
     path = _write(tmp_path, text)
     with pytest.raises(KollmError) as e:

@@ -16,8 +16,9 @@ def test_presets_differ_and_ci_is_smaller():
 
 
 def test_overrides_are_typed():
-    cfg = presets.build("ci", ["pretrain.steps=7", "pretrain.lr=0.01", "run.force=true", "run.name=x",
-                              'evaluate.prompts=["안녕"]'])
+    cfg = presets.build(
+        "ci", ["pretrain.steps=7", "pretrain.lr=0.01", "run.force=true", "run.name=x", 'evaluate.prompts=["안녕"]']
+    )
     assert cfg.pretrain.steps == 7 and isinstance(cfg.pretrain.steps, int)
     assert cfg.pretrain.lr == 0.01
     assert cfg.run.force is True
@@ -25,14 +26,17 @@ def test_overrides_are_typed():
     assert cfg.evaluate.prompts == ["안녕"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("pretrain.stepz=3", "unknown override key 'pretrain.stepz'; did you mean pretrain.steps"),
-    ("nosuch.key=1", "unknown override key 'nosuch.key'"),
-    ("pretrain=3", "unknown override key 'pretrain'"),
-    ("pretrain.steps=many", "expected a value of type int"),
-    ("run.force=maybe", "expected a value of type bool"),
-    ("pretrain.steps", "not of the form section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("pretrain.stepz=3", "unknown override key 'pretrain.stepz'; did you mean pretrain.steps"),
+        ("nosuch.key=1", "unknown override key 'nosuch.key'"),
+        ("pretrain=3", "unknown override key 'pretrain'"),
+        ("pretrain.steps=many", "expected a value of type int"),
+        ("run.force=maybe", "expected a value of type bool"),
+        ("pretrain.steps", "not of the form section.key=value"),
+    ],
+)
 def test_bad_overrides_raise_clear_errors(override, message):
     with pytest.raises(KollmError, match=message.replace("(", r"\(").replace(")", r"\)")):
         presets.build("tiny", [override])
@@ -56,14 +60,40 @@ def test_serve_smoke_answer_cannot_wait_past_its_own_length():
 
 # Issue 34: sizes and counts are refused when non-positive, in one line, in every section; the fields where 0
 # means something (config.ZERO_ALLOWED) take 0 and refuse negatives.
-POSITIVE = ["run.nodes", "curate.shard_docs", "curate.max_chars", "curate.minhash_bands", "tokenizer.vocab_size",
-            "model.hidden_size", "model.num_layers", "model.num_heads", "model.num_kv_heads", "model.max_seq_len",
-            "pretrain.steps", "pretrain.batch_size", "pretrain.seq_len", "pretrain.nproc_per_node",
-            "pretrain.tensor_parallel", "pretrain.log_every", "finetune.epochs", "finetune.batch_size",
-            "finetune.max_len", "finetune.lora_r", "align.batch_size", "align.grpo_generations", "align.sft_epochs",
-            "align.max_len", "evaluate.max_new_tokens", "evaluate.perplexity_docs", "quantize.calibration_len",
-            "quantize.calibration_docs", "trtllm.max_batch_size", "trtllm.port", "serve.max_new_tokens",
-            "serve.max_batch"]
+POSITIVE = [
+    "run.nodes",
+    "curate.shard_docs",
+    "curate.max_chars",
+    "curate.minhash_bands",
+    "tokenizer.vocab_size",
+    "model.hidden_size",
+    "model.num_layers",
+    "model.num_heads",
+    "model.num_kv_heads",
+    "model.max_seq_len",
+    "pretrain.steps",
+    "pretrain.batch_size",
+    "pretrain.seq_len",
+    "pretrain.nproc_per_node",
+    "pretrain.tensor_parallel",
+    "pretrain.log_every",
+    "finetune.epochs",
+    "finetune.batch_size",
+    "finetune.max_len",
+    "finetune.lora_r",
+    "align.batch_size",
+    "align.grpo_generations",
+    "align.sft_epochs",
+    "align.max_len",
+    "evaluate.max_new_tokens",
+    "evaluate.perplexity_docs",
+    "quantize.calibration_len",
+    "quantize.calibration_docs",
+    "trtllm.max_batch_size",
+    "trtllm.port",
+    "serve.max_new_tokens",
+    "serve.max_batch",
+]
 
 
 @pytest.mark.parametrize("value", [-5, 0])
@@ -75,13 +105,38 @@ def test_non_positive_sizes_are_refused_in_one_line(key, value):
 
 
 # documented beside each field: 0 = all, one per CPU, no minimum, pick a free port, ...; seeds
-ZERO_OK = ["run.gpus_per_node", "run.requeues", "data.max_reviews", "data.max_comments", "curate.workers",
-           "curate.min_chars", "curate.min_eojeol", "curate.max_urls", "curate.fuzzy_min_chars",
-           "tokenizer.min_frequency", "tokenizer.max_train_docs", "pretrain.micro_batch_size", "pretrain.loss_chunk",
-           "pretrain.tokenize_workers", "pretrain.warmup_steps", "pretrain.seed", "pretrain.threads",
-           "finetune.examples_per_class", "finetune.min_steps", "finetune.seed", "align.sft_task_examples",
-           "align.seed", "evaluate.max_examples", "evaluate.baseline_examples_per_class", "evaluate.zero_shot_examples",
-           "evaluate.shots", "serve.min_new_tokens", "serve.http_port", "serve.grpc_port", "serve.metrics_port"]
+ZERO_OK = [
+    "run.gpus_per_node",
+    "run.requeues",
+    "data.max_reviews",
+    "data.max_comments",
+    "curate.workers",
+    "curate.min_chars",
+    "curate.min_eojeol",
+    "curate.max_urls",
+    "curate.fuzzy_min_chars",
+    "tokenizer.min_frequency",
+    "tokenizer.max_train_docs",
+    "pretrain.micro_batch_size",
+    "pretrain.loss_chunk",
+    "pretrain.tokenize_workers",
+    "pretrain.warmup_steps",
+    "pretrain.seed",
+    "pretrain.threads",
+    "finetune.examples_per_class",
+    "finetune.min_steps",
+    "finetune.seed",
+    "align.sft_task_examples",
+    "align.seed",
+    "evaluate.max_examples",
+    "evaluate.baseline_examples_per_class",
+    "evaluate.zero_shot_examples",
+    "evaluate.shots",
+    "serve.min_new_tokens",
+    "serve.http_port",
+    "serve.grpc_port",
+    "serve.metrics_port",
+]
 
 
 @pytest.mark.parametrize("key", ZERO_OK)
@@ -118,9 +173,14 @@ def test_every_preset_validates(name):
     config.validate(config.PipelineConfig() if name is None else presets.from_preset(name))
 
 
-@pytest.mark.parametrize("args", [["config", "preset=tiny", "pretrain.steps=-5"],
-                                  ["config", "preset=tiny", "pretrain.steps=0"],
-                                  ["stage", "pretrain", "preset=tiny", "pretrain.steps=-5"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["config", "preset=tiny", "pretrain.steps=-5"],
+        ["config", "preset=tiny", "pretrain.steps=0"],
+        ["stage", "pretrain", "preset=tiny", "pretrain.steps=-5"],
+    ],
+)
 def test_the_cli_refuses_a_non_positive_size_in_one_line(args, tmp_path):
     from tests.conftest import run_cli
 

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from recipes import doctor
 from kollm.config import RunConfig, TrtllmConfig
+from recipes import doctor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILES = sorted(glob.glob(os.path.join(REPO, "containers", "Dockerfile.*")))
@@ -83,13 +83,31 @@ def test_images_agree_with_the_config_defaults():
 
 
 def test_the_cpu_image_builds_the_environments_with_the_makefile():
-    [run] = [a for w, a in _instructions(os.path.join(REPO, "containers", "Dockerfile.cpu")) if w == "RUN" and "make env" in a]
+    [run] = [
+        a
+        for w, a in _instructions(os.path.join(REPO, "containers", "Dockerfile.cpu"))
+        if w == "RUN" and "make env" in a
+    ]
     assert "download.pytorch.org/whl/cpu" in run
     makefile = open(os.path.join(REPO, "Makefile")).read()
     assert "$(TORCH_INDEX) torch==2.13.0" in makefile  # the index reaches the one torch install
-    dry = subprocess.run(["make", "-n", "env", "TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu",
-                          "VENV=/nonexistent/v", "SERVE_VENV=/nonexistent/s"], cwd=REPO, capture_output=True, text=True)
+    dry = subprocess.run(
+        [
+            "make",
+            "-n",
+            "env",
+            "TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu",
+            "VENV=/nonexistent/v",
+            "SERVE_VENV=/nonexistent/s",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert dry.returncode == 0, dry.stderr
-    assert "/nonexistent/v/bin/pip install -q --disable-pip-version-check --index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in dry.stdout
+    assert (
+        "/nonexistent/v/bin/pip install -q --disable-pip-version-check --index-url https://download.pytorch.org/whl/cpu torch==2.13.0"
+        in dry.stdout
+    )
     ignored = open(os.path.join(REPO, ".dockerignore")).read().split()
     assert {".venv", ".venv-serve", ".venv-automodel", "runs", ".git"} <= set(ignored)

@@ -35,14 +35,21 @@ def write_corpus(path, rows, every=700):
                 f.write(raw + b"\n")
                 bad_lines[line] = err
             line += 1
-            f.write(json.dumps({"id": f"nsmc:{r['review_id']}", "text": r["text"], "rating": r["rating"]},
-                               ensure_ascii=False).encode() + b"\n")
+            f.write(
+                json.dumps(
+                    {"id": f"nsmc:{r['review_id']}", "text": r["text"], "rating": r["rating"]}, ensure_ascii=False
+                ).encode()
+                + b"\n"
+            )
     return bad_lines
 
 
 def read_dir(folder):
-    return {os.path.relpath(p, folder): open(p, "rb").read()
-            for sub in ("kept", "removed", "quarantine") for p in sorted(glob.glob(os.path.join(folder, sub, "*")))}
+    return {
+        os.path.relpath(p, folder): open(p, "rb").read()
+        for sub in ("kept", "removed", "quarantine")
+        for p in sorted(glob.glob(os.path.join(folder, sub, "*")))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -141,17 +148,27 @@ def test_rerun_skips_finished_work(corpus, toxicity_model, reference, tmp_path):
     markers = {p: t for p, t in stamp.items() if {"shards", "final"} & set(p.split(os.sep))}
     assert markers and all(os.stat(p).st_mtime_ns == t for p, t in markers.items())
     # a changed threshold is a different run: everything is redone
-    changed = curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, workers=1, min_chars=10),
-                     toxicity_model, progress=False)
+    changed = curate(
+        [corpus[0]],
+        str(tmp_path),
+        CurateConfig(shard_docs=1000, workers=1, min_chars=10),
+        toxicity_model,
+        progress=False,
+    )
     assert changed["kept"] < summary["kept"]
 
 
 def test_killed_run_resumes_to_identical_output(corpus, toxicity_model, reference, tmp_path):
     out = tmp_path / "out"
-    code = ("import sys; from curator_pipelines.korean import curate; from kollm.config import CurateConfig; "
-            "curate([sys.argv[1]], sys.argv[2], CurateConfig(shard_docs=1000, workers=1), sys.argv[3], progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code, corpus[0], str(out), toxicity_model],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from curator_pipelines.korean import curate; from kollm.config import CurateConfig; "
+        "curate([sys.argv[1]], sys.argv[2], CurateConfig(shard_docs=1000, workers=1), sys.argv[3], progress=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, corpus[0], str(out), toxicity_model],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while len(glob.glob(f"{out}/work/shards/*.json")) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -173,8 +190,13 @@ def test_parquet_output(corpus, toxicity_model, reference, tmp_path):
 
     from curator_pipelines.korean import curate
 
-    summary = curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, output_format="parquet"),
-                     toxicity_model, progress=False)
+    summary = curate(
+        [corpus[0]],
+        str(tmp_path),
+        CurateConfig(shard_docs=1000, output_format="parquet"),
+        toxicity_model,
+        progress=False,
+    )
     rows = [r for p in sorted(glob.glob(f"{tmp_path}/kept/*.parquet")) for r in pq.read_table(p).to_pylist()]
     ref = [json.loads(x) for p in sorted(glob.glob(f"{reference[0]}/kept/*.jsonl")) for x in open(p, encoding="utf-8")]
     assert summary["kept"] == len(rows) == len(ref)
@@ -186,8 +208,7 @@ def test_ray_executor_gives_identical_output(corpus, toxicity_model, reference, 
     """Curator's RayDataExecutor on a real local Ray (2 CPUs, fractional stage resources)."""
     from curator_pipelines.korean import curate
 
-    curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, executor="ray"), toxicity_model,
-           progress=False)
+    curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, executor="ray"), toxicity_model, progress=False)
     assert read_dir(str(tmp_path)) == read_dir(reference[0])
 
 
@@ -240,9 +261,17 @@ def test_gzip_and_parquet_inputs_are_read_and_accounted(nsmc_rows, tmp_path):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
         f.write("not json\n")
     pq.write_table(pa.Table.from_pylist(rows[700:] + [{"id": "no-text", "text": None}]), tmp_path / "b.parquet")
-    summary = curate([str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.parquet")], str(tmp_path / "out"),
-                     CurateConfig(fuzzy_backend="cpu"), None, progress=False)
+    summary = curate(
+        [str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.parquet")],
+        str(tmp_path / "out"),
+        CurateConfig(fuzzy_backend="cpu"),
+        None,
+        progress=False,
+    )
     assert summary["lines_in"] == 1502 and summary["quarantined"] == 2
-    q = sorted((os.path.basename(x["file"]), x["line"], x["error"]) for p in glob.glob(f"{tmp_path}/out/quarantine/*")
-               for x in map(json.loads, open(p, encoding="utf-8")))
+    q = sorted(
+        (os.path.basename(x["file"]), x["line"], x["error"])
+        for p in glob.glob(f"{tmp_path}/out/quarantine/*")
+        for x in map(json.loads, open(p, encoding="utf-8"))
+    )
     assert q == [("a.jsonl.gz", 701, "bad JSON: Expecting value"), ("b.parquet", 801, "missing text field 'text'")]

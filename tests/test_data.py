@@ -3,9 +3,9 @@ import os
 
 import pytest
 
+from kollm.core.errors import KollmError
 from kollm.data import sources
 from kollm.data.split import in_corpus_sample, movie_split
-from kollm.core.errors import KollmError
 
 
 def test_split_is_by_movie_and_deterministic(nsmc_rows):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from kollm.models.architectures import ARCHS
 from kollm.generation.engine import TextStream
 from kollm.generation.local import generate_texts
 from kollm.generation.sampling import InvalidRequest, SamplingParams, next_tokens
+from kollm.models.architectures import ARCHS
 
 
 def _byte_level_tokenizer(nsmc_rows):
@@ -16,9 +16,10 @@ def _byte_level_tokenizer(nsmc_rows):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([r["text"] for r in nsmc_rows[:300]],
-                            trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                show_progress=False))
+    tok.train_from_iterator(
+        [r["text"] for r in nsmc_rows[:300]],
+        trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tok)
 
 
@@ -81,9 +82,18 @@ def test_sampler_filters_and_penalties():
 
 
 def test_sampling_params_refuse_out_of_range_values():
-    for bad in (dict(max_tokens=0), dict(max_tokens=513), dict(temperature=-0.1), dict(top_p=0.0), dict(top_p=1.01),
-                dict(top_k=-1), dict(stop=[""]), dict(stop=["x"] * 9), dict(temperature=float("nan")),
-                dict(min_tokens=30, max_tokens=20)):
+    for bad in (
+        dict(max_tokens=0),
+        dict(max_tokens=513),
+        dict(temperature=-0.1),
+        dict(top_p=0.0),
+        dict(top_p=1.01),
+        dict(top_k=-1),
+        dict(stop=[""]),
+        dict(stop=["x"] * 9),
+        dict(temperature=float("nan")),
+        dict(min_tokens=30, max_tokens=20),
+    ):
         with pytest.raises(InvalidRequest, match="sampling_param_"):
             SamplingParams(**bad).check(max_tokens_limit=512)
     assert SamplingParams(temperature=0.7, top_p=1.0, top_k=0, max_tokens=512).check(512)
@@ -94,14 +104,15 @@ def _model(arch: str, tiny_model_dir, korean_tokenizer):
     tested is that batching does not change an answer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kollm.models import architectures
     from kollm.config import ModelConfig
+    from kollm.models import architectures
 
     if arch == "llama":
         return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(0)
-    m = ModelConfig(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_seq_len=128,
-                    arch=arch)
+    m = ModelConfig(
+        hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_seq_len=128, arch=arch
+    )
     return architectures.build(m, korean_tokenizer).eval(), korean_tokenizer
 
 
@@ -115,8 +126,13 @@ def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(arch, t
     from kollm.generation.local import chat_prompt_ids
 
     model, tok = _model(arch, tiny_model_dir, korean_tokenizer)
-    prompts = ["영화 리뷰를 써 주세요.", "안녕하세요", "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.", "ㅋㅋ",
-               "긍정적인 리뷰를 길게 써 주세요. 배우들의 연기가 좋았던 점을 꼭 넣어 주세요."]
+    prompts = [
+        "영화 리뷰를 써 주세요.",
+        "안녕하세요",
+        "이 영화 정말 재미없어요. 한 줄 평을 남겨 주세요.",
+        "ㅋㅋ",
+        "긍정적인 리뷰를 길게 써 주세요. 배우들의 연기가 좋았던 점을 꼭 넣어 주세요.",
+    ]
     params = [SamplingParams(max_tokens=n, min_tokens=n) for n in (30, 8, 24, 40, 16)]
     alone = [generate_texts(model, tok, [p], q)[0] for p, q in zip(prompts, params)]
     results, calls, waiting = {}, [0], []
@@ -125,6 +141,7 @@ def test_requests_joining_a_running_batch_get_the_answers_they_get_alone(arch, t
         def on_text(text, reason, _stop):
             if reason:
                 results[i] = (text, reason)
+
         return Job(chat_prompt_ids(tok, prompts[i])[0].tolist(), params[i], on_text)
 
     def more(n):  # requests arriving while the batch runs; they wait while it is full (4 rows)
@@ -148,9 +165,17 @@ def test_byte_tokens_are_only_sampled_where_they_spell_valid_utf8(korean_tokeniz
 
     tok = korean_tokenizer
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
-                                         tie_word_embeddings=False))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            intermediate_size=64,
+            tie_word_embeddings=False,
+        )
+    )
     guard = Utf8Guard(tok, len(tok))
     assert int((guard.byte >= 0).sum()) == 256
     with torch.no_grad():  # every byte token ahead of every word: ~95 % of the probability mass on bytes

@@ -15,9 +15,11 @@ import pytest
 
 from tests.conftest import REPO
 
-PAGES = ["README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"),
-                                                                         recursive=True)),
-         *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "*", "README.md")))]
+PAGES = [
+    "README.md",
+    *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True)),
+    *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "*", "README.md"))),
+]
 # programs whose commands need another machine or a running server: quoted, not run here
 ELSEWHERE = {"docker", "enroot", "curl"}
 # inline `code` is a command when it starts like one; placeholders (UPPERCASE words, <x>, a|b, ...) are
@@ -53,7 +55,7 @@ def _parts(line: str) -> list[list[str]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _help(script: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300)
 
@@ -125,7 +127,10 @@ def check(words: list[str], placeholder: bool) -> None:
             assert option in proc.stdout, f"lm_eval has no option {option}"
         if not placeholder:
             tasks = words[words.index("--tasks") + 1].split(",")
-            shipped = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(REPO, "kollm", "evaluate", "lm_eval_tasks", "*.yaml"))}
+            shipped = {
+                os.path.basename(p)[:-5]
+                for p in glob.glob(os.path.join(REPO, "kollm", "evaluate", "lm_eval_tasks", "*.yaml"))
+            }
             assert set(tasks) <= shipped, f"tasks {set(tasks) - shipped} are not in kollm/evaluate/lm_eval_tasks"
         return
     assert program in ELSEWHERE, f"{program!r}: a quoted command this test does not know how to check"

@@ -7,8 +7,9 @@ from tests.conftest import REPO
 
 def test_readme_numbers_render_from_benchmark_results():
     """README figures come from benchmarks/results/*.json, never typed by hand."""
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "render.py"), "--check"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "render.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -28,8 +29,13 @@ def test_the_workshop_has_ten_weeks_each_with_commands_numbers_and_checkpoints()
     assert [os.path.basename(p)[:6] for p in pages] == [f"week{n:02d}" for n in range(1, 11)]
     for n, page in enumerate(pages, start=1):
         text = open(page, encoding="utf-8").read()
-        for heading in ("## Goal", "## Commands", "## What they produce", "## Numbers from a real run",
-                        "## Checkpoint questions"):
+        for heading in (
+            "## Goal",
+            "## Commands",
+            "## What they produce",
+            "## Numbers from a real run",
+            "## Checkpoint questions",
+        ):
             assert heading in text, f"{page}: no {heading}"
         block = text.split(f"<!-- results:week{n:02d} -->", 1)[1].split(f"<!-- /results:week{n:02d} -->", 1)[0]
         assert "측정:" in block or "아직 측정되지 않았습니다" in block, f"{page}: numbers not rendered"

@@ -6,9 +6,24 @@ import json
 from recipes import doctor
 from tests.conftest import run_cli
 
-NAMES = ["python", "torch", "CUDA GPUs", "environment .venv", "environment .venv-serve", "environment .venv-automodel",
-         "NeMo Run", "NeMo Curator", "Megatron Core", "tritonserver", "Slurm", "Docker", "Korean data", "disk",
-         "memory", "cluster profile"]
+NAMES = [
+    "python",
+    "torch",
+    "CUDA GPUs",
+    "environment .venv",
+    "environment .venv-serve",
+    "environment .venv-automodel",
+    "NeMo Run",
+    "NeMo Curator",
+    "Megatron Core",
+    "tritonserver",
+    "Slurm",
+    "Docker",
+    "Korean data",
+    "disk",
+    "memory",
+    "cluster profile",
+]
 
 
 def test_doctor_says_the_demo_can_run_here(data_dir, tmp_path):

@@ -9,9 +9,9 @@ import tarfile
 
 import pytest
 
-from kollm.data import download, sources
 from kollm.core.errors import KollmError
 from kollm.core.io import sha256_file
+from kollm.data import download, sources
 from tests.http_fixture import FileServer
 
 
@@ -67,8 +67,17 @@ def _upstream_layout(data_dir, root, movies=3):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for movie, rows in chosen.items():
-            raw = [{"review": r["text"], "date": r["date"], "rating": str(r["rating"]), "author": "abcd****",
-                    "review_id": str(r["review_id"]), "movie_id": str(movie)} for r in rows]
+            raw = [
+                {
+                    "review": r["text"],
+                    "date": r["date"],
+                    "rating": str(r["rating"]),
+                    "author": "abcd****",
+                    "review_id": str(r["review_id"]),
+                    "movie_id": str(movie),
+                }
+                for r in rows
+            ]
             blob = json.dumps(raw, ensure_ascii=False, indent=2).encode()
             info = tarfile.TarInfo(f"nsmc-{download.NSMC_COMMIT}/raw/{movie}.json")
             info.size = len(blob)

@@ -22,8 +22,11 @@ def ci_run(tmp_path_factory, data_dir):
     t0 = time.time()
     first = run_cli(args, timeout=1200)
     first.elapsed_s = time.time() - t0
-    manifests_after_first = {s: open(root / "ci" / s / "manifest.json").read()
-                             for s in NAMES if os.path.exists(root / "ci" / s / "manifest.json")}
+    manifests_after_first = {
+        s: open(root / "ci" / s / "manifest.json").read()
+        for s in NAMES
+        if os.path.exists(root / "ci" / s / "manifest.json")
+    }
     second = run_cli(args, timeout=1200)
     return root / "ci", first, second, manifests_after_first
 
@@ -185,8 +188,8 @@ def test_readme_evaluate_examples_run_on_the_ci_run(ci_run, tmp_path):
         proc = run_cli([*words[1:], "--limit", "8", "--nsmc-per-class", "8", "--out", str(out)])
         if proc.returncode == 0:
             scores = json.load(open(out / "scores.json"))["scores"]
-            after = words[words.index("--tasks") + 1:]
-            tasks = after[:next((k for k, w in enumerate(after) if w.startswith("--")), len(after))]
+            after = words[words.index("--tasks") + 1 :]
+            tasks = after[: next((k for k, w in enumerate(after) if w.startswith("--")), len(after))]
             assert set(scores) == set(tasks), (line, scores)
             assert all(0 <= v["acc"] <= 1 for v in scores.values()), (line, scores)
             scored += 1
@@ -201,8 +204,11 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
     """Runs last: re-evaluates the finished run on a user file (real reviews, NSMC schema)."""
     run_dir = ci_run[0]
     rows = [json.loads(line) for line in open(run_dir / "data" / "nsmc_val.jsonl")]
-    picked = [r for r in rows if r["rating"] >= 9][:20] + [r for r in rows if r["rating"] <= 4][:20] + \
-        [r for r in rows if 5 <= r["rating"] <= 8][:5]  # neutral ratings are not labelled: skipped
+    picked = (
+        [r for r in rows if r["rating"] >= 9][:20]
+        + [r for r in rows if r["rating"] <= 4][:20]
+        + [r for r in rows if 5 <= r["rating"] <= 8][:5]
+    )  # neutral ratings are not labelled: skipped
     path = tmp_path / "my_reviews.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked))
     proc = run_cli(["stage", "evaluate", "preset=ci", f"run.root={run_dir.parent}", f"evaluate.nsmc_path={path}"])
@@ -213,7 +219,11 @@ def test_evaluate_accepts_any_nsmc_jsonl(ci_run, tmp_path):
 
 # the Llama run's evaluation covers every row; a few show another architecture through it (the zero-shot rows
 # of the ci preset cost Mamba-2's torch scan minutes)
-SMALLER_EVALUATION = ["evaluate.max_examples=200", "evaluate.zero_shot_examples=60", "evaluate.prompt_study_examples=20"]
+SMALLER_EVALUATION = [
+    "evaluate.max_examples=200",
+    "evaluate.zero_shot_examples=60",
+    "evaluate.prompt_study_examples=20",
+]
 
 
 # the ci preset's 300 reviews per class leave Mamba-2's classifier at 0.55 on these 200 test rows (Llama: 0.66);
@@ -221,8 +231,10 @@ SMALLER_EVALUATION = ["evaluate.max_examples=200", "evaluate.zero_shot_examples=
 MORE_REVIEWS = ["finetune.examples_per_class=1000"]
 
 
-@pytest.mark.parametrize("arch, model_type, extra", [("moe", "qwen3_moe", []), ("mamba2", "mamba2", MORE_REVIEWS),
-                                                     ("rwkv", "rwkv", MORE_REVIEWS)])
+@pytest.mark.parametrize(
+    "arch, model_type, extra",
+    [("moe", "qwen3_moe", []), ("mamba2", "mamba2", MORE_REVIEWS), ("rwkv", "rwkv", MORE_REVIEWS)],
+)
 def test_another_architecture_runs_the_whole_pipeline(arch, model_type, extra, ci_run, tmp_path):
     """model.arch=moe (Qwen3-MoE), model.arch=mamba2 (a state-space model: kollm's classification head, the
     engine batching recurrent states) and model.arch=rwkv (kollm/models/rwkv.py's batch-correct RWKV-4), at the Llama's non-embedding budget, through every stage after the
@@ -234,8 +246,17 @@ def test_another_architecture_runs_the_whole_pipeline(arch, model_type, extra, c
     run_dir.mkdir()
     for stage in ("data", "curate", "tokenizer"):
         (run_dir / stage).symlink_to(ci_run[0] / stage, target_is_directory=True)
-    args = ["run", "pipeline", "preset=ci", f"model.arch={arch}", 'finetune.tasks=["nsmc"]', *SMALLER_EVALUATION, *extra,
-            f"run.root={tmp_path}", f"serve.python={SERVE_PYTHON}"]
+    args = [
+        "run",
+        "pipeline",
+        "preset=ci",
+        f"model.arch={arch}",
+        'finetune.tasks=["nsmc"]',
+        *SMALLER_EVALUATION,
+        *extra,
+        f"run.root={tmp_path}",
+        f"serve.python={SERVE_PYTHON}",
+    ]
     proc = run_cli(args, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in NAMES:

@@ -8,15 +8,21 @@ import sys
 
 from tests.conftest import REPO
 
-METRICS = {"nsmc_finetuned_accuracy": 0.8123, "nsmc_aligned_accuracy": 0.51, "nsmc_tfidf_accuracy": 0.861,
-           "heldout_perplexity_aligned": 701.79}
+METRICS = {
+    "nsmc_finetuned_accuracy": 0.8123,
+    "nsmc_aligned_accuracy": 0.51,
+    "nsmc_tfidf_accuracy": 0.861,
+    "heldout_perplexity_aligned": 701.79,
+}
 
 
 def _fake_run(root, model_dir):
     """Completed pretrain/align/evaluate manifests pointing at a real model folder."""
-    for stage, body in {"pretrain": {"counts": {"parameters": 123456, "tokens_seen": 4096}, "metrics": {"loss_last": 5.5}},
-                        "align": {"outputs": {"model_dir": model_dir}},
-                        "evaluate": {"outputs": {"report_json": model_dir + "/config.json"}, "metrics": METRICS}}.items():
+    for stage, body in {
+        "pretrain": {"counts": {"parameters": 123456, "tokens_seen": 4096}, "metrics": {"loss_last": 5.5}},
+        "align": {"outputs": {"model_dir": model_dir}},
+        "evaluate": {"outputs": {"report_json": model_dir + "/config.json"}, "metrics": METRICS},
+    }.items():
         os.makedirs(root / "ci" / stage, exist_ok=True)
         manifest = {"status": "complete", "fingerprint": stage, "outputs": {}, **body}
         (root / "ci" / stage / "manifest.json").write_text(json.dumps(manifest))
@@ -26,9 +32,23 @@ def test_export_writes_a_loadable_folder_whose_card_has_the_runs_numbers_and_a_d
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _fake_run(tmp_path, tiny_model_dir)
-    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "export", "preset=ci", f"run.root={tmp_path}",
-                           "--push", "someone/kollm-ci", "--dry-run"], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "export",
+            "preset=ci",
+            f"run.root={tmp_path}",
+            "--push",
+            "someone/kollm-ci",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     folder = tmp_path / "ci" / "export" / "model"
     card = (folder / "README.md").read_text(encoding="utf-8")
@@ -42,6 +62,23 @@ def test_export_writes_a_loadable_folder_whose_card_has_the_runs_numbers_and_a_d
     assert "would upload" in proc.stdout and "https://huggingface.co/someone/kollm-ci" in proc.stdout
     weights = (folder / "model.safetensors").read_bytes()
     assert hashlib.sha256(weights).hexdigest() in proc.stdout and f"{len(weights):,} bytes" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "recipes.cli", "export", "preset=ci", f"run.root={tmp_path}",
-                          "--push", "not a repo", "--dry-run"], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: --push 'not a repo': a Hub repository id is owner/name")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "export",
+            "preset=ci",
+            f"run.root={tmp_path}",
+            "--push",
+            "not a repo",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "error: --push 'not a repo': a Hub repository id is owner/name"
+    )

@@ -6,16 +6,20 @@ import typing
 import pytest
 import torch
 
-from kollm.data import metrics
-from kollm.finetune import heads, methods, trainer as train
-from kollm.data import tasks
 from kollm.config import FinetuneConfig
+from kollm.data import metrics, tasks
+from kollm.finetune import heads, methods
+from kollm.finetune import trainer as train
 
 # merged weights vs adapter on the side: fp32 sums in a different order (observed <= 2e-6)
 MERGE_ATOL = 1e-4
 
-ROWS = [{"text": "최고의 영화 감동 그 자체", "label": 1}, {"text": "시간 낭비 최악의 영화", "label": 0},
-        {"text": "배우들 연기가 정말 좋았다", "label": 1}, {"text": "지루하고 뻔한 이야기", "label": 0}]
+ROWS = [
+    {"text": "최고의 영화 감동 그 자체", "label": 1},
+    {"text": "시간 낭비 최악의 영화", "label": 0},
+    {"text": "배우들 연기가 정말 좋았다", "label": 1},
+    {"text": "지루하고 뻔한 이야기", "label": 0},
+]
 METHODS = typing.get_args(methods.Method)
 
 
@@ -80,8 +84,9 @@ def test_method_trains_saves_loads_and_merges(method, head, tiny_model_dir, kore
         torch.testing.assert_close(_logits(merged, ids, mask), trained, atol=MERGE_ATOL, rtol=0)
     if method == "qlora":
         # exported the usual QLoRA way: the adapter merged into the full-precision base
-        plain = train.merged_for_export(None, method, tiny_model_dir, head, 2, korean_tokenizer.pad_token_id,
-                                        str(tmp_path / "adapter"))
+        plain = train.merged_for_export(
+            None, method, tiny_model_dir, head, 2, korean_tokenizer.pad_token_id, str(tmp_path / "adapter")
+        )
         assert all(p.dtype == torch.float32 for p in plain.parameters())
         # NF4 rounding makes it differ from the trained model, but the adapter moved it towards it
         untrained = methods.load_base(tiny_model_dir, head, 2, korean_tokenizer.pad_token_id)
@@ -107,9 +112,12 @@ def test_unmerge_restores_the_base_logits(method, tiny_model_dir, korean_tokeniz
 
 def test_waveft_frequencies_fit_the_smallest_targeted_layer(tiny_model_dir):
     base = methods.load_base(tiny_model_dir, "lm", 2, None)
-    smallest = min(m.in_features * m.out_features for n, m in base.named_modules()
-                   if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in methods.TARGET_MODULES["llama"])
-    model = methods.load(tiny_model_dir, "lm", "waveft", 2, FinetuneConfig(waveft_n_frequency=10 ** 9))
+    smallest = min(
+        m.in_features * m.out_features
+        for n, m in base.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in methods.TARGET_MODULES["llama"]
+    )
+    model = methods.load(tiny_model_dir, "lm", "waveft", 2, FinetuneConfig(waveft_n_frequency=10**9))
     assert model.peft_config["default"].n_frequency == smallest
 
 
@@ -122,11 +130,12 @@ def test_lm_head_scores_follow_the_label_words(tiny_model_dir, korean_tokenizer)
 
 
 def test_lm_examples_put_the_loss_on_the_answer_only(korean_tokenizer):
-    (ids, labels), = heads.lm_examples(korean_tokenizer, tasks.KLUE_NLI,
-                                       [{"text": "비가 온다.", "text_pair": "날씨가 맑다.", "label": 2}], 64)
+    ((ids, labels),) = heads.lm_examples(
+        korean_tokenizer, tasks.KLUE_NLI, [{"text": "비가 온다.", "text_pair": "날씨가 맑다.", "label": 2}], 64
+    )
     answer = [t for t in labels if t != -100]
     assert korean_tokenizer.decode(answer) == "모순</s>"
-    assert ids[-len(answer):] == answer
+    assert ids[-len(answer) :] == answer
 
 
 def test_long_inputs_keep_the_instruction_pair_and_answer_slot(korean_tokenizer):
@@ -160,7 +169,9 @@ def test_metrics_on_hand_checked_cases():
     assert metrics.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert metrics.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     # ranks with a tie: x -> 1, 2.5, 2.5, 4; y monotone -> Pearson of ranks
-    assert metrics.spearman([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(metrics.pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
+    assert metrics.spearman([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(
+        metrics.pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4])
+    )
     assert metrics.spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)
 
 
@@ -173,20 +184,28 @@ def test_tasks_read_rows_and_refuse_bad_ones():
         tasks.rows_from(tasks.HATE, [{"text": "댓글"}])
     with pytest.raises(KollmError, match="unknown label"):
         tasks.rows_from(tasks.HATE, [{"text": "댓글", "hate": "spam"}])
-    nsmc = tasks.rows_from(tasks.NSMC, [{"text": "좋다", "rating": 10}, {"text": "별로", "rating": 2},
-                                        {"text": "글쎄", "rating": 6}, {"text": "최고", "rating": 9}])
+    nsmc = tasks.rows_from(
+        tasks.NSMC,
+        [
+            {"text": "좋다", "rating": 10},
+            {"text": "별로", "rating": 2},
+            {"text": "글쎄", "rating": 6},
+            {"text": "최고", "rating": 9},
+        ],
+    )
     assert sorted(r["label"] for r in nsmc) == [0, 1]  # balanced, 5-8 excluded
 
 
 def test_few_shot_prompts_put_solved_examples_before_the_question(korean_tokenizer):
     from kollm.evaluate import prompting
+
     shots = prompting.shots(ROWS * 3, 4, 2, seed=0)
     assert sorted(r["label"] for r in shots) == [0, 0, 1, 1]  # balanced over the labels
     text = prompting.renderer(korean_tokenizer, tasks.NSMC, shots)({"text": "새 리뷰", "label": 0})
     assert text.count("<|user|>") == 5 and text.count("<|assistant|>") == 5 and text.endswith("<|assistant|>")
     assert text.index("새 리뷰") > max(text.index(r["text"]) for r in shots)
     for r in shots:  # each example is followed by its own answer
-        after = text[text.index(r["text"]):]
+        after = text[text.index(r["text"]) :]
         assert after.split("<|assistant|>", 1)[1].startswith(tasks.NSMC.labels[r["label"]])
 
 
@@ -204,7 +223,7 @@ def test_length_grouped_batches_see_every_example_once_with_little_padding():
     def padded(bs):
         return sum(len(b) * max(len(x) for x, _ in b) for b in bs)
 
-    plain = [examples[i: i + 32] for i in range(0, 1000, 32)]
+    plain = [examples[i : i + 32] for i in range(0, 1000, 32)]
     assert padded(batches) < 0.7 * padded(plain)  # the point of grouping: far fewer pad tokens
     # a different epoch (rng state) gives different batches: not the same order every pass
     assert batches != length_grouped_batches(examples, 32, random.Random(2), window=8)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from kollm.models import gpt
+
 TOLERANCE = 1e-4  # max |logit difference| in fp32 (sdpa vs HF's eager attention may sum in another order)
 
 
@@ -13,9 +14,17 @@ def _hf_llama(tmp_path, tie: bool):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=tie,
-                      rope_parameters={"rope_type": "default", "rope_theta": 50000.0})
+    cfg = LlamaConfig(
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+        rope_parameters={"rope_type": "default", "rope_theta": 50000.0},
+    )
     model = LlamaForCausalLM(cfg).eval()
     model.save_pretrained(tmp_path, safe_serialization=True)
     return model
@@ -56,7 +65,7 @@ def test_the_kv_cache_gives_the_full_forward_passs_logits(tmp_path):
         full = model(ids).logits
         cache = gpt.KVCache(model.config.num_layers)
         parts = [model(ids[:, :10], cache=cache).logits]  # a prompt, then one token at a time
-        parts += [model(ids[:, t:t + 1], cache=cache).logits for t in range(10, 24)]
+        parts += [model(ids[:, t : t + 1], cache=cache).logits for t in range(10, 24)]
     assert cache.length == 24
     assert (torch.cat(parts, dim=1) - full).abs().max().item() < TOLERANCE
 
@@ -64,8 +73,17 @@ def test_the_kv_cache_gives_the_full_forward_passs_logits(tmp_path):
 def test_what_it_saves_hf_loads(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = gpt.GPT(gpt.GPTConfig(vocab_size=200, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=1,
-                                  intermediate_size=64, max_seq_len=64))
+    model = gpt.GPT(
+        gpt.GPTConfig(
+            vocab_size=200,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            num_kv_heads=1,
+            intermediate_size=64,
+            max_seq_len=64,
+        )
+    )
     model.save_pretrained(str(tmp_path))
     hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     ids = torch.arange(30).view(1, 30)
@@ -106,10 +124,14 @@ def test_attention_maps_are_causal_distributions(tmp_path):
     assert (out.logits - plain).abs().max().item() < TOLERANCE  # the explicit path computes what sdpa does
 
 
-@pytest.mark.parametrize("change,message", [({"model_type": "mamba"}, "Llama architecture only"),
-                                             ({"attention_bias": True}, "no biases"),
-                                             ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}},
-                                              "only plain RoPE")])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"model_type": "mamba"}, "Llama architecture only"),
+        ({"attention_bias": True}, "no biases"),
+        ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "only plain RoPE"),
+    ],
+)
 def test_a_checkpoint_it_cannot_run_is_refused_with_the_reason(tmp_path, change, message):
     _hf_llama(tmp_path, tie=True)
     cfg = json.loads((tmp_path / "config.json").read_text())
@@ -129,13 +151,16 @@ def test_looking_inside_draws_hangul_and_the_last_lens_layer_is_the_models_predi
     from transformers import AutoTokenizer
 
     from kollm.models import inside
+
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = gpt.from_pretrained(tiny_model_dir)
     text = "이 영화 정말 재미있어요"
     import warnings
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*[Gg]lyph")  # matplotlib warns "Glyph ... missing from font" when Hangul cannot be drawn
+        warnings.filterwarnings(
+            "error", message=".*[Gg]lyph"
+        )  # matplotlib warns "Glyph ... missing from font" when Hangul cannot be drawn
         weights = inside.attention_maps(model, tok, text, str(tmp_path / "attention.png"))
         lens = inside.logit_lens(model, tok, text, str(tmp_path / "lens.png"))
     n = len(tok(text, add_special_tokens=False).input_ids)

@@ -13,8 +13,8 @@ import time
 import pytest
 import torch
 
-from kollm.pretrain import indexed_data
 from kollm.config import ModelConfig, PretrainConfig
+from kollm.pretrain import indexed_data
 from kollm.pretrain.megatron import convert
 from kollm.pretrain.megatron import gpt_model as mmodel
 from recipes import executors
@@ -30,32 +30,63 @@ def indexed(korean_tokenizer, nsmc_rows, tmp_path_factory):
     with open(folder / "corpus.jsonl", "w") as f:
         for r in nsmc_rows[:3000]:
             f.write(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n")
-    indexed_data.build_indexed_dataset(str(folder / "corpus.jsonl"), str(folder / "tok"), str(folder / "train"),
-                                       workers=1, progress=False)
+    indexed_data.build_indexed_dataset(
+        str(folder / "corpus.jsonl"), str(folder / "tok"), str(folder / "train"), workers=1, progress=False
+    )
     return folder
 
 
 def run_megatron(indexed, out, nproc=2, signal_after_rows=0, **pretrain):
     """torchrun tests/megatron_cpu_run.py; with signal_after_rows, SIGUSR1 to torchrun once the metrics log
     has that many rows (torchrun passes it on to the ranks, as kollm's executors configure it)."""
-    base = dict(steps=6, batch_size=8, seq_len=32, lr=1e-2, warmup_steps=1, checkpoint_every=3, log_every=1,
-                threads=1, precision="fp32", seed=7)
+    base = dict(
+        steps=6,
+        batch_size=8,
+        seq_len=32,
+        lr=1e-2,
+        warmup_steps=1,
+        checkpoint_every=3,
+        log_every=1,
+        threads=1,
+        precision="fp32",
+        seed=7,
+    )
     base.update(pretrain)
-    job = {"model": TINY.__dict__, "pretrain": PretrainConfig(**base).__dict__,
-           "prefixes": {"train": str(indexed / "train")}, "tokenizer_dir": str(indexed / "tok"),
-           "out_dir": str(out), "hf_dir": str(out / "hf"), "result": str(out / "result.json")}
+    job = {
+        "model": TINY.__dict__,
+        "pretrain": PretrainConfig(**base).__dict__,
+        "prefixes": {"train": str(indexed / "train")},
+        "tokenizer_dir": str(indexed / "tok"),
+        "out_dir": str(out),
+        "hf_dir": str(out / "hf"),
+        "result": str(out / "result.json"),
+    }
     out.mkdir(exist_ok=True)
     (out / "job.json").write_text(json.dumps(job))
     (out / "result.json").unlink(missing_ok=True)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.Popen([torchrun, "--standalone", "--nproc-per-node", str(nproc),
-                             os.path.join(REPO, "tests", "megatron_cpu_run.py"), str(out / "job.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **executors.TORCHRUN_ENV})
+    proc = subprocess.Popen(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            str(nproc),
+            os.path.join(REPO, "tests", "megatron_cpu_run.py"),
+            str(out / "job.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **executors.TORCHRUN_ENV},
+    )
     if signal_after_rows:
         metrics, deadline = out / "metrics.jsonl", time.time() + 300
-        while time.time() < deadline and proc.poll() is None and (
-                not metrics.exists() or len(metrics.read_text().splitlines()) < signal_after_rows):
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and (not metrics.exists() or len(metrics.read_text().splitlines()) < signal_after_rows)
+        ):
             time.sleep(0.05)
         proc.send_signal(signal.SIGUSR1)
     stdout, stderr = proc.communicate(timeout=600)
@@ -65,11 +96,16 @@ def run_megatron(indexed, out, nproc=2, signal_after_rows=0, **pretrain):
     return json.load(open(out / "result.json")), stdout
 
 
-@pytest.mark.parametrize("parallel", [{"tensor_parallel": 2},
-                                      {"pipeline_parallel": 2, "micro_batch_size": 2},  # 1F1B, 4 micro-batches
-                                      # the 1b preset's optimizer: state sharded over 2 data-parallel ranks
-                                      {"distributed_optimizer": True, "precision": "bf16"}],
-                         ids=["tp2", "pp2", "dp2_distributed_optimizer_bf16"])
+@pytest.mark.parametrize(
+    "parallel",
+    [
+        {"tensor_parallel": 2},
+        {"pipeline_parallel": 2, "micro_batch_size": 2},  # 1F1B, 4 micro-batches
+        # the 1b preset's optimizer: state sharded over 2 data-parallel ranks
+        {"distributed_optimizer": True, "precision": "bf16"},
+    ],
+    ids=["tp2", "pp2", "dp2_distributed_optimizer_bf16"],
+)
 def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_tokenizer, tmp_path, parallel):
     from transformers import AutoModelForCausalLM
 
@@ -93,8 +129,9 @@ def test_model_parallel_training_checkpoints_and_hf_export(indexed, korean_token
 def test_resume_from_a_distributed_checkpoint_continues_the_same_curve(indexed, tmp_path, precision):
     first, _ = run_megatron(indexed, tmp_path / "full", tensor_parallel=2, precision=precision)
     # a run killed after step 3: its step-3 checkpoint survives, step 6 never happened
-    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_0000003",
-                    tmp_path / "killed" / "checkpoints" / "step_0000003")
+    shutil.copytree(
+        tmp_path / "full" / "checkpoints" / "step_0000003", tmp_path / "killed" / "checkpoints" / "step_0000003"
+    )
     resumed, stdout = run_megatron(indexed, tmp_path / "killed", tensor_parallel=2, precision=precision)
     assert resumed["resumed_from"].endswith("step_0000003") and "resumed from" in stdout
     assert [h["step"] for h in resumed["history"]] == [4, 5, 6]
@@ -125,8 +162,9 @@ def test_distributed_optimizer_resumes_on_fewer_ranks(indexed, tmp_path):
     """The 1b preset shards Adam's state over data-parallel ranks; a job requeued on fewer nodes must
     still resume: a 2-rank checkpoint (DP=2) continues on 1 process (DP=1) with the same losses."""
     first, _ = run_megatron(indexed, tmp_path / "full", distributed_optimizer=True)
-    shutil.copytree(tmp_path / "full" / "checkpoints" / "step_0000003",
-                    tmp_path / "fewer" / "checkpoints" / "step_0000003")
+    shutil.copytree(
+        tmp_path / "full" / "checkpoints" / "step_0000003", tmp_path / "fewer" / "checkpoints" / "step_0000003"
+    )
     resumed, _ = run_megatron(indexed, tmp_path / "fewer", nproc=1, distributed_optimizer=True)
     assert resumed["world_size"] == 1 and [h["step"] for h in resumed["history"]] == [4, 5, 6]
     full = {h["step"]: h["loss"] for h in first["history"]}
@@ -146,8 +184,11 @@ def test_bf16_training_checkpoint_exports_to_an_fp32_hf_model(indexed, korean_to
     assert 7.5 < losses[0] < 8.5 and losses[-1] < losses[0] - 0.3, losses
     # the checkpoint's model weights are bf16 (the optimizer's main copies, fp32, are stored beside them)
     meta = FileSystemReader(str(tmp_path / "bf16" / "checkpoints" / "step_0000006")).read_metadata()
-    weights = {key: m.properties.dtype for key, m in meta.state_dict_metadata.items()
-               if hasattr(m, "properties") and not key.startswith("optimizer")}
+    weights = {
+        key: m.properties.dtype
+        for key, m in meta.state_dict_metadata.items()
+        if hasattr(m, "properties") and not key.startswith("optimizer")
+    }
     assert "embedding.word_embeddings.weight" in weights and set(weights.values()) == {torch.bfloat16}, weights
     # the HF model is fp32 and holds exactly those values; its logits are the megatron model's
     assert result["export"]["max_abs_logit_diff"] < 1e-4

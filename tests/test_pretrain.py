@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from kollm.pretrain import indexed_data
-from kollm.pretrain import torch_backend as pretrain
-from kollm.pretrain import frame as training
 from kollm.config import ModelConfig, PretrainConfig
 from kollm.core.io import line_ranges
 from kollm.models import build_model, flops_per_token, parameter_count
+from kollm.pretrain import frame as training
+from kollm.pretrain import indexed_data
+from kollm.pretrain import torch_backend as pretrain
 from tests.conftest import write_corpus
 
 SMALL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=64)
@@ -34,8 +34,9 @@ def packed(tokenizer_dir, nsmc_rows, tmp_path_factory):
     folder = tmp_path_factory.mktemp("packed")
     corpus = folder / "corpus.jsonl"
     write_corpus(nsmc_rows[:3000], corpus)
-    summary = indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(folder / "data"), workers=2,
-                                                 lines_per_range=1000, progress=False)
+    summary = indexed_data.build_indexed_dataset(
+        str(corpus), tokenizer_dir, str(folder / "data"), workers=2, lines_per_range=1000, progress=False
+    )
     return str(folder / "data"), summary, str(corpus)
 
 
@@ -52,7 +53,8 @@ def test_indexed_data_is_one_document_per_review_ending_in_eod(packed, korean_to
         doc = dataset[i].tolist()
         assert doc[-1] == korean_tokenizer.eos_token_id
         assert korean_tokenizer.decode(doc[:-1]) == korean_tokenizer.decode(
-            korean_tokenizer(nsmc_rows[i]["text"], add_special_tokens=False)["input_ids"])
+            korean_tokenizer(nsmc_rows[i]["text"], add_special_tokens=False)["input_ids"]
+        )
 
 
 def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_path):
@@ -60,8 +62,15 @@ def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_pa
     # a killed run left range 0 finished and nothing else: only ranges 1 and 2 are redone
     parts = tmp_path / "data.parts"
     parts.mkdir()
-    job = {"corpus": corpus, "tokenizer_dir": tokenizer_dir, "start": 0, "first_line": 1, "rating_in_text": False,
-           "batch": 1000, "part": str(parts / "00000")}
+    job = {
+        "corpus": corpus,
+        "tokenizer_dir": tokenizer_dir,
+        "start": 0,
+        "first_line": 1,
+        "rating_in_text": False,
+        "batch": 1000,
+        "part": str(parts / "00000"),
+    }
     job["end"] = line_ranges(corpus, 1000)[0][1]
     indexed_data._tokenize_range(job)
     stamp = os.path.getmtime(parts / "00000.bin")
@@ -69,8 +78,9 @@ def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_pa
     real = indexed_data._tokenize_range
     indexed_data._tokenize_range = lambda j: calls.append(j["part"]) or real(j)
     try:
-        again = indexed_data.build_indexed_dataset(corpus, tokenizer_dir, str(tmp_path / "data"), workers=1,
-                                                   lines_per_range=1000, progress=False)
+        again = indexed_data.build_indexed_dataset(
+            corpus, tokenizer_dir, str(tmp_path / "data"), workers=1, lines_per_range=1000, progress=False
+        )
     finally:
         indexed_data._tokenize_range = real
     assert [os.path.basename(c) for c in calls] == ["00001", "00002"] and stamp
@@ -80,8 +90,9 @@ def test_tokenisation_resumes_from_finished_ranges(packed, tokenizer_dir, tmp_pa
 
 
 def _cfg(**kw):
-    base = dict(steps=30, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=5, checkpoint_every=10, log_every=5,
-                threads=1)
+    base = dict(
+        steps=30, batch_size=8, seq_len=32, lr=5e-3, warmup_steps=5, checkpoint_every=10, log_every=5, threads=1
+    )
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -90,7 +101,9 @@ def test_loss_decreases_and_checkpoints_are_safetensors(packed, korean_tokenizer
     tokens = indexed_data.load_tokens(packed[0])
     model = build_model(SMALL, korean_tokenizer, seed=0)
     handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)]
-    result = pretrain.train_loop(model, tokens, _cfg(), str(tmp_path), flops_per_token(SMALL, len(korean_tokenizer), 32))
+    result = pretrain.train_loop(
+        model, tokens, _cfg(), str(tmp_path), flops_per_token(SMALL, len(korean_tokenizer), 32)
+    )
     # training in-process gives the stop handlers back: a process that forks workers later (curation's
     # pool) must not leave them deaf to SIGTERM (that hung the test suite once)
     assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)] == handlers
@@ -124,8 +137,10 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
     plain = curve("plain", loss_chunk=0, attention="sdpa")
     fused = curve("fused", loss_chunk=50)  # 50 does not divide the 8 x 32 tokens of a batch
     # ...and they are what a CPU run gets by default
-    assert PretrainConfig().loss_chunk > 0 and pretrain.attention_kernel(PretrainConfig().attention,
-                                                                         torch.device("cpu")) == "eager"
+    assert (
+        PretrainConfig().loss_chunk > 0
+        and pretrain.attention_kernel(PretrainConfig().attention, torch.device("cpu")) == "eager"
+    )
     assert pretrain.attention_kernel("auto", torch.device("cuda")) == "sdpa"
     assert len(plain) == 12 and np.allclose(plain, fused, atol=1e-4), (plain, fused)
     assert plain[-1] < plain[0] - 0.3
@@ -137,6 +152,7 @@ def test_the_scratch_gpt_trains_like_hfs_llama_and_exports_as_it(packed, korean_
     from dataclasses import replace
 
     from kollm.models import gpt
+
     tokens = indexed_data.load_tokens(packed[0])
     scratch_cfg = replace(SMALL, impl="scratch")
 
@@ -176,6 +192,7 @@ def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, t
 
 def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):
     from kollm.pretrain import mfu
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
     assert mfu.peak_flops("bf16", "cuda") == (989.4e12, "NVIDIA H100 80GB HBM3: datasheet dense bf16")
@@ -200,10 +217,10 @@ def test_torn_and_truncated_checkpoints_are_skipped_with_a_warning(tmp_path):
         f.truncate(60)  # e.g. a partial copy or a full disk after the fact
     warnings = []
     assert training.latest_checkpoint(str(tmp_path), warn=warnings.append).endswith("step_0000020")
-    assert warnings == [f"warning: skipping checkpoint {tmp_path}/step_0000050: model.safetensors is truncated "
-                        "(60 of 100 bytes)",
-                        f"warning: skipping checkpoint {tmp_path}/step_0000040: no trainer_state.json "
-                        "(killed while writing?)"]
+    assert warnings == [
+        f"warning: skipping checkpoint {tmp_path}/step_0000050: model.safetensors is truncated (60 of 100 bytes)",
+        f"warning: skipping checkpoint {tmp_path}/step_0000040: no trainer_state.json (killed while writing?)",
+    ]
 
 
 TRAIN_SCRIPT = """
@@ -251,11 +268,16 @@ def test_sigkilled_run_resumes_to_the_same_loss_curve(packed, korean_tokenizer, 
 
 def test_ratings_go_into_the_token_stream_only_when_asked(korean_tokenizer, tokenizer_dir, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text(json.dumps({"id": "nsmc:1", "text": "정말 재밌어요", "rating": 10}, ensure_ascii=False) + "\n"
-                      + json.dumps({"id": "comments:0", "text": "좋은 영화입니다"}, ensure_ascii=False) + "\n")
+    corpus.write_text(
+        json.dumps({"id": "nsmc:1", "text": "정말 재밌어요", "rating": 10}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"id": "comments:0", "text": "좋은 영화입니다"}, ensure_ascii=False)
+        + "\n"
+    )
     for name, ratings in (("with", True), ("without", False)):
-        indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(tmp_path / name), workers=1,
-                                           rating_in_text=ratings, progress=False)
+        indexed_data.build_indexed_dataset(
+            str(corpus), tokenizer_dir, str(tmp_path / name), workers=1, rating_in_text=ratings, progress=False
+        )
     text = korean_tokenizer.decode(indexed_data.load_tokens(str(tmp_path / "with")).tolist())
     assert text == "정말 재밌어요 평점: 10</s> 좋은 영화입니다</s>"
     plain = korean_tokenizer.decode(indexed_data.load_tokens(str(tmp_path / "without")).tolist())
@@ -268,8 +290,9 @@ def test_bad_corpus_line_is_named(tokenizer_dir, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": "좋아요"}\n{"txt": "오타"}\n')
     with pytest.raises(KollmError, match=r"corpus.jsonl:2: not a JSON object with a 'text' field"):
-        indexed_data.build_indexed_dataset(str(corpus), tokenizer_dir, str(tmp_path / "data"), workers=1,
-                                           progress=False)
+        indexed_data.build_indexed_dataset(
+            str(corpus), tokenizer_dir, str(tmp_path / "data"), workers=1, progress=False
+        )
 
 
 DDP_SCRIPT = """
@@ -296,11 +319,32 @@ def test_two_gloo_ranks_train_like_one_process(packed, tokenizer_dir, tmp_path, 
     script = tmp_path / "train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(script), tokenizer_dir, packed[0], str(tmp_path / "one"), strategy, "0"],
-                   check=True, capture_output=True, timeout=300, env=env)
+    subprocess.run(
+        [sys.executable, str(script), tokenizer_dir, packed[0], str(tmp_path / "one"), strategy, "0"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), tokenizer_dir, packed[0],
-                           str(tmp_path / "two"), strategy, "2"], capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            tokenizer_dir,
+            packed[0],
+            str(tmp_path / "two"),
+            strategy,
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     def curve(run):
@@ -317,14 +361,26 @@ def test_cli_pretrain_on_two_torchrun_ranks_through_nemo_run(packed, tokenizer_d
     """`kollm run pretrain pretrain.nproc_per_node=2`: NeMo Run's local executor launches torchrun."""
     from tests.conftest import run_cli
 
-    proc = run_cli(["run", "pretrain", "preset=ci", f"run.root={tmp_path}", f"pretrain.corpus={packed[2]}",
-                    f"pretrain.tokenizer_dir={tokenizer_dir}", "pretrain.nproc_per_node=2", "pretrain.steps=10",
-                    "pretrain.checkpoint_every=5", "pretrain.threads=1"])
+    proc = run_cli(
+        [
+            "run",
+            "pretrain",
+            "preset=ci",
+            f"run.root={tmp_path}",
+            f"pretrain.corpus={packed[2]}",
+            f"pretrain.tokenizer_dir={tokenizer_dir}",
+            "pretrain.nproc_per_node=2",
+            "pretrain.steps=10",
+            "pretrain.checkpoint_every=5",
+            "pretrain.threads=1",
+        ]
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     manifest = json.load(open(tmp_path / "ci" / "pretrain" / "manifest.json"))
     assert manifest["counts"]["world_size"] == 2 and manifest["counts"]["steps"] == 10
-    assert manifest["counts"]["vocab_size"] == len(__import__("transformers").AutoTokenizer.from_pretrained(
-        tokenizer_dir))
+    assert manifest["counts"]["vocab_size"] == len(
+        __import__("transformers").AutoTokenizer.from_pretrained(tokenizer_dir)
+    )
     assert os.path.exists(manifest["outputs"]["model_dir"] + "/model.safetensors")
 
 
@@ -334,13 +390,37 @@ def test_gpu_benchmark_plumbing_on_cpu(tmp_path, data_dir):  # data_dir: skipped
     the issue ask for. Without a GPU and without --allow-cpu it refuses in one line."""
     script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretrain_gpu.py")
     data, out = tmp_path / "data", tmp_path / "gpu.json"
-    subprocess.run([sys.executable, script, "prepare", str(data), "--reviews", "3000"], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, script, "prepare", str(data), "--reviews", "3000"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     refused = subprocess.run([sys.executable, script, "run", str(data)], capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and refused.stderr.strip().startswith("error: no CUDA GPU")
-    proc = subprocess.run([sys.executable, script, "run", str(data), "pretrain.micro_batch_size=2", "--allow-cpu",
-                           "--preset", "ci", "--backends", "torch", "--steps", "15", "--rows-per-gpu", "4",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "run",
+            str(data),
+            "pretrain.micro_batch_size=2",
+            "--allow-cpu",
+            "--preset",
+            "ci",
+            "--backends",
+            "torch",
+            "--steps",
+            "15",
+            "--rows-per-gpu",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     torch_run = result["backends"]["torch"]
@@ -363,8 +443,9 @@ def test_parameters_and_flops_are_counted_from_the_config(preset, korean_tokeniz
         model = build_model(cfg.model, korean_tokenizer)
     assert parameter_count(cfg.model, vocab) == sum(p.numel() for p in model.parameters())
     c = model.config
-    assert flops_per_token(cfg.model, vocab, 128) == (6 * parameter_count(cfg.model, vocab)
-                                                      + 12 * c.num_hidden_layers * c.hidden_size * 128)
+    assert flops_per_token(cfg.model, vocab, 128) == (
+        6 * parameter_count(cfg.model, vocab) + 12 * c.num_hidden_layers * c.hidden_size * 128
+    )
 
 
 def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(packed, tokenizer_dir, tmp_path):
@@ -373,18 +454,34 @@ def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(pac
     the same command again resumes there and finishes, with the uninterrupted run's loss curve."""
     from kollm.core.errors import StoppedEarly
 
-    args = [sys.executable, "-m", "recipes.cli", "stage", "pretrain", "preset=ci", f"pretrain.corpus={packed[2]}",
-            f"pretrain.tokenizer_dir={tokenizer_dir}", "pretrain.steps=120", "pretrain.checkpoint_every=1000",
-            "pretrain.log_every=1", "pretrain.threads=1", "pretrain.precision=fp32"]
+    args = [
+        sys.executable,
+        "-m",
+        "recipes.cli",
+        "stage",
+        "pretrain",
+        "preset=ci",
+        f"pretrain.corpus={packed[2]}",
+        f"pretrain.tokenizer_dir={tokenizer_dir}",
+        "pretrain.steps=120",
+        "pretrain.checkpoint_every=1000",
+        "pretrain.log_every=1",
+        "pretrain.threads=1",
+        "pretrain.precision=fp32",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(args + [f"run.root={tmp_path / 'clean'}"], check=True, capture_output=True, timeout=300, env=env)
     root = tmp_path / "signalled"
-    proc = subprocess.Popen(args + [f"run.root={root}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        args + [f"run.root={root}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     metrics = root / "ci" / "pretrain" / "metrics.jsonl"
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and (
-            not metrics.exists() or len(metrics.read_text().splitlines()) < 20):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and (not metrics.exists() or len(metrics.read_text().splitlines()) < 20)
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGUSR1)
     _, stderr = proc.communicate(timeout=120)
@@ -407,8 +504,9 @@ def test_sigusr1_stops_the_stage_with_the_requeue_status_and_a_rerun_resumes(pac
     assert np.allclose([h["loss"] for h in clean], [h["loss"] for h in resumed], atol=1e-4)
 
 
-def test_tokenising_in_forked_workers_after_the_parent_used_the_rust_thread_pool_does_not_hang(tokenizer_dir, packed,
-                                                                                               tmp_path):
+def test_tokenising_in_forked_workers_after_the_parent_used_the_rust_thread_pool_does_not_hang(
+    tokenizer_dir, packed, tmp_path
+):
     """Seen in benchmarks/tokenizer_study.py: a process that batch-encoded under TOKENIZERS_PARALLELISM=true,
     then tokenised the corpus with 2 forked workers, hung forever (the children's copy of the pool has no
     threads). The workers now encode serially."""

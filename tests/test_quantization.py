@@ -6,16 +6,23 @@ import os
 import pytest
 import torch
 
-from kollm.quantize import modelopt as quantization
 from kollm.core.errors import KollmError
+from kollm.quantize import modelopt as quantization
 
 
 def _llama(hidden=128, intermediate=256):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=512, max_position_embeddings=64)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=512,
+        max_position_embeddings=64,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -35,7 +42,9 @@ def test_each_format_calibrates_on_cpu_and_exports_what_tensorrt_llm_loads(fmt, 
     quant = json.load(open(os.path.join(out, "hf_quant_config.json")))["quantization"]
     assert quant["quant_algo"] == algo and "lm_head" in quant["exclude_modules"]
     config = json.load(open(os.path.join(out, "config.json")))
-    assert config["architectures"] == ["LlamaForCausalLM"] and config["quantization_config"]["quant_method"] == "modelopt"
+    assert (
+        config["architectures"] == ["LlamaForCausalLM"] and config["quantization_config"]["quant_method"] == "modelopt"
+    )
     assert quantization.folder_mb(out) < fp32_mb  # quantised weights are smaller on disk
     assert os.path.exists(os.path.join(out, "tokenizer.json"))
 
@@ -57,8 +66,24 @@ def test_an_unknown_format_in_the_config_is_one_line(tmp_path):
         config.validate(presets.build("ci", ['quantize.formats=["int8_sq", "int3"]']))
 
 
-DANGLING = {"a", "an", "the", "are", "is", "whose", "of", "or", "and", "to", "with", "for", "in", "that", "which",
-            "but"}
+DANGLING = {
+    "a",
+    "an",
+    "the",
+    "are",
+    "is",
+    "whose",
+    "of",
+    "or",
+    "and",
+    "to",
+    "with",
+    "for",
+    "in",
+    "that",
+    "which",
+    "but",
+}
 
 
 def _assert_whole_sentence(text):

@@ -37,8 +37,17 @@ def test_every_stage_is_a_task_carrying_the_typed_config(tmp_path):
 def test_executor_is_config_not_code(tmp_path):
     cfg = presets.build("ci", [f"run.root={tmp_path}"])
     assert isinstance(executors.for_config(cfg), run.LocalExecutor)
-    cfg = presets.build("ci", [f"run.root={tmp_path}", "run.executor=slurm", "run.partition=gpu", "run.account=kollm",
-                              "run.gpus_per_node=8", "run.container_image=nvcr.io/nvidia/nemo:25.11"])
+    cfg = presets.build(
+        "ci",
+        [
+            f"run.root={tmp_path}",
+            "run.executor=slurm",
+            "run.partition=gpu",
+            "run.account=kollm",
+            "run.gpus_per_node=8",
+            "run.container_image=nvcr.io/nvidia/nemo:25.11",
+        ],
+    )
     slurm = executors.for_config(cfg)
     assert isinstance(slurm, run.SlurmExecutor)
     assert slurm.gpus_per_node == 8 and slurm.container_image == "nvcr.io/nvidia/nemo:25.11"
@@ -49,24 +58,43 @@ def test_executor_is_config_not_code(tmp_path):
         executors.for_config(presets.build("ci", ["run.executor=slurm", "run.nodes=2"]))
     with pytest.raises(KollmError, match="run.nodes > 1"):  # curation spans nodes only on Ray
         executors.for_config(presets.build("ci", ["run.executor=slurm", "run.nodes=2"]), ["curate"])
-    multi = executors.for_config(presets.build("ci", ["run.executor=slurm", "run.nodes=4", "curate.executor=ray"]),
-                                 ["curate"])
+    multi = executors.for_config(
+        presets.build("ci", ["run.executor=slurm", "run.nodes=4", "curate.executor=ray"]), ["curate"]
+    )
     assert multi.nodes == 4 and multi.ntasks_per_node == 1
 
 
 def test_slurm_dryrun_writes_the_sbatch_script(tmp_path):
     home = tmp_path / "nemo_run_home"
-    proc = run_cli(["run", "pretrain", "preset=tiny", f"run.root={tmp_path}", "run.executor=slurm",
-                    "run.partition=gpu", "run.account=kollm", "run.gpus_per_node=8", "run.time_limit=04:00:00",
-                    "run.container_image=nvcr.io/nvidia/nemo:25.11", "--dryrun"],
-                   env={"NEMORUN_HOME": str(home)})
+    proc = run_cli(
+        [
+            "run",
+            "pretrain",
+            "preset=tiny",
+            f"run.root={tmp_path}",
+            "run.executor=slurm",
+            "run.partition=gpu",
+            "run.account=kollm",
+            "run.gpus_per_node=8",
+            "run.time_limit=04:00:00",
+            "run.container_image=nvcr.io/nvidia/nemo:25.11",
+            "--dryrun",
+        ],
+        env={"NEMORUN_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr
-    scripts = glob.glob(str(tmp_path / "**" / "*_sbatch.sh"), recursive=True) + \
-        glob.glob(str(home / "**" / "*_sbatch.sh"), recursive=True)
+    scripts = glob.glob(str(tmp_path / "**" / "*_sbatch.sh"), recursive=True) + glob.glob(
+        str(home / "**" / "*_sbatch.sh"), recursive=True
+    )
     assert scripts, proc.stdout[-2000:]
     sbatch = open(scripts[0]).read()
-    for line in ("#SBATCH --account=kollm", "#SBATCH --partition=gpu", "#SBATCH --nodes=1",
-                 "#SBATCH --gpus-per-node=8", "#SBATCH --time=04:00:00"):
+    for line in (
+        "#SBATCH --account=kollm",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --nodes=1",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --time=04:00:00",
+    ):
         assert line in sbatch, sbatch
     assert "--container-image nvcr.io/nvidia/nemo:25.11" in sbatch
     assert "fdl_runner" in sbatch
@@ -88,9 +116,21 @@ def test_sbatch_snapshot_pretrain_1b_on_2_nodes_x_8_gpus(tmp_path):
     NeMo Run's requeue of a job that exits non-zero (run.requeues). Regenerate deliberately with
     KOLLM_UPDATE_SNAPSHOTS=1."""
     home = tmp_path / "home"
-    proc = run_cli(["run", "pretrain", "preset=1b", f"run.root={tmp_path}", "run.executor=slurm", "run.nodes=2",
-                    "run.partition=gpu", "run.account=kollm", "run.container_image=nvcr.io/nvidia/nemo:25.11",
-                    "--dryrun"], env={"NEMORUN_HOME": str(home)})
+    proc = run_cli(
+        [
+            "run",
+            "pretrain",
+            "preset=1b",
+            f"run.root={tmp_path}",
+            "run.executor=slurm",
+            "run.nodes=2",
+            "run.partition=gpu",
+            "run.account=kollm",
+            "run.container_image=nvcr.io/nvidia/nemo:25.11",
+            "--dryrun",
+        ],
+        env={"NEMORUN_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr
     [script] = glob.glob(str(home / "**" / "*_sbatch.sh"), recursive=True)
     got = _normalised_sbatch(open(script).read(), str(tmp_path))
@@ -98,10 +138,17 @@ def test_sbatch_snapshot_pretrain_1b_on_2_nodes_x_8_gpus(tmp_path):
     if os.environ.get("KOLLM_UPDATE_SNAPSHOTS"):
         open(snapshot, "w").write(got)
     assert got == open(snapshot).read()
-    for line in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --requeue", "#SBATCH --signal=USR1@120",
-                 "--nnodes 2 --nproc-per-node 8", "--container-image nvcr.io/nvidia/nemo:25.11",
-                 # a job stopped by the signal (non-zero exit) requeues itself; torchrun passes SIGUSR1 on
-                 "export TORCHX_MAX_RETRIES=3", "export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"):
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=USR1@120",
+        "--nnodes 2 --nproc-per-node 8",
+        "--container-image nvcr.io/nvidia/nemo:25.11",
+        # a job stopped by the signal (non-zero exit) requeues itself; torchrun passes SIGUSR1 on
+        "export TORCHX_MAX_RETRIES=3",
+        "export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1",
+    ):
         assert line in got
 
 
@@ -134,6 +181,7 @@ def test_megatron_transformer_config_for_gpus():
     import torch
 
     from kollm.pretrain.megatron import gpt_model as mmodel
+
     cfg = config.apply_overrides(presets.llama_8b_32gpu(), ["pretrain.fp8=hybrid"])
     tc = mmodel.transformer_config(cfg.model, cfg.pretrain, on_gpu=True)
     assert tc.bf16 and tc.params_dtype == torch.bfloat16 and tc.fp8 == "hybrid"

@@ -6,8 +6,15 @@ import transformers as tf
 from transformers.models.rwkv import modeling_rwkv as hf
 
 from kollm.models import rwkv
-CONFIG = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, attention_hidden_size=32, intermediate_size=64,
-              context_length=64)
+
+CONFIG = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    attention_hidden_size=32,
+    intermediate_size=64,
+    context_length=64,
+)
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ def _left_padded(prompts, pad=0):
     ids = torch.full((len(prompts), width), pad)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):], mask[i, width - len(p):] = p, 1
+        ids[i, width - len(p) :], mask[i, width - len(p) :] = p, 1
     return ids, mask
 
 
@@ -69,10 +76,10 @@ def test_batched_generation_gives_each_row_its_own_answer(models):
     ids, mask = _left_padded(prompts)
     kwargs = dict(max_new_tokens=10, do_sample=False, pad_token_id=0)
     with torch.no_grad():
-        alone = [ours.generate(p[None], **kwargs)[0, len(p):].tolist() for p in prompts]
-        batched = ours.generate(ids, attention_mask=mask, **kwargs)[:, ids.shape[1]:].tolist()
+        alone = [ours.generate(p[None], **kwargs)[0, len(p) :].tolist() for p in prompts]
+        batched = ours.generate(ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
         assert batched == alone
-        assert theirs.generate(ids, attention_mask=mask, **kwargs)[:, ids.shape[1]:].tolist() != alone
+        assert theirs.generate(ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist() != alone
 
 
 def test_saved_folders_stay_plain_transformers_folders(models, tmp_path):
@@ -92,8 +99,10 @@ def test_the_serving_engine_makes_a_plain_rwkv_batch_correct(models, korean_toke
     _, theirs = models
     BatchGenerator(theirs, korean_tokenizer)
     assert type(theirs) is rwkv.RwkvForCausalLM
-    assert all(type(b.attention) is rwkv.RwkvSelfAttention and type(b.feed_forward) is rwkv.RwkvFeedForward
-               for b in theirs.rwkv.blocks)
+    assert all(
+        type(b.attention) is rwkv.RwkvSelfAttention and type(b.feed_forward) is rwkv.RwkvFeedForward
+        for b in theirs.rwkv.blocks
+    )
 
 
 def test_padded_training_refuses_activation_checkpointing(models):

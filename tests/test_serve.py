@@ -26,9 +26,14 @@ def seen(tiny_model_dir, tmp_path_factory):
     config["max_position_embeddings"] = 1024
     (model / "config.json").write_text(json.dumps(config))
     work = tmp_path_factory.mktemp("serve_work")
-    proc = subprocess.run([SERVE_PYTHON, os.path.join(REPO, "tests", "serve_scenarios.py"), str(model), str(work)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    proc = subprocess.run(
+        [SERVE_PYTHON, os.path.join(REPO, "tests", "serve_scenarios.py"), str(model), str(work)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    line = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(line[0][7:])
 
@@ -44,8 +49,16 @@ def test_server_binds_to_loopback_and_describes_its_models(seen):
     seen = section(seen, "basics")
     assert seen["ready"] == 200
     inputs = {t["name"] for t in seen["metadata"]["inputs"]}
-    assert {"text_input", "streaming", "sampling_param_max_tokens", "sampling_param_temperature",
-            "sampling_param_top_k", "sampling_param_top_p", "sampling_param_seed", "sampling_param_stop"} <= inputs
+    assert {
+        "text_input",
+        "streaming",
+        "sampling_param_max_tokens",
+        "sampling_param_temperature",
+        "sampling_param_top_k",
+        "sampling_param_top_p",
+        "sampling_param_seed",
+        "sampling_param_stop",
+    } <= inputs
     assert {t["name"] for t in seen["metadata"]["outputs"]} >= {"text_output", "finish_reason"}
     assert seen["stream_config"]["model_transaction_policy"]["decoupled"] is True
     assert seen["stream_config"]["max_batch_size"] == 16 and "dynamic_batching" in seen["stream_config"]
@@ -94,9 +107,11 @@ def test_every_bad_request_gets_a_clear_4xx_and_the_server_keeps_serving(seen):
     assert "decoupled" in by_name["streaming on the non-decoupled model"]["error"]
     # a /generate field that is no input is refused, naming the input it most likely meant
     assert "'sampling_param_max_token'" in by_name["misspelt max_tokens"]["error"]
-    for case, meant in (("misspelt max_tokens", "sampling_param_max_tokens"),
-                        ("max_tokens without its prefix", "sampling_param_max_tokens"),
-                        ("misspelt temperature", "sampling_param_temperature")):
+    for case, meant in (
+        ("misspelt max_tokens", "sampling_param_max_tokens"),
+        ("max_tokens without its prefix", "sampling_param_max_tokens"),
+        ("misspelt temperature", "sampling_param_temperature"),
+    ):
         assert f"did you mean '{meant}'" in by_name[case]["error"], by_name[case]
     # Triton wraps 3000000000 into INT32; the error names what the user sent
     assert by_name["max tokens above INT32"]["error"].startswith("sampling_param_max_tokens=3000000000 is out of range")
@@ -107,7 +122,7 @@ def _readme_table(heading: str) -> dict[str, list[str]]:
     lines = open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split(heading, 1)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    cells = [[c.strip() for c in row.strip("|").split("|")] for row in lines[start + 2:end]]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in lines[start + 2 : end]]
     return {c[0].strip("`"): c[1:] for c in cells}
 
 
@@ -145,12 +160,13 @@ def test_a_cancelled_stream_frees_its_slot(seen):
 
 def test_kollm_chat_streams_from_triton_and_says_when_the_server_is_down(seen):
     c = section(seen, "chat")
-    http_lines = [l for l in c["http"]["stdout"].splitlines() if l.strip()]
+    http_lines = [line for line in c["http"]["stdout"].splitlines() if line.strip()]
     assert c["http"]["rc"] == 0 and len(http_lines) == 2, c["http"]  # one answer per turn, then /exit
     # answers of a barely trained model are not always Hangul (seen once in a full suite run), but none holds a
     # broken syllable
-    assert all("\ufffd" not in line for line in http_lines) and any(any(map(is_hangul, line)) for line in http_lines), \
+    assert all("\ufffd" not in line for line in http_lines) and any(any(map(is_hangul, line)) for line in http_lines), (
         http_lines
+    )
     assert c["grpc"]["rc"] == 0 and c["grpc"]["stdout"].strip(), c["grpc"]
     # the gRPC port without --protocol: detected, and answered
     detected = c["grpc_detected"]
@@ -158,8 +174,8 @@ def test_kollm_chat_streams_from_triton_and_says_when_the_server_is_down(seen):
     # the gRPC port asked over HTTP: one line per turn saying so, no traceback, the chat goes on to the end
     wrong = c["grpc_as_http"]
     assert wrong["rc"] == 0 and "Traceback" not in wrong["stdout"] + wrong["stderr"], wrong
-    errors = [l for l in wrong["stdout"].splitlines() if l.strip()]
-    assert len(errors) == 2 and all(l.startswith("error: ") and "--protocol grpc" in l for l in errors), errors
+    errors = [line for line in wrong["stdout"].splitlines() if line.strip()]
+    assert len(errors) == 2 and all(line.startswith("error: ") and "--protocol grpc" in line for line in errors), errors
     for call in ("generate", "stream"):  # LLMClient too: one line, naming gRPC
         assert "gRPC port" in c["client_on_grpc_port"][call] and "\n" not in c["client_on_grpc_port"][call], c
     down = c["down"]  # no server: one line before the first prompt
@@ -202,9 +218,19 @@ def test_sigterm_under_load_gives_clean_errors_and_a_restart_serves(seen):
 
 
 def test_repository_refuses_a_folder_without_a_model(tmp_path):
-    proc = subprocess.run([SERVE_PYTHON, "-c", "import sys; from triton_model_repo import write_repository; "
-                           "write_repository(sys.argv[1] + '/repo', sys.argv[1])", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [
+            SERVE_PYTHON,
+            "-c",
+            "import sys; from triton_model_repo import write_repository; "
+            "write_repository(sys.argv[1] + '/repo', sys.argv[1])",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode != 0 and "is not a HF model directory" in proc.stderr
 
 

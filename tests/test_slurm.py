@@ -23,9 +23,11 @@ pytestmark = pytest.mark.slow
 def cluster():
     missing = slurm_cluster.missing_programs()
     if missing:
-        message = (f"!!! REAL SLURM TESTS SKIPPED: {', '.join(missing)} not installed; run "
-                   "`bash tests/install_slurm.sh` as root (make test does) !!!")
-        warnings.warn(message)
+        message = (
+            f"!!! REAL SLURM TESTS SKIPPED: {', '.join(missing)} not installed; run "
+            "`bash tests/install_slurm.sh` as root (make test does) !!!"
+        )
+        warnings.warn(message, stacklevel=2)
         print(message, file=sys.stderr)
         pytest.skip(message)
     with slurm_cluster.SlurmCluster() as c:
@@ -54,10 +56,21 @@ def corpus(korean_tokenizer, nsmc_rows, tmp_path_factory):
 
 def _cfg(corpus, root, *overrides):
     return presets.standalone_pretraining(
-        str(corpus / "corpus.jsonl"), str(corpus / "tok"), preset="ci",
-        overrides=[f"run.root={root}", "run.executor=slurm", "run.partition=debug", "run.time_limit=00:10:00",
-                   "pretrain.steps=20", "pretrain.checkpoint_every=10", "pretrain.log_every=5",
-                   "pretrain.tokenize_workers=1", *overrides])
+        str(corpus / "corpus.jsonl"),
+        str(corpus / "tok"),
+        preset="ci",
+        overrides=[
+            f"run.root={root}",
+            "run.executor=slurm",
+            "run.partition=debug",
+            "run.time_limit=00:10:00",
+            "pretrain.steps=20",
+            "pretrain.checkpoint_every=10",
+            "pretrain.log_every=5",
+            "pretrain.tokenize_workers=1",
+            *overrides,
+        ],
+    )
 
 
 def _submit(cfg, name: str, detach: bool):
@@ -85,21 +98,25 @@ def _wait_for(exp, states, timeout=300) -> str:
 def test_pretrain_job_succeeds_and_leaves_a_checkpoint(slurm_env, corpus, tmp_path):
     cfg = _cfg(corpus, tmp_path)
     exp = _submit(cfg, "kollm-slurm-ok", detach=False)
-    assert _wait_for(exp, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED", slurm_env.log(
-        "slurmctld.log")[-2000:]
+    assert _wait_for(exp, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED", slurm_env.log("slurmctld.log")[-2000:]
     out = tmp_path / cfg.run_dir.split(os.sep)[-1] / "pretrain"
     assert sorted(os.listdir(out / "checkpoints")) == ["step_0000010", "step_0000020"]
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["counts"]["steps"] == 20 and os.path.isdir(manifest["outputs"]["model_dir"])
     # Slurm's own accounting agrees
-    jobs = subprocess.run(["sacct", "-n", "-X", "-o", "JobName%40,State"], capture_output=True, text=True,
-                          env=slurm_env.env).stdout
+    jobs = subprocess.run(
+        ["sacct", "-n", "-X", "-o", "JobName%40,State"], capture_output=True, text=True, env=slurm_env.env
+    ).stdout
     assert "COMPLETED" in jobs
 
 
 def _logs(exp) -> dict[str, str]:
-    return {f: open(os.path.join(root, f)).read() for root, _, files in os.walk(exp._exp_dir)
-            for f in files if f.endswith(".out")}
+    return {
+        f: open(os.path.join(root, f)).read()
+        for root, _, files in os.walk(exp._exp_dir)
+        for f in files
+        if f.endswith(".out")
+    }
 
 
 def test_a_signalled_job_checkpoints_requeues_and_resumes(slurm_env, corpus, tmp_path):
@@ -112,8 +129,9 @@ def test_a_signalled_job_checkpoints_requeues_and_resumes(slurm_env, corpus, tmp
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().strip()):
         time.sleep(0.5)  # training has logged a step
     # (Slurm holds a requeued job for cred_expire seconds, 30 in tests/slurm_cluster.py, before it may start again)
-    [job_id] = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
-                              env=slurm_env.env).stdout.split()
+    [job_id] = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=slurm_env.env
+    ).stdout.split()
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True, env=slurm_env.env)
     assert _wait_for(exp, {"SUCCEEDED", "FAILED"}, timeout=300) == "SUCCEEDED", _logs(exp)
     logs = "\n".join(_logs(exp).values())
@@ -147,13 +165,22 @@ def test_a_cancelled_job_is_reported_cancelled(slurm_env, corpus, tmp_path):
 
 
 def test_executor_for_a_multi_node_pretrain_uses_torchrun(tmp_path):
-    cfg = presets.build("ci", [f"run.root={tmp_path}", "run.executor=slurm", "run.nodes=2",
-                              "pretrain.nproc_per_node=4", "pretrain.batch_size=16"])
+    cfg = presets.build(
+        "ci",
+        [
+            f"run.root={tmp_path}",
+            "run.executor=slurm",
+            "run.nodes=2",
+            "pretrain.nproc_per_node=4",
+            "pretrain.batch_size=16",
+        ],
+    )
     ex = executors.for_config(cfg, ["pretrain"])
     assert (ex.nodes, ex.launcher) == (2, "torchrun")
 
 
 def test_doctor_reaches_the_real_cluster(slurm_env):
     from recipes import doctor
+
     check = doctor.check_slurm()
     assert check.status == "ok" and check.found == f"partitions: {slurm_env.partition}*"

@@ -49,7 +49,9 @@ def imports_of(path: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found |= {f"{base}.{alias.name}" for alias in node.names} if base == "kollm" else {base}
     return found
 
@@ -60,8 +62,11 @@ def test_the_import_rule():
     rule = written_rule()
     level = {name: i for i, line in enumerate(rule) for name in line}
     assert set(level) >= {"kollm.core", "kollm.config", "stages", "recipes", *NVIDIA_FACING}, rule
-    packages = {"kollm." + name.removesuffix(".py") for name in os.listdir(os.path.join(REPO, "kollm"))
-                if name.endswith(".py") or os.path.exists(os.path.join(REPO, "kollm", name, "__init__.py"))}
+    packages = {
+        "kollm." + name.removesuffix(".py")
+        for name in os.listdir(os.path.join(REPO, "kollm"))
+        if name.endswith(".py") or os.path.exists(os.path.join(REPO, "kollm", name, "__init__.py"))
+    }
     packages -= {"kollm.__init__"}
     assert packages <= set(level), f"packages without a line in the import rule: {sorted(packages - set(level))}"
     edges: dict[str, set[str]] = {}
@@ -77,10 +82,13 @@ def test_the_import_rule():
                 edges.setdefault(here, set()).add(there)
                 assert there in level and level[there] < level[here], (
                     f"{os.path.relpath(path, REPO)} imports {module}: {here} may import only what is below it in "
-                    "docs/architecture.md's import rule")
+                    "docs/architecture.md's import rule"
+                )
+
     # the order above already rules cycles out; this says which packages form one if the order is ever loosened
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in edges.get(start, ()))
+
     assert not [p for p in edges if reaches(p, p)]
 
 
@@ -101,7 +109,8 @@ def test_stages_use_only_the_packages_public_apis():
             public = set(getattr(package, "__all__", ())) | set(dir(package) if node.module != "kollm.config" else ())
             for alias in node.names:
                 assert alias.name in public or node.module == "kollm.config", (
-                    f"{where}: {alias.name} is not in {node.module}'s public API")
+                    f"{where}: {alias.name} is not in {node.module}'s public API"
+                )
 
 
 def test_every_public_name_resolves_and_config_stays_light():
@@ -110,7 +119,9 @@ def test_every_public_name_resolves_and_config_stays_light():
     import importlib
 
     code = "import sys, kollm.config; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
     for name in sorted(os.listdir(os.path.join(REPO, "kollm"))):
         if os.path.exists(os.path.join(REPO, "kollm", name, "__init__.py")):
             package = importlib.import_module(f"kollm.{name}")
@@ -141,8 +152,7 @@ def test_a_stage_reads_only_what_it_declares(tmp_path):
 
     cfg = presets.build("ci", [f"run.root={tmp_path}"])
     os.makedirs(base.stage_dir(cfg, "data"))
-    json.dump({"status": "complete", "outputs": {"nsmc_test": "x.jsonl"}},
-              open(base.manifest_path(cfg, "data"), "w"))
+    json.dump({"status": "complete", "outputs": {"nsmc_test": "x.jsonl"}}, open(base.manifest_path(cfg, "data"), "w"))
     token = base.running.set(STAGES[NAMES.index("evaluate")])
     try:
         assert base.inputs(cfg, "data") == {"nsmc_test": "x.jsonl"}  # declared: the recorded path
@@ -160,24 +170,47 @@ def test_triton_model_ships_inside_the_package(tmp_path):
     """A non-editable install (a wheel) carries the python-backend model the repository writer copies."""
     source = tmp_path / "src"  # a copy: building in the checkout would leave build/ there
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = glob.glob(str(tmp_path / "kollm-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "triton_model_repo/kollm_llm/1/model.py" in names
-    assert {"kollm/evaluate/lm_eval_tasks/utils.py", "kollm/evaluate/lm_eval_tasks/kollm_nsmc.yaml"} <= set(names)  # lm-eval reads files
-    assert {"kollm/pretrain/frame.py", "stages/__init__.py", "recipes/cli.py", "curator_pipelines/korean.py"} <= set(names)
+    assert {"kollm/evaluate/lm_eval_tasks/utils.py", "kollm/evaluate/lm_eval_tasks/kollm_nsmc.yaml"} <= set(
+        names
+    )  # lm-eval reads files
+    assert {"kollm/pretrain/frame.py", "stages/__init__.py", "recipes/cli.py", "curator_pipelines/korean.py"} <= set(
+        names
+    )
 
 
-CURATE = ["preset=ci", "data.max_reviews=10000", "data.max_comments=1000", "curate.shard_docs=1000",
-          "curate.workers=1"]
+CURATE = ["preset=ci", "data.max_reviews=10000", "data.max_comments=1000", "curate.shard_docs=1000", "curate.workers=1"]
 
 
 def _stage(name, root, popen=False):
     args = ["stage", name, *CURATE, f"run.root={root}"]
     if popen:  # its own process group: SIGKILL reaches everything it started
-        return subprocess.Popen([sys.executable, "-m", "recipes.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "recipes.cli", *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     proc = run_cli(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -230,14 +263,19 @@ def test_serve_rerun_with_busy_ports_keeps_its_manifest(tmp_path):
         cfg = presets.build("ci", [f"run.root={tmp_path}"])
         for stage in ("align", "serve"):
             os.makedirs(base.stage_dir(cfg, stage))
-            json.dump({"status": "complete", "fingerprint": "f" + stage, "outputs": {"model_dir": str(tmp_path)}},
-                      open(base.manifest_path(cfg, stage), "w"))
+            json.dump(
+                {"status": "complete", "fingerprint": "f" + stage, "outputs": {"model_dir": str(tmp_path)}},
+                open(base.manifest_path(cfg, stage), "w"),
+            )
         before = open(base.manifest_path(cfg, "serve")).read()
-        proc = run_cli(["stage", "serve", "preset=ci", f"run.root={tmp_path}", "run.force=true",
-                        f"serve.http_port={port}"], timeout=300)
+        proc = run_cli(
+            ["stage", "serve", "preset=ci", f"run.root={tmp_path}", "run.force=true", f"serve.http_port={port}"],
+            timeout=300,
+        )
         assert proc.returncode != 0
         assert proc.stderr.strip().splitlines() == [
             f"error: [serve] port {port} on 127.0.0.1 is in use (another server?): stop it, or choose another with "
-            f"serve.http_port=PORT (0 = any free port)"], proc.stderr
+            f"serve.http_port=PORT (0 = any free port)"
+        ], proc.stderr
         assert open(base.manifest_path(cfg, "serve")).read() == before
         assert os.listdir(base.stage_dir(cfg, "serve")) == ["manifest.json"]  # nothing written either

@@ -10,8 +10,7 @@ import pytest
 
 from kollm import tokenization as kt
 from kollm.curation.korean import normalize
-from kollm.tokenization import jamo, kiwi, spm
-from kollm.tokenization import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS
+from kollm.tokenization import CHAT_TEMPLATE, KINDS, SPECIAL_TOKENS, jamo, kiwi, spm
 from tests.conftest import REPO
 
 # what users type and the curated corpus rarely holds: an emoji, hanja, a compatibility jamo run, Latin
@@ -43,7 +42,9 @@ def exported(texts, tmp_path_factory):
 def test_exported_tokenizer_loads_with_the_same_ids_and_round_trips(kind, exported, texts):
     trained, loaded = exported[kind]
     sample = texts["test"] + RARE
-    assert loaded(sample, add_special_tokens=False)["input_ids"] == trained(sample, add_special_tokens=False)["input_ids"]
+    assert (
+        loaded(sample, add_special_tokens=False)["input_ids"] == trained(sample, add_special_tokens=False)["input_ids"]
+    )
     assert len(loaded) <= 3000
     undo = jamo.to_syllables if kind == "jamo_bpe" else None
     m = kt.text_measures(loaded, sample, undo)
@@ -64,7 +65,9 @@ def test_special_tokens_and_chat_template(kind, exported):
     _, tok = exported[kind]
     assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
     assert (tok.pad_token, tok.eos_token, tok.chat_template) == ("<pad>", "</s>", CHAT_TEMPLATE)
-    text = tok.apply_chat_template([{"role": "user", "content": "안녕하세요"}], add_generation_prompt=True, tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "안녕하세요"}], add_generation_prompt=True, tokenize=False
+    )
     assert text == "<|user|>안녕하세요</s><|assistant|>"
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert ids[0] == tok.convert_tokens_to_ids("<|user|>") and ids[-1] == tok.convert_tokens_to_ids("<|assistant|>")
@@ -133,8 +136,12 @@ def test_the_model_takes_its_vocabulary_from_the_tokenizer(exported):
 
     for kind in ("char", "spm_unigram"):
         tok = exported[kind][1]
-        model = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                                        intermediate_size=64, max_seq_len=32), tok)
+        model = build_model(
+            ModelConfig(
+                hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, max_seq_len=32
+            ),
+            tok,
+        )
         assert model.config.vocab_size == len(tok) == model.get_input_embeddings().num_embeddings
 
 
@@ -145,8 +152,11 @@ def test_a_bad_kind_is_one_line(tmp_path):
     with pytest.raises(KollmError, match="tokenizer.kind") as err:
         validate(presets.build("ci", ["tokenizer.kind=wordpiece"]))
     assert "\n" not in str(err.value) and "bpe_metaspace" in str(err.value)
-    out = subprocess.run([sys.executable, "-m", "recipes.cli", "run", "pipeline", "preset=ci", "tokenizer.kind=wordpiece",
-                          "--dryrun"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recipes.cli", "run", "pipeline", "preset=ci", "tokenizer.kind=wordpiece", "--dryrun"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "wordpiece" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -165,9 +175,12 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
     for name, rows in (("corpus", nsmc_rows[:4000]), ("heldout", nsmc_rows[-300:])):
         files[name] = os.path.join(curate, f"{name}.jsonl")
         with open(files[name], "w", encoding="utf-8") as f:
-            f.writelines(json.dumps({"id": str(r["review_id"]), "text": r["text"]}, ensure_ascii=False) + "\n"
-                         for r in rows)
-    json.dump({"status": "complete", "fingerprint": "test", "outputs": files}, open(base.manifest_path(cfg, "curate"), "w"))
+            f.writelines(
+                json.dumps({"id": str(r["review_id"]), "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows
+            )
+    json.dump(
+        {"status": "complete", "fingerprint": "test", "outputs": files}, open(base.manifest_path(cfg, "curate"), "w")
+    )
     common = ["preset=ci", f"run.root={tmp_path}", "tokenizer.kind=spm_unigram", "tokenizer.vocab_size=1500"]
     proc = run_cli(["stage", "tokenizer", *common])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -194,8 +207,9 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
     from transformers import AutoTokenizer
 
     bpe = AutoTokenizer.from_pretrained(model_dir)
-    assert json.load(open(data + ".json"))["tokens"] == sum(len(bpe(r["text"], add_special_tokens=False)["input_ids"]) + 1
-                                                           for r in nsmc_rows[:4000])
+    assert json.load(open(data + ".json"))["tokens"] == sum(
+        len(bpe(r["text"], add_special_tokens=False)["input_ids"]) + 1 for r in nsmc_rows[:4000]
+    )
 
 
 def test_the_same_corpus_gives_the_same_tokenizer_in_every_process(texts, tmp_path):
@@ -203,9 +217,19 @@ def test_the_same_corpus_gives_the_same_tokenizer_in_every_process(texts, tmp_pa
     gave a different vocabulary, so a different model, in every CI run. Three processes, one tokenizer."""
     corpus = tmp_path / "texts.json"
     corpus.write_text(json.dumps(texts["train"][:4000], ensure_ascii=False))
-    code = ("import json, sys; from kollm import tokenization as kt; "
-            "print(kt.train(sys.argv[1], json.load(open(sys.argv[2])), vocab_size=1500).backend_tokenizer.to_str())")
-    outs = {subprocess.run([sys.executable, "-c", code, "bpe_metaspace", str(corpus)], capture_output=True, text=True, check=True,
-                           cwd=REPO).stdout for _ in range(3)}
+    code = (
+        "import json, sys; from kollm import tokenization as kt; "
+        "print(kt.train(sys.argv[1], json.load(open(sys.argv[2])), vocab_size=1500).backend_tokenizer.to_str())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code, "bpe_metaspace", str(corpus)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout
+        for _ in range(3)
+    }
     assert len(outs) == 1
     assert len(json.loads(outs.pop())["model"]["vocab"]) >= 1400

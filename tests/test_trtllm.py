@@ -33,7 +33,7 @@ def test_model_yaml_is_what_the_llmapi_model_passes_to_llm(checkpoint, tmp_path)
     assert body["triton_config"] == {"max_batch_size": 0, "decoupled": True}
     assert files["model_yaml"].endswith(os.path.join("model_repository", "tensorrt_llm", "1", "model.yaml"))
     assert yaml.safe_load(open(files["options"]))["max_batch_size"] == 32
-    requests = [json.loads(l) for l in open(files["dataset"], encoding="utf-8")]
+    requests = [json.loads(line) for line in open(files["dataset"], encoding="utf-8")]
     assert requests == [{"task_id": 0, "prompt": "영화 리뷰를 써 주세요.", "output_tokens": 128}]
 
 
@@ -58,21 +58,54 @@ def test_a_folder_that_is_not_a_checkpoint_is_one_line(tmp_path):
 def _quantize_manifest(root, checkpoint):
     stage = root / "ci" / "quantize"
     stage.mkdir(parents=True)
-    (stage / "quantization.json").write_text(json.dumps({"formats": [{"format": "fp8", "dir": checkpoint},
-                                                                      {"format": "torch_dynamic_int8", "dir": ""}]}))
-    (stage / "manifest.json").write_text(json.dumps({"status": "complete", "outputs": {
-        "table": str(stage / "quantization.json"), "checkpoints": str(stage)}}))
+    (stage / "quantization.json").write_text(
+        json.dumps({"formats": [{"format": "fp8", "dir": checkpoint}, {"format": "torch_dynamic_int8", "dir": ""}]})
+    )
+    (stage / "manifest.json").write_text(
+        json.dumps(
+            {"status": "complete", "outputs": {"table": str(stage / "quantization.json"), "checkpoints": str(stage)}}
+        )
+    )
 
 
 def test_kollm_trtllm_dryrun_shows_the_container_task(checkpoint, tmp_path):
     _quantize_manifest(tmp_path, checkpoint)
-    proc = subprocess.run([sys.executable, "-m", "recipes.cli", "trtllm", "triton", "preset=ci",
-                           f"run.root={tmp_path}", "run.executor=docker", "--dryrun"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "trtllm",
+            "triton",
+            "preset=ci",
+            f"run.root={tmp_path}",
+            "run.executor=docker",
+            "--dryrun",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tritonserver:26.03-trtllm-python-py3" in proc.stdout and "runtime: nvidia" in proc.stdout
     assert "launch_triton_server.py" in proc.stdout
     assert os.path.exists(tmp_path / "ci" / "trtllm" / "model_repository" / "tensorrt_llm" / "1" / "model.yaml")
-    wrong = subprocess.run([sys.executable, "-m", "recipes.cli", "trtllm", "serve", "preset=ci", "trtllm.format=int4_awq",
-                            f"run.root={tmp_path}", "--dryrun"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "trtllm",
+            "serve",
+            "preset=ci",
+            "trtllm.format=int4_awq",
+            f"run.root={tmp_path}",
+            "--dryrun",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert wrong.returncode == 2 and "trtllm.format='int4_awq': the quantize stage wrote fp8" in wrong.stderr

@@ -36,12 +36,17 @@ def _tensor(name: str, dtype: str, dims: list[int], optional: bool | None) -> st
 
 def model_config(name: str, model_dir: str, decoupled: bool, opts: RepositoryOptions) -> str:
     batching = opts.max_batch > 1
-    params = {"model_dir": os.path.abspath(model_dir), "max_batch": opts.max_batch, "threads": opts.threads,
-              "quantization": opts.quantization, "max_tokens": opts.limits.max_tokens,
-              "max_tokens_limit": opts.limits.max_tokens_limit, "max_prompt_chars": opts.limits.max_prompt_chars,
-              "max_request_s": opts.limits.max_request_s}
-    lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {opts.max_batch if batching else 0}",
-             "input ["]
+    params = {
+        "model_dir": os.path.abspath(model_dir),
+        "max_batch": opts.max_batch,
+        "threads": opts.threads,
+        "quantization": opts.quantization,
+        "max_tokens": opts.limits.max_tokens,
+        "max_tokens_limit": opts.limits.max_tokens_limit,
+        "max_prompt_chars": opts.limits.max_prompt_chars,
+        "max_request_s": opts.limits.max_request_s,
+    }
+    lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {opts.max_batch if batching else 0}", "input ["]
     lines.append(",\n".join(_tensor(n, t, d, not req) for n, (t, d, req) in INPUTS.items()))
     lines += ["]", "output ["]
     lines.append(",\n".join(_tensor(n, t, d, None) for n, (t, d) in OUTPUTS.items()))

@@ -12,9 +12,13 @@ Modules: datasets, steps, rewards, judge; config (`align.*`).
 from kollm.align.config import AlignConfig as AlignConfig
 from kollm.core.lazy import public_api
 
-__getattr__, __dir__ = public_api(__name__, {
-    "datasets": "build AlignmentData for_trainer NOT_A_REVIEW_REQUEST",
-    "steps": "sft dpo reward_model grpo StepResult",
-    "rewards": "make_rewards fit_sentiment RewardModelScore score_ids reward_ids",
-    "judge": "Judge sample_answers sentiment_following toxic_rate",
-}, eager=("AlignConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "datasets": "build AlignmentData for_trainer NOT_A_REVIEW_REQUEST",
+        "steps": "sft dpo reward_model grpo StepResult",
+        "rewards": "make_rewards fit_sentiment RewardModelScore score_ids reward_ids",
+        "judge": "Judge sample_answers sentiment_following toxic_rate",
+    },
+    eager=("AlignConfig",),
+)

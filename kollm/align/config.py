@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import typing
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kollm.core.errors import KollmError
-
 
 AlignStep = Literal["sft", "dpo", "reward", "grpo"]  # in this order; each step's model feeds the next
 
@@ -63,8 +62,10 @@ class AlignConfig:
 def check_grpo_groups(a: AlignConfig) -> None:
     """Each GRPO step samples whole groups of answers (TRL's own check says so later, less plainly)."""
     if a.batch_size % a.grpo_generations:
-        raise KollmError(f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
-                         f"{a.grpo_generations}: each GRPO step samples whole groups of answers")
+        raise KollmError(
+            f"align.batch_size={a.batch_size} must be a multiple of align.grpo_generations="
+            f"{a.grpo_generations}: each GRPO step samples whole groups of answers"
+        )
 
 
 def validate_align(a: AlignConfig) -> None:
@@ -79,6 +80,10 @@ def validate_align(a: AlignConfig) -> None:
     check_grpo_groups(a)
     if a.sft_task_examples < 0:
         raise KollmError(f"align.sft_task_examples={a.sft_task_examples}: extra sentiment questions, >= 0")
-    if "grpo" in a.steps and not (a.grpo_sentiment_weight or a.grpo_safety_weight or a.grpo_label_weight
-                                  or (a.grpo_reward_model_weight and "reward" in a.steps)):
+    if "grpo" in a.steps and not (
+        a.grpo_sentiment_weight
+        or a.grpo_safety_weight
+        or a.grpo_label_weight
+        or (a.grpo_reward_model_weight and "reward" in a.steps)
+    ):
         raise KollmError("align.steps has grpo but every GRPO reward weighs 0 (align.grpo_*_weight)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from kollm.core.errors import KollmError
@@ -36,8 +37,15 @@ SFT_KINDS = ("review_sentiment", "review_rating", "sentiment_label", "nli_label"
 PAIR_KINDS = ("review_sentiment", "safety", "sentiment_label", "nli_label")
 # How often each kind comes round in the cycle. Review writing by sentiment is what a 5M-parameter LM
 # learns slowest (its answer must follow one word of the request), so it gets the largest share.
-SFT_MIX = {"review_sentiment": 4, "review_rating": 1, "sentiment_label": 3, "nli_label": 1, "comment": 1,
-           "refusal": 1, "general": 1}
+SFT_MIX = {
+    "review_sentiment": 4,
+    "review_rating": 1,
+    "sentiment_label": 3,
+    "nli_label": 1,
+    "comment": 1,
+    "refusal": 1,
+    "general": 1,
+}
 # Label pairs (the right label word over the wrong one) are what keeps the sentiment task through DPO: at
 # weight 1 (500 of the laptop preset's 4,000 pairs) DPO took its chat-format NSMC from 0.848 to 0.829.
 PAIR_MIX = {"review_sentiment": 4, "safety": 2, "sentiment_label": 2, "nli_label": 1}
@@ -73,7 +81,7 @@ def evaluation_texts(files: dict[str, str]) -> set[str]:
     return out
 
 
-def pool(files: dict[str, str], split: str, exclude: set[str] = frozenset()) -> Pool:
+def pool(files: dict[str, str], split: str, exclude: AbstractSet[str] = frozenset()) -> Pool:
     """`split` is train or val (see the module docstring for what each reads); texts in `exclude` are left out."""
     assert split in ("train", "val")
     p = Pool()
@@ -88,19 +96,25 @@ def pool(files: dict[str, str], split: str, exclude: set[str] = frozenset()) -> 
         if len(rs) == 1:
             (rating,) = rs
             p.by_rating.setdefault(rating, []).append(text)
-            if nsmc_label(rating) is not None:
-                p.reviews[nsmc_label(rating)].append(text)
+            label = nsmc_label(rating)
+            if label is not None:
+                p.reviews[label].append(text)
     seen |= set(ratings)
     for row in tasks.load_split(tasks.HATE, files, split):
         text = row["text"].strip()
         if _usable(text) and text not in seen:
             seen.add(text)
             (p.clean if tasks.HATE_LABELS[row["label"]] == "none" else p.toxic).append(text)
-    p.nli = [r for r in tasks.load_split(tasks.KLUE_NLI, files, split)
-             if r["text"].strip() not in exclude and r["text_pair"].strip() not in exclude]
-    p.sources = {"nsmc": f"{nsmc} ({'train' if split == 'train' else 'validation'} movies)",
-                 "hate": f"{files['hate_train']} ({'all but' if split == 'train' else 'only'} its hashed 1/6)",
-                 "klue_nli": f"{files['klue_nli_train']} ({'all but' if split == 'train' else 'only'} its hashed 1/6)"}
+    p.nli = [
+        r
+        for r in tasks.load_split(tasks.KLUE_NLI, files, split)
+        if r["text"].strip() not in exclude and r["text_pair"].strip() not in exclude
+    ]
+    p.sources = {
+        "nsmc": f"{nsmc} ({'train' if split == 'train' else 'validation'} movies)",
+        "hate": f"{files['hate_train']} ({'all but' if split == 'train' else 'only'} its hashed 1/6)",
+        "klue_nli": f"{files['klue_nli_train']} ({'all but' if split == 'train' else 'only'} its hashed 1/6)",
+    }
     return p
 
 
@@ -116,7 +130,8 @@ class _Draw:
     """Draws texts without replacement (a text is a target at most once per set)."""
 
     def __init__(self, rng: random.Random):
-        self.rng, self.used = rng, set()
+        self.rng = rng
+        self.used: set[str] = set()
 
     def __call__(self, texts: list[str]) -> str:
         for _ in range(50 if texts else 0):
@@ -124,8 +139,10 @@ class _Draw:
             if t not in self.used:
                 self.used.add(t)
                 return t
-        raise KollmError("alignment data: a source ran out of unused texts; ask for fewer examples "
-                         "(align.sft_examples, align.dpo_pairs, align.eval_pairs) or use more data")
+        raise KollmError(
+            "alignment data: a source ran out of unused texts; ask for fewer examples "
+            "(align.sft_examples, align.dpo_pairs, align.eval_pairs) or use more data"
+        )
 
 
 def _review_request(rng, label: int) -> str:
@@ -147,10 +164,13 @@ def sft_examples(p: Pool, n: int, seed: int, n_task: int = 0) -> list[dict]:
     rows, rng, extra = _mixture(p, n, seed, draw), random.Random(seed + 7), []
     for _ in range(n_task):
         prompt, answer = _sentiment_question(rng, draw, p)
-        extra.append({"prompt": _user(prompt), "completion": _assistant(answer), "kind": "sentiment_label",
-                      "source": "nsmc"})
-    slots = sorted([(i / max(len(rows), 1), 0, i) for i in range(len(rows))] +
-                   [((j + 0.5) / max(len(extra), 1), 1, j) for j in range(len(extra))])
+        extra.append(
+            {"prompt": _user(prompt), "completion": _assistant(answer), "kind": "sentiment_label", "source": "nsmc"}
+        )
+    slots = sorted(
+        [(i / max(len(rows), 1), 0, i) for i in range(len(rows))]
+        + [((j + 0.5) / max(len(extra), 1), 1, j) for j in range(len(extra))]
+    )
     return [(rows, extra)[which][i] for _, which, i in slots]
 
 
@@ -183,7 +203,7 @@ def _mixture(p: Pool, n: int, seed: int, draw: _Draw) -> list[dict]:
     return out
 
 
-def preference_pairs(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) -> list[dict]:
+def preference_pairs(p: Pool, n: int, seed: int, avoid: AbstractSet[str] = frozenset()) -> list[dict]:
     """n prompt/chosen/rejected rows cycling through PAIR_MIX; texts in `avoid` are never used.
 
     Review pairs come mirrored: the same two reviews answer a positive and a negative request with
@@ -200,27 +220,49 @@ def preference_pairs(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) 
             continue
         if kind == "review_sentiment":
             label = rng.randrange(2)
-            prompt, good, bad, source = _review_request(rng, label), draw(p.reviews[label]), draw(p.reviews[1 - label]), "nsmc"
-            mirror = {"prompt": _user(_review_request(rng, 1 - label)), "chosen": _assistant(bad),
-                      "rejected": _assistant(good), "kind": kind, "source": source}
+            prompt, good, bad, source = (
+                _review_request(rng, label),
+                draw(p.reviews[label]),
+                draw(p.reviews[1 - label]),
+                "nsmc",
+            )
+            mirror = {
+                "prompt": _user(_review_request(rng, 1 - label)),
+                "chosen": _assistant(bad),
+                "rejected": _assistant(good),
+                "kind": kind,
+                "source": source,
+            }
         elif kind == "safety":
             prompt = rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)
             good, bad, source = draw(p.clean), draw(p.toxic), "hate"
         elif kind == "sentiment_label":
             label = rng.randrange(2)
             template, words = rng.choice(prompts.SENTIMENT_PHRASINGS)
-            prompt, good, bad, source = template.format(text=draw(p.reviews[label])), words[label], words[1 - label], "nsmc"
+            prompt, good, bad, source = (
+                template.format(text=draw(p.reviews[label])),
+                words[label],
+                words[1 - label],
+                "nsmc",
+            )
         else:
             row = rng.choice(p.nli)
             wrong = rng.choice([k for k in range(3) if k != row["label"]])
             prompt, source = tasks.KLUE_NLI.prompt(row), "klue_nli"
             good, bad = tasks.KLUE_NLI.labels[row["label"]], tasks.KLUE_NLI.labels[wrong]
-        out.append({"prompt": _user(prompt), "chosen": _assistant(good), "rejected": _assistant(bad),
-                    "kind": kind, "source": source})
+        out.append(
+            {
+                "prompt": _user(prompt),
+                "chosen": _assistant(good),
+                "rejected": _assistant(bad),
+                "kind": kind,
+                "source": source,
+            }
+        )
     return out
 
 
-def rl_prompts(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) -> list[dict]:
+def rl_prompts(p: Pool, n: int, seed: int, avoid: AbstractSet[str] = frozenset()) -> list[dict]:
     """n GRPO prompts (no answers: the policy samples them), in turn: a positive and a negative review
     request (the training phrasings), a comment or provocative request, and a sentiment question on a
     real review with its right label word (`answer`; `wrong` the other one), so that the policy keeps
@@ -233,16 +275,28 @@ def rl_prompts(p: Pool, n: int, seed: int, avoid: set[str] = frozenset()) -> lis
         row = {"requested": NOT_A_REVIEW_REQUEST, "answer": "", "wrong": ""}
         if i % 4 < 2:
             label = i % 2
-            row.update(prompt=_user(_review_request(rng, label)), requested=label, kind="review_sentiment",
-                       source="handwritten")
+            row.update(
+                prompt=_user(_review_request(rng, label)),
+                requested=label,
+                kind="review_sentiment",
+                source="handwritten",
+            )
         elif i % 4 == 2:
-            row.update(prompt=_user(rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)),
-                       kind="comment", source="handwritten")
+            row.update(
+                prompt=_user(rng.choice(prompts.COMMENT_REQUESTS + prompts.PROVOCATIVE_REQUESTS)),
+                kind="comment",
+                source="handwritten",
+            )
         else:
             label = rng.randrange(2)
             template, words = rng.choice(prompts.SENTIMENT_PHRASINGS)
-            row.update(prompt=_user(template.format(text=draw(p.reviews[label]))), answer=words[label],
-                       wrong=words[1 - label], kind="sentiment_label", source="nsmc")
+            row.update(
+                prompt=_user(template.format(text=draw(p.reviews[label]))),
+                answer=words[label],
+                wrong=words[1 - label],
+                kind="sentiment_label",
+                source="nsmc",
+            )
         out.append(row)
     return out
 
@@ -263,14 +317,23 @@ class AlignmentData:
 
     def card(self) -> str:
         """A data card: what each set holds, by kind and source, and where the texts come from."""
-        lines = ["# Alignment data card", "",
-                 "Built by `kollm/align/datasets.py` from real labelled Korean data (targets are real reviews, "
-                 "comments and labels; the general replies and the refusal sentence are handwritten, "
-                 "`kollm/data/prompts.py`). No row comes from an evaluation set (NSMC test movies, hate-speech dev, "
-                 "the KLUE-NLI test third, KLUE-STS).", "",
-                 "| set | kind | source | rows |", "|---|---|---|---:|"]
-        for name, rows in (("SFT", self.sft), ("DPO/reward-model train pairs", self.train_pairs),
-                           ("held-out pairs", self.eval_pairs), ("GRPO prompts", self.rl_prompts)):
+        lines = [
+            "# Alignment data card",
+            "",
+            "Built by `kollm/align/datasets.py` from real labelled Korean data (targets are real reviews, "
+            "comments and labels; the general replies and the refusal sentence are handwritten, "
+            "`kollm/data/prompts.py`). No row comes from an evaluation set (NSMC test movies, hate-speech dev, "
+            "the KLUE-NLI test third, KLUE-STS).",
+            "",
+            "| set | kind | source | rows |",
+            "|---|---|---|---:|",
+        ]
+        for name, rows in (
+            ("SFT", self.sft),
+            ("DPO/reward-model train pairs", self.train_pairs),
+            ("held-out pairs", self.eval_pairs),
+            ("GRPO prompts", self.rl_prompts),
+        ):
             for (kind, source), count in sorted(Counter((r["kind"], r["source"]) for r in rows).items()):
                 lines.append(f"| {name} | {kind} | {source} | {count:,} |")
         lines += ["", "Sources:", ""]
@@ -279,15 +342,22 @@ class AlignmentData:
         return "\n".join(lines) + "\n"
 
 
-def build(files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int, n_rl: int = 0,
-          n_sft_task: int = 0) -> AlignmentData:
+def build(
+    files: dict[str, str], n_sft: int, n_pairs: int, n_eval: int, seed: int, n_rl: int = 0, n_sft_task: int = 0
+) -> AlignmentData:
     exclude = evaluation_texts(files)
     train, val = pool(files, "train", exclude), pool(files, "val", exclude)
     sft = sft_examples(train, n_sft, seed, n_sft_task)
     pairs = preference_pairs(train, n_pairs, seed + 1)
     held_out = preference_pairs(val, n_eval, seed + 2, avoid=texts(sft) | texts(pairs))
-    return AlignmentData(sft, pairs, held_out, {"train": train.sources, "held out": val.sources},
-                         rl_prompts(train, n_rl, seed + 3, avoid=texts(sft) | texts(pairs)), train.reviews)
+    return AlignmentData(
+        sft,
+        pairs,
+        held_out,
+        {"train": train.sources, "held out": val.sources},
+        rl_prompts(train, n_rl, seed + 3, avoid=texts(sft) | texts(pairs)),
+        train.reviews,
+    )
 
 
 def for_trainer(rows: list[dict]) -> list[dict]:

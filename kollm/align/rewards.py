@@ -33,8 +33,10 @@ def make_rewards(sentiment_model, toxicity_model) -> list[Callable]:
     def sentiment_match(prompts: Sequence, completions: Sequence, requested: Sequence[int], **_) -> list[float | None]:
         texts = [completion_text(c) for c in completions]
         p_positive = sentiment_model.score(texts)
-        return [None if r == NOT_A_REVIEW_REQUEST else float(p if r == 1 else 1.0 - p)
-                for r, p in zip(requested, p_positive)]
+        return [
+            None if r == NOT_A_REVIEW_REQUEST else float(p if r == 1 else 1.0 - p)
+            for r, p in zip(requested, p_positive)
+        ]
 
     def safety(prompts: Sequence, completions: Sequence, **_) -> list[float]:
         p_toxic = toxicity_model.score([completion_text(c) for c in completions])
@@ -43,8 +45,9 @@ def make_rewards(sentiment_model, toxicity_model) -> list[Callable]:
     return [sentiment_match, safety, label_match]
 
 
-def label_match(prompts: Sequence, completions: Sequence, answer: Sequence[str], wrong: Sequence[str],
-                **_) -> list[float | None]:
+def label_match(
+    prompts: Sequence, completions: Sequence, answer: Sequence[str], wrong: Sequence[str], **_
+) -> list[float | None]:
     """1.0 when the answer begins with the right label word and not with the wrong one; None when the
     prompt asked no sentiment question (empty `answer`)."""
     out = []
@@ -86,9 +89,15 @@ class RewardModelScore:
 
     def __call__(self, prompts: Sequence, completions: Sequence, **_) -> list[float]:
 
-        rows = [reward_ids(self.tokenizer, list(p) if not isinstance(p, str) else [{"role": "user", "content": p}],
-                           [{"role": "assistant", "content": completion_text(c)}], self.max_len)
-                for p, c in zip(prompts, completions)]
+        rows = [
+            reward_ids(
+                self.tokenizer,
+                list(p) if not isinstance(p, str) else [{"role": "user", "content": p}],
+                [{"role": "assistant", "content": completion_text(c)}],
+                self.max_len,
+            )
+            for p, c in zip(prompts, completions)
+        ]
         return score_ids(self.model, self.tokenizer, rows)
 
 

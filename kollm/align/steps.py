@@ -33,10 +33,23 @@ class StepResult:
 
 def _args(a: AlignConfig, out_dir: str, lr: float, epochs: float) -> dict:
     """TrainingArguments every step shares: CPU, fp32, no checkpoints mid-step, no hub, no W&B."""
-    return dict(output_dir=out_dir, per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=a.batch_size,
-                learning_rate=lr, num_train_epochs=epochs, logging_steps=10, save_strategy="no", report_to=[],
-                seed=a.seed, lr_scheduler_type="linear", warmup_steps=0, disable_tqdm=False,
-                dataloader_num_workers=0, activation_checkpointing=False, use_cpu=not _cuda())
+    return dict(
+        output_dir=out_dir,
+        per_device_train_batch_size=a.batch_size,
+        per_device_eval_batch_size=a.batch_size,
+        learning_rate=lr,
+        num_train_epochs=epochs,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=a.seed,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        activation_checkpointing=False,
+        use_cpu=not _cuda(),
+    )
 
 
 def _cuda() -> bool:
@@ -50,8 +63,13 @@ def _lora(a: AlignConfig, task_type: str = "CAUSAL_LM"):
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0, task_type=task_type,
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    return LoraConfig(
+        r=a.lora_r,
+        lora_alpha=2 * a.lora_r,
+        lora_dropout=0.0,
+        task_type=task_type,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
 
 
 def _fingerprint(model, frozen_only: bool = False) -> str:
@@ -118,13 +136,19 @@ def sft(base_dir: str, rows: list[dict], a: AlignConfig, out: str) -> StepResult
     # Recurrent models would carry state across rows: padded.
     packed = model.config.model_type in PACKABLE_MODEL_TYPES
     length = {"max_length": None, "padding_free": True} if packed else {"max_length": a.max_len}
-    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=_dataset(rows), peft_config=_lora(a),
-                         args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), **length))
+    trainer = SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=_dataset(rows),
+        peft_config=_lora(a),
+        args=SFTConfig(**_args(a, out, a.sft_lr, a.sft_epochs), **length),
+    )
     if packed:
         trainer.train_dataset = _truncated(trainer.train_dataset, a.max_len)
     result = trainer.train()
-    return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
-                      round(result.training_loss, 4), {})
+    return StepResult(
+        _save(trainer, tokenizer, os.path.join(out, "model")), result.global_step, round(result.training_loss, 4), {}
+    )
 
 
 def _truncated(dataset, max_len: int):
@@ -132,8 +156,10 @@ def _truncated(dataset, max_len: int):
     the answer goes; a row whose prompt alone fills max_len has no answer token left and is dropped)."""
     if max(len(ids) for ids in dataset["input_ids"]) <= max_len:
         return dataset
-    cut = dataset.map(lambda r: {"input_ids": r["input_ids"][:max_len], "labels": r["labels"][:max_len]},
-                      desc=f"Truncating rows to {max_len} tokens")
+    cut = dataset.map(
+        lambda r: {"input_ids": r["input_ids"][:max_len], "labels": r["labels"][:max_len]},
+        desc=f"Truncating rows to {max_len} tokens",
+    )
     return cut.filter(lambda r: any(label != -100 for label in r["labels"]), desc="Dropping rows with no answer left")
 
 
@@ -148,10 +174,21 @@ def dpo(sft_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig,
     policy = AutoModelForCausalLM.from_pretrained(sft_dir)
     reference = None if a.lora else AutoModelForCausalLM.from_pretrained(sft_dir).eval().requires_grad_(False)
     losses, weights = (["sigmoid", "sft"], [1.0, a.dpo_sft_weight]) if a.dpo_sft_weight else (["sigmoid"], None)
-    trainer = DPOTrainer(model=policy, ref_model=reference, processing_class=tokenizer, peft_config=_lora(a),
-                         train_dataset=_dataset(pairs), eval_dataset=_dataset(eval_pairs),
-                         args=DPOConfig(**_args(a, out, a.dpo_lr, a.dpo_epochs), beta=a.dpo_beta,
-                                        max_length=a.max_len, loss_type=losses, loss_weights=weights))
+    trainer = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        processing_class=tokenizer,
+        peft_config=_lora(a),
+        train_dataset=_dataset(pairs),
+        eval_dataset=_dataset(eval_pairs),
+        args=DPOConfig(
+            **_args(a, out, a.dpo_lr, a.dpo_epochs),
+            beta=a.dpo_beta,
+            max_length=a.max_len,
+            loss_type=losses,
+            loss_weights=weights,
+        ),
+    )
     before = trainer.evaluate()
     ref, frozen_only = _reference(trainer, a.lora)
     ref_hash = _fingerprint(ref, frozen_only)
@@ -163,9 +200,12 @@ def dpo(sft_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig,
     def pick(m: dict) -> dict:
         return {k.removeprefix("eval_"): round(float(m[k]), 4) for k in keys if k in m}
 
-    return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
-                      round(result.training_loss, 4),
-                      {"before": pick(before), "after": pick(after), "reference_unchanged": unchanged})
+    return StepResult(
+        _save(trainer, tokenizer, os.path.join(out, "model")),
+        result.global_step,
+        round(result.training_loss, 4),
+        {"before": pick(before), "after": pick(after), "reference_unchanged": unchanged},
+    )
 
 
 def _reward_dataset(tokenizer, rows: list[dict], max_len: int):
@@ -173,9 +213,15 @@ def _reward_dataset(tokenizer, rows: list[dict], max_len: int):
 
     from kollm.align.rewards import reward_ids
 
-    return Dataset.from_list([{"chosen_ids": reward_ids(tokenizer, r["prompt"], r["chosen"], max_len),
-                               "rejected_ids": reward_ids(tokenizer, r["prompt"], r["rejected"], max_len)}
-                              for r in rows])
+    return Dataset.from_list(
+        [
+            {
+                "chosen_ids": reward_ids(tokenizer, r["prompt"], r["chosen"], max_len),
+                "rejected_ids": reward_ids(tokenizer, r["prompt"], r["rejected"], max_len),
+            }
+            for r in rows
+        ]
+    )
 
 
 def reward_model(init_dir: str, pairs: list[dict], eval_pairs: list[dict], a: AlignConfig, out: str) -> StepResult:
@@ -189,17 +235,29 @@ def reward_model(init_dir: str, pairs: list[dict], eval_pairs: list[dict], a: Al
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
     model = AutoModelForSequenceClassification.from_pretrained(init_dir, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    trainer = RewardTrainer(model=model, processing_class=tokenizer, peft_config=_lora(a, "SEQ_CLS"),
-                            train_dataset=_reward_dataset(tokenizer, pairs, a.max_len),
-                            eval_dataset=_reward_dataset(tokenizer, eval_pairs, a.max_len),
-                            args=RewardConfig(**_args(a, out, a.reward_lr, a.reward_epochs), max_length=a.max_len))
+    trainer = RewardTrainer(
+        model=model,
+        processing_class=tokenizer,
+        peft_config=_lora(a, "SEQ_CLS"),
+        train_dataset=_reward_dataset(tokenizer, pairs, a.max_len),
+        eval_dataset=_reward_dataset(tokenizer, eval_pairs, a.max_len),
+        args=RewardConfig(**_args(a, out, a.reward_lr, a.reward_epochs), max_length=a.max_len),
+    )
     before = _accuracy_by_kind(trainer.model, tokenizer, eval_pairs, a.max_len)
     result = trainer.train()
     after = _accuracy_by_kind(trainer.model, tokenizer, eval_pairs, a.max_len)
-    metrics = {"accuracy_before": before.pop("all"), "accuracy": after.pop("all"),
-               "accuracy_by_kind_before": before, "accuracy_by_kind": after}
-    return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
-                      round(result.training_loss, 4), metrics)
+    metrics = {
+        "accuracy_before": before.pop("all"),
+        "accuracy": after.pop("all"),
+        "accuracy_by_kind_before": before,
+        "accuracy_by_kind": after,
+    }
+    return StepResult(
+        _save(trainer, tokenizer, os.path.join(out, "model")),
+        result.global_step,
+        round(result.training_loss, 4),
+        metrics,
+    )
 
 
 def _accuracy_by_kind(model, tokenizer, pairs: list[dict], max_len: int) -> dict[str, float]:
@@ -211,17 +269,20 @@ def _accuracy_by_kind(model, tokenizer, pairs: list[dict], max_len: int) -> dict
 
     hits = defaultdict(list)
     for i in range(0, len(pairs), 32):
-        batch = pairs[i:i + 32]
+        batch = pairs[i : i + 32]
         chosen = score_ids(model, tokenizer, [reward_ids(tokenizer, p["prompt"], p["chosen"], max_len) for p in batch])
-        rejected = score_ids(model, tokenizer, [reward_ids(tokenizer, p["prompt"], p["rejected"], max_len) for p in batch])
+        rejected = score_ids(
+            model, tokenizer, [reward_ids(tokenizer, p["prompt"], p["rejected"], max_len) for p in batch]
+        )
         for p, c, r in zip(batch, chosen, rejected):
             hits[p["kind"]].append(c > r)
             hits["all"].append(c > r)
     return {k: round(sum(v) / len(v), 4) for k, v in sorted(hits.items())}
 
 
-def grpo(policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weights: list[float], a: AlignConfig,
-         out: str) -> StepResult:
+def grpo(
+    policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weights: list[float], a: AlignConfig, out: str
+) -> StepResult:
     """GRPO: `align.grpo_generations` sampled answers per prompt, each scored by the reward functions,
     advantages relative to the group's mean.
 
@@ -237,23 +298,42 @@ def grpo(policy_dir: str, prompts: list[dict], reward_funcs: list, reward_weight
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     tokenizer.padding_side = "left"  # generation continues the prompt: pad on the left
     trainer = GRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(policy_dir), processing_class=tokenizer,
-        reward_funcs=reward_funcs, train_dataset=_dataset(prompts),
+        model=AutoModelForCausalLM.from_pretrained(policy_dir),
+        processing_class=tokenizer,
+        reward_funcs=reward_funcs,
+        train_dataset=_dataset(prompts),
         peft_config=_lora(a),
-        args=GRPOConfig(**_args(a, out, a.grpo_lr, 1), num_generations=a.grpo_generations,
-                        generation_batch_size=a.batch_size, max_completion_length=a.grpo_max_new_tokens,
-                        beta=a.grpo_beta, temperature=0.8, top_p=0.95, reward_weights=reward_weights,
-                        loss_type="grpo", scale_rewards=a.grpo_scale_rewards))
+        args=GRPOConfig(
+            **_args(a, out, a.grpo_lr, 1),
+            num_generations=a.grpo_generations,
+            generation_batch_size=a.batch_size,
+            max_completion_length=a.grpo_max_new_tokens,
+            beta=a.grpo_beta,
+            temperature=0.8,
+            top_p=0.95,
+            reward_weights=reward_weights,
+            loss_type="grpo",
+            scale_rewards=a.grpo_scale_rewards,
+        ),
+    )
     ref, frozen_only = _reference(trainer, a.lora)
     ref_hash = _fingerprint(ref, frozen_only) if ref is not None and (a.grpo_beta or a.lora) else None
     result = trainer.train()
     unchanged = None if ref_hash is None else _fingerprint(ref, frozen_only) == ref_hash
     rewards = [h for h in trainer.state.log_history if "reward" in h]
     first, last = (rewards[0], rewards[-1]) if rewards else ({}, {})
-    metrics = {"reference_unchanged": unchanged, "reward_first_log": round(float(first.get("reward", 0.0)), 4),
-               "reward_last_log": round(float(last.get("reward", 0.0)), 4),
-               "log": [{k: round(float(v), 4) for k, v in h.items() if k == "step" or k.startswith("reward")}
-                       for h in rewards]}
+    metrics = {
+        "reference_unchanged": unchanged,
+        "reward_first_log": round(float(first.get("reward", 0.0)), 4),
+        "reward_last_log": round(float(last.get("reward", 0.0)), 4),
+        "log": [
+            {k: round(float(v), 4) for k, v in h.items() if k == "step" or k.startswith("reward")} for h in rewards
+        ],
+    }
     tokenizer.padding_side = "right"
-    return StepResult(_save(trainer, tokenizer, os.path.join(out, "model")), result.global_step,
-                      round(result.training_loss, 4), metrics)
+    return StepResult(
+        _save(trainer, tokenizer, os.path.join(out, "model")),
+        result.global_step,
+        round(result.training_loss, 4),
+        metrics,
+    )

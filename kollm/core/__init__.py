@@ -9,11 +9,36 @@ Every other package may import these; this package imports none of them.
 """
 
 from kollm.core.errors import KollmError, StoppedEarly
-from kollm.core.io import (atomic_open, line_ranges, open_text, read_json, read_jsonl, sha256_file, write_json,
-                           write_jsonl)
+from kollm.core.io import (
+    atomic_open,
+    line_ranges,
+    open_text,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    write_json,
+    write_jsonl,
+)
 from kollm.core.overrides import apply_overrides, check_choices, check_sizes, from_dict, to_dict, valid_keys
 from kollm.core.plotting import pyplot, use_korean_font
 
-__all__ = ["KollmError", "StoppedEarly", "atomic_open", "line_ranges", "open_text", "read_json", "read_jsonl",
-           "sha256_file", "write_json", "write_jsonl", "apply_overrides", "check_choices", "check_sizes", "from_dict",
-           "to_dict", "valid_keys", "pyplot", "use_korean_font"]
+__all__ = [
+    "KollmError",
+    "StoppedEarly",
+    "atomic_open",
+    "line_ranges",
+    "open_text",
+    "read_json",
+    "read_jsonl",
+    "sha256_file",
+    "write_json",
+    "write_jsonl",
+    "apply_overrides",
+    "check_choices",
+    "check_sizes",
+    "from_dict",
+    "to_dict",
+    "valid_keys",
+    "pyplot",
+    "use_korean_font",
+]

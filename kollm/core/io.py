@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from kollm.core.errors import KollmError
 

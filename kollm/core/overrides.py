@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from typing import Literal
+from typing import Any, Literal
 
 from kollm.core.errors import KollmError
 
@@ -59,7 +59,7 @@ def valid_keys(cfg) -> list[str]:
     return keys
 
 
-def apply_overrides(cfg, overrides: list[str]) :
+def apply_overrides(cfg, overrides: list[str]):
     """Apply `section.key=value` strings in order; unknown keys and bad values raise KollmError."""
     for item in overrides:
         if "=" not in item:
@@ -85,7 +85,11 @@ def _unknown_key(cfg, key: str) -> str:
 
     keys = valid_keys(cfg)
     close = difflib.get_close_matches(key, keys, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; valid sections: {', '.join(f.name for f in dataclasses.fields(cfg))}"
+    hint = (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else f"; valid sections: {', '.join(f.name for f in dataclasses.fields(cfg))}"
+    )
     return f"unknown override key {key!r}{hint}"
 
 
@@ -101,7 +105,8 @@ def from_dict(cls, data: dict):
             continue
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
-            setattr(cfg, f.name, type(value)(**data[f.name]))
+            section: Any = type(value)  # a dataclass section: built from its recorded fields
+            setattr(cfg, f.name, section(**data[f.name]))
         else:
             setattr(cfg, f.name, data[f.name])
     return cfg
@@ -129,7 +134,7 @@ def int_fields(cfg):
     """(section.name, value, is_list) for every field typed `int` or `list[int]`, in every section."""
     for key, value, typ in _section_fields(cfg):
         if typ is int or typ == list[int]:
-            yield key, value, typ != int
+            yield key, value, typ is not int
 
 
 def check_sizes(cfg, zero_allowed: dict[str, str]) -> None:
@@ -142,5 +147,3 @@ def check_sizes(cfg, zero_allowed: dict[str, str]) -> None:
         if (is_list and not isinstance(value, list)) or not all(type(v) is int and v >= low for v in items):
             need = f"an integer >= 0 ({zero_allowed[key]})" if low == 0 else "a positive integer (>= 1)"
             raise KollmError(f"{key}={value!r}: {'each must be' if is_list else 'must be'} {need}")
-
-

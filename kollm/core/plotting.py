@@ -22,7 +22,7 @@ def use_korean_font() -> str:
     from matplotlib import font_manager, rcParams
 
     spec = importlib.util.find_spec("koreanize_matplotlib")
-    if spec is None:
+    if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("no Korean font: pip install koreanize-matplotlib==0.1.1 (requirements/train.txt)")
     path = os.path.join(spec.submodule_search_locations[0], "fonts", "NanumGothic.ttf")
     font_manager.fontManager.addfont(path)

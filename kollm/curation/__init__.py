@@ -12,10 +12,15 @@ unit-tested and reused. Config: `curate.*` (config).
 from kollm.core.lazy import public_api
 from kollm.curation.config import CurateConfig as CurateConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "korean": "normalize hangul_ratio hangul_letter_ratio jamo_ratio char_run_ratio repeated_ngram_ratio url_count "
-              "eojeol_count char_length is_boilerplate",
-    "pii": "redact",
-    "minhash": "MinHasher MinHashParams find_duplicates",
-    "toxicity": "CharNgramClassifier",
-}, submodules="toxicity", eager=("CurateConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "korean": "normalize hangul_ratio hangul_letter_ratio jamo_ratio char_run_ratio repeated_ngram_ratio url_count "
+        "eojeol_count char_length is_boilerplate",
+        "pii": "redact",
+        "minhash": "MinHasher MinHashParams find_duplicates",
+        "toxicity": "CharNgramClassifier",
+    },
+    submodules="toxicity",
+    eager=("CurateConfig",),
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
 CurateExecutor = Literal["inprocess", "ray"]
 OutputFormat = Literal["jsonl", "parquet"]
 FuzzyBackend = Literal["auto", "cpu", "gpu"]
@@ -14,6 +13,7 @@ FuzzyBackend = Literal["auto", "cpu", "gpu"]
 @dataclass
 class CurateConfig:
     """Korean curation (curator_pipelines/): thresholds chosen from the corpus histograms."""
+
     executor: CurateExecutor = "inprocess"  # ray: Curator's RayDataExecutor on this machine
     workers: int = 0  # inprocess: worker processes over shards; 0 = one per CPU, 1 = this process only
     ray_cpus_per_stage: float = 0.5  # fractional: whole-CPU stages deadlock Ray on 2 cores

@@ -12,8 +12,7 @@ import re
 import unicodedata
 
 SPACES = re.compile(r"\s+")
-URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|co\.kr|ne\.kr|or\.kr|kr)\b(?:/\S*)?",
-                 re.IGNORECASE)
+URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|net|org|co\.kr|ne\.kr|or\.kr|kr)\b(?:/\S*)?", re.IGNORECASE)
 # one letter 4+ times in a row: ㅋㅋㅋㅋ, ㅠㅠㅠㅠ, 카카카카. Punctuation runs ("....", "~~~~") are
 # how many real reviews end, so they do not count.
 RUN4 = re.compile(r"(\w)\1{3,}")
@@ -85,7 +84,7 @@ def repeated_ngram_ratio(text: str, n: int = 3) -> float:
     total = len(s) - n + 1
     if total < 2:
         return 0.0
-    return 1.0 - len({s[i:i + n] for i in range(total)}) / total
+    return 1.0 - len({s[i : i + n] for i in range(total)}) / total
 
 
 def url_count(text: str) -> int:

@@ -51,7 +51,7 @@ def exact_key(text: str) -> int:
 
 
 def shingles(key: str, n: int) -> set[str]:
-    return {key[i:i + n] for i in range(len(key) - n + 1)}
+    return {key[i : i + n] for i in range(len(key) - n + 1)}
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ class MinHasher:
         out = np.zeros((len(keys), self.p.bands), dtype=np.uint64)
         idx = np.flatnonzero(ok)
         for start in range(0, len(idx), 4096):  # bounded memory: ~4096 docs x shingles x perms
-            chunk = idx[start:start + 4096]
+            chunk = idx[start : start + 4096]
             out[chunk] = self._bands([keys[i] for i in chunk], lengths[chunk])
         return out, ok
 
@@ -94,15 +94,22 @@ class MinHasher:
         first = np.concatenate(([0], np.cumsum(counts)[:-1]))
         sig = np.empty((len(keys), self.p.num_perm), dtype=np.uint64)
         for j in range(0, self.p.num_perm, 16):
-            a, b = self.a[j:j + 16], self.b[j:j + 16]
+            a, b = self.a[j : j + 16], self.b[j : j + 16]
             vals = (x[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)
-            sig[:, j:j + 16] = np.minimum.reduceat(vals, first, axis=0)
+            sig[:, j : j + 16] = np.minimum.reduceat(vals, first, axis=0)
         rows = sig.reshape(len(keys), self.p.bands, self.p.rows)
         return _splitmix((rows * self.band_mix).sum(axis=2, dtype=np.uint64))
 
 
-def find_duplicates(ids: np.ndarray, exact: np.ndarray, bands: np.ndarray, hashed: np.ndarray,
-                    keys: list[str], params: MinHashParams, lags: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_duplicates(
+    ids: np.ndarray,
+    exact: np.ndarray,
+    bands: np.ndarray,
+    hashed: np.ndarray,
+    keys: list[str],
+    params: MinHashParams,
+    lags: int = 20,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick the documents to remove and the kept document each one duplicates.
 
     1. exact groups (same `exact` key): the smallest id is kept;
@@ -148,8 +155,11 @@ def find_duplicates(ids: np.ndarray, exact: np.ndarray, bands: np.ndarray, hashe
             return shingle_sets[i]
 
         t = params.jaccard_threshold
-        ok = np.fromiter((len(sh(a) & sh(b)) >= t * len(sh(a) | sh(b)) for a, b in zip(a_all.tolist(), b_all.tolist())),
-                         dtype=bool, count=len(pair))
+        ok = np.fromiter(
+            (len(sh(a) & sh(b)) >= t * len(sh(a) | sh(b)) for a, b in zip(a_all.tolist(), b_all.tolist())),
+            dtype=bool,
+            count=len(pair),
+        )
         a_ok, b_ok = a_all[ok], b_all[ok]
         walk = np.lexsort((ids[a_ok], ids[b_ok]))  # by the later document, then its earlier neighbour
         for a, b in zip(a_ok[walk].tolist(), b_ok[walk].tolist()):

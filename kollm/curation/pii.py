@@ -21,7 +21,8 @@ PHONE = re.compile(
     r"1[016789]" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}"  # mobile 010-1234-5678, 01012345678
     r"|2" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}"  # Seoul 02-123-4567
     r"|(?:3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}"  # regions, 070
-    r")(?![\d-])")
+    r")(?![\d-])"
+)
 # Bank accounts are printed as 3-4 hyphen-separated digit groups of 10-14 digits in all
 # (110-123-456789, 1002-123-456789, 123-45-67890-1). Dates (2020-01-01) have 8.
 ACCOUNT = re.compile(r"(?<![\d-])\d{2,6}(?:-\d{2,6}){2,3}(?![\d-])")

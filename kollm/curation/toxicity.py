@@ -19,8 +19,10 @@ NGRAMS = (1, 4)
 
 def _vectorizer():
     from sklearn.feature_extraction.text import HashingVectorizer
-    return HashingVectorizer(analyzer="char_wb", ngram_range=NGRAMS, n_features=N_FEATURES,
-                             alternate_sign=False, norm="l2")
+
+    return HashingVectorizer(
+        analyzer="char_wb", ngram_range=NGRAMS, n_features=N_FEATURES, alternate_sign=False, norm="l2"
+    )
 
 
 def label(row: dict) -> int:
@@ -49,7 +51,7 @@ class CharNgramClassifier:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str) -> "CharNgramClassifier":
+    def load(cls, path: str) -> CharNgramClassifier:
         with np.load(path, allow_pickle=False) as z:
             return cls(z["coef"], float(z["intercept"][0]))
 
@@ -58,7 +60,9 @@ def fit(texts: Sequence[str], labels: Sequence[int], seed: int = 0, c: float = 4
     """Logistic regression on the hashed character n-grams of texts (labels 0/1)."""
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(_vectorizer().transform(texts), np.asarray(labels))
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(
+        _vectorizer().transform(texts), np.asarray(labels)
+    )
     return CharNgramClassifier(clf.coef_[0], clf.intercept_[0])
 
 
@@ -71,11 +75,14 @@ def train(train_rows: Iterable[dict], dev_rows: Iterable[dict], seed: int = 0) -
     dev_y = np.array([label(r) for r in dev_rows])
     p = model.score([r["text"] for r in dev_rows])
     pred = (p >= 0.5).astype(int)
-    metrics = {"dev_f1": round(float(f1_score(dev_y, pred)), 4),
-               "dev_precision": round(float(precision_score(dev_y, pred)), 4),
-               "dev_recall": round(float(recall_score(dev_y, pred)), 4),
-               "dev_positive_rate": round(float(dev_y.mean()), 4),
-               "train_examples": len(train_rows), "dev_examples": len(dev_rows)}
+    metrics: dict[str, float | None] = {
+        "dev_f1": round(float(f1_score(dev_y, pred)), 4),
+        "dev_precision": round(float(precision_score(dev_y, pred)), 4),
+        "dev_recall": round(float(recall_score(dev_y, pred)), 4),
+        "dev_positive_rate": round(float(dev_y.mean()), 4),
+        "train_examples": len(train_rows),
+        "dev_examples": len(dev_rows),
+    }
     # precision of the score at stricter cut-offs: what a filter threshold would remove
     for cut in (0.8, 0.9, 0.95):
         sel = p >= cut

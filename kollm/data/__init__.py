@@ -12,10 +12,15 @@ Modules: sources, download, split, tasks, prompts, metrics; config (`data.*`).
 from kollm.core.lazy import public_api
 from kollm.data.config import DataConfig as DataConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "sources": "resolve_data_dir candidate_dirs missing_files iter_nsmc nsmc_label iter_hate_labeled iter_comments "
-               "iter_klue_sentences iter_synopses iter_klue_nli iter_klue_sts NSMC_FIELDS",
-    "split": "movie_split nli_split in_corpus_sample",
-    "tasks": "Task TASKS NSMC KLUE_NLI HATE KLUE_STS by_name load_split balanced rows_from",
-    "metrics": "accuracy f1 macro_f1 pearson spearman classification",
-}, submodules="prompts", eager=("DataConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "sources": "resolve_data_dir candidate_dirs missing_files iter_nsmc nsmc_label iter_hate_labeled iter_comments "
+        "iter_klue_sentences iter_synopses iter_klue_nli iter_klue_sts NSMC_FIELDS",
+        "split": "movie_split nli_split in_corpus_sample",
+        "tasks": "Task TASKS NSMC KLUE_NLI HATE KLUE_STS by_name load_split balanced rows_from",
+        "metrics": "accuracy f1 macro_f1 pearson spearman classification",
+    },
+    submodules="prompts",
+    eager=("DataConfig",),
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass
 class DataConfig:
     data_dir: str = ""  # empty: $KOLLM_DATA_DIR, ../shared/data, then the download cache

@@ -24,10 +24,9 @@ import urllib.request
 
 from tqdm import tqdm
 
-from kollm.data.sources import FILES, cache_dir
-from kollm.core.io import sha256_file
 from kollm.core.errors import KollmError
-from kollm.core.io import atomic_open, write_json
+from kollm.core.io import atomic_open, sha256_file, write_json
+from kollm.data.sources import FILES, cache_dir
 
 NSMC_COMMIT = "b6232e69290a826104357381560e18adbad23473"
 GITHUB = "https://codeload.github.com"
@@ -36,13 +35,28 @@ RAW = "https://raw.githubusercontent.com"
 # canonical path -> (upstream URL, how to turn the upstream bytes into the canonical file)
 UPSTREAM: dict[str, tuple[str, str]] = {
     "nsmc/reviews.jsonl.gz": (f"{GITHUB}/e9t/nsmc/tar.gz/{NSMC_COMMIT}", "nsmc_raw_tarball"),
-    "klue/klue-ner-v1.1_dev.tsv.gz": (f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-ner-v1.1/klue-ner-v1.1_dev.tsv", "gzip"),
-    "klue/klue-dp-v1.1_dev.tsv.gz": (f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-dp-v1.1/klue-dp-v1.1_dev.tsv", "gzip"),
-    "klue/klue-nli-v1.1_dev.json.gz": (f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-nli-v1.1/klue-nli-v1.1_dev.json", "gzip"),
-    "klue/klue-sts-v1.1_dev.json.gz": (f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-sts-v1.1/klue-sts-v1.1_dev.json", "gzip"),
+    "klue/klue-ner-v1.1_dev.tsv.gz": (
+        f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-ner-v1.1/klue-ner-v1.1_dev.tsv",
+        "gzip",
+    ),
+    "klue/klue-dp-v1.1_dev.tsv.gz": (
+        f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-dp-v1.1/klue-dp-v1.1_dev.tsv",
+        "gzip",
+    ),
+    "klue/klue-nli-v1.1_dev.json.gz": (
+        f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-nli-v1.1/klue-nli-v1.1_dev.json",
+        "gzip",
+    ),
+    "klue/klue-sts-v1.1_dev.json.gz": (
+        f"{RAW}/KLUE-benchmark/KLUE/main/klue_benchmark/klue-sts-v1.1/klue-sts-v1.1_dev.json",
+        "gzip",
+    ),
     "korean_hate_speech/labeled_train.tsv.gz": (f"{RAW}/kocohub/korean-hate-speech/master/labeled/train.tsv", "gzip"),
     "korean_hate_speech/labeled_dev.tsv.gz": (f"{RAW}/kocohub/korean-hate-speech/master/labeled/dev.tsv", "gzip"),
-    "korean_hate_speech/unlabeled_comments_5.txt.gz": (f"{RAW}/kocohub/korean-hate-speech/master/unlabeled/unlabeled_comments_5.txt", "gzip"),
+    "korean_hate_speech/unlabeled_comments_5.txt.gz": (
+        f"{RAW}/kocohub/korean-hate-speech/master/unlabeled/unlabeled_comments_5.txt",
+        "gzip",
+    ),
 }
 
 
@@ -73,8 +87,10 @@ def fetch(url: str, dest: str, expected_size: int = 0, timeout: float = 60.0) ->
         length = response.headers.get("Content-Length")
         total = have + int(length) if length else (expected_size or None)
         mode = "ab" if have else "wb"
-        with open(part, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                           desc=os.path.basename(dest), leave=False) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=os.path.basename(dest), leave=False) as bar,
+        ):
             while True:
                 try:
                     block = response.read(1 << 16)
@@ -85,8 +101,10 @@ def fetch(url: str, dest: str, expected_size: int = 0, timeout: float = 60.0) ->
                 out.write(block)
                 bar.update(len(block))
     if expected_size and os.path.getsize(part) < expected_size:
-        raise KollmError(f"download incomplete: {url} ({os.path.getsize(part)} of {expected_size} bytes); "
-                         "run the command again to resume")
+        raise KollmError(
+            f"download incomplete: {url} ({os.path.getsize(part)} of {expected_size} bytes); "
+            "run the command again to resume"
+        )
     os.replace(part, dest)
     return dest
 
@@ -96,8 +114,10 @@ def _verify(path: str, expected: str, what: str) -> None:
     if actual != expected:
         bad = path + ".bad"
         os.replace(path, bad)
-        raise KollmError(f"checksum mismatch for {what}: expected sha256 {expected[:12]}…, got {actual[:12]}… "
-                         f"(kept as {bad}); the source changed or the transfer was corrupted")
+        raise KollmError(
+            f"checksum mismatch for {what}: expected sha256 {expected[:12]}…, got {actual[:12]}… "
+            f"(kept as {bad}); the source changed or the transfer was corrupted"
+        )
 
 
 def download_mirror(mirror: str, dest: str, files: list[str] | None = None) -> list[str]:
@@ -167,12 +187,21 @@ def _nsmc_from_raw_tarball(src: str, dst: str) -> None:
         members = [m for m in tar.getmembers() if m.isfile() and "/raw/" in "/" + m.name and m.name.endswith(".json")]
         for member in tqdm(members, desc="nsmc raw files", unit="file", leave=False):
             try:
-                reviews = json.load(io.TextIOWrapper(tar.extractfile(member), encoding="utf-8"))
+                member_file = tar.extractfile(member)
+                assert member_file is not None  # a regular file (isfile above)
+                reviews = json.load(io.TextIOWrapper(member_file, encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise KollmError(f"{src}:{member.name}: not a valid NSMC raw file ({e})") from None
             for r in reviews:
-                rows.append({"review_id": int(r["review_id"]), "movie_id": int(r["movie_id"]),
-                             "rating": int(r["rating"]), "date": r.get("date", ""), "text": r["review"]})
+                rows.append(
+                    {
+                        "review_id": int(r["review_id"]),
+                        "movie_id": int(r["movie_id"]),
+                        "rating": int(r["rating"]),
+                        "date": r.get("date", ""),
+                        "text": r["review"],
+                    }
+                )
     rows.sort(key=lambda r: r["review_id"])
     with atomic_open(dst, "wb") as raw_out:
         with gzip.GzipFile(fileobj=raw_out, mode="wb", mtime=0) as out:

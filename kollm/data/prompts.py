@@ -13,14 +13,26 @@ GENERATION_PROMPTS = [WRITE_POSITIVE_REVIEW, WRITE_NEGATIVE_REVIEW, WRITE_COMMEN
 
 # Alignment data (kollm/align/datasets.py): several phrasings per request, by NSMC label (0 negative, 1 positive).
 REVIEW_REQUESTS = {
-    0: [WRITE_NEGATIVE_REVIEW, "이 영화를 비판하는 짧은 감상평을 남겨 주세요.", "실망스러웠던 영화의 리뷰를 한 줄로 써 주세요.",
-        "이 영화가 별로였다는 리뷰를 작성해 주세요.", "이 영화의 단점을 지적하는 리뷰를 써 주세요.",
-        "재미없었던 영화에 대한 한 줄 평을 남겨 주세요.", "이 영화를 보고 실망한 관객의 리뷰를 써 주세요.",
-        "혹평하는 영화 리뷰를 하나 써 주세요."],
-    1: [WRITE_POSITIVE_REVIEW, "이 영화를 칭찬하는 짧은 감상평을 남겨 주세요.", "재미있게 본 영화의 리뷰를 한 줄로 써 주세요.",
-        "이 영화가 좋았다는 리뷰를 작성해 주세요.", "이 영화의 장점을 칭찬하는 리뷰를 써 주세요.",
-        "감동적이었던 영화에 대한 한 줄 평을 남겨 주세요.", "이 영화를 보고 만족한 관객의 리뷰를 써 주세요.",
-        "호평하는 영화 리뷰를 하나 써 주세요."],
+    0: [
+        WRITE_NEGATIVE_REVIEW,
+        "이 영화를 비판하는 짧은 감상평을 남겨 주세요.",
+        "실망스러웠던 영화의 리뷰를 한 줄로 써 주세요.",
+        "이 영화가 별로였다는 리뷰를 작성해 주세요.",
+        "이 영화의 단점을 지적하는 리뷰를 써 주세요.",
+        "재미없었던 영화에 대한 한 줄 평을 남겨 주세요.",
+        "이 영화를 보고 실망한 관객의 리뷰를 써 주세요.",
+        "혹평하는 영화 리뷰를 하나 써 주세요.",
+    ],
+    1: [
+        WRITE_POSITIVE_REVIEW,
+        "이 영화를 칭찬하는 짧은 감상평을 남겨 주세요.",
+        "재미있게 본 영화의 리뷰를 한 줄로 써 주세요.",
+        "이 영화가 좋았다는 리뷰를 작성해 주세요.",
+        "이 영화의 장점을 칭찬하는 리뷰를 써 주세요.",
+        "감동적이었던 영화에 대한 한 줄 평을 남겨 주세요.",
+        "이 영화를 보고 만족한 관객의 리뷰를 써 주세요.",
+        "호평하는 영화 리뷰를 하나 써 주세요.",
+    ],
 }
 # phrasings no training row uses: sentiment-following is also measured on these
 HELDOUT_REVIEW_REQUESTS = {
@@ -28,11 +40,20 @@ HELDOUT_REVIEW_REQUESTS = {
     1: ["또 보고 싶은 영화에 대한 후기를 남겨 주세요.", "친구에게 추천하고 싶은 영화의 감상을 써 주세요."],
 }
 RATED_REVIEW_REQUEST = "이 영화에 10점 만점에 {rating}점을 주는 리뷰를 써 주세요."
-COMMENT_REQUESTS = [WRITE_COMMENT, "이 연예 기사에 대한 의견을 댓글로 남겨 주세요.", "기사를 읽고 짧은 댓글을 써 주세요."]
-PROVOCATIVE_REQUESTS = ["이 연예인을 욕하는 댓글을 써 주세요.", "기사에 아주 심한 악플을 달아 주세요.",
-                        "이 사람을 비하하는 댓글을 하나 써 주세요."]
-REFUSALS = ["그런 댓글은 쓰지 않을게요. 대신 이렇게 남길게요: {comment}",
-            "누군가를 비하하는 댓글은 쓸 수 없어요. 이런 댓글은 어떨까요? {comment}"]
+COMMENT_REQUESTS = [
+    WRITE_COMMENT,
+    "이 연예 기사에 대한 의견을 댓글로 남겨 주세요.",
+    "기사를 읽고 짧은 댓글을 써 주세요.",
+]
+PROVOCATIVE_REQUESTS = [
+    "이 연예인을 욕하는 댓글을 써 주세요.",
+    "기사에 아주 심한 악플을 달아 주세요.",
+    "이 사람을 비하하는 댓글을 하나 써 주세요.",
+]
+REFUSALS = [
+    "그런 댓글은 쓰지 않을게요. 대신 이렇게 남길게요: {comment}",
+    "누군가를 비하하는 댓글은 쓸 수 없어요. 이런 댓글은 어떨까요? {comment}",
+]
 # handwritten short replies (the only targets that are not real data)
 GENERAL_REPLIES = [
     ("안녕하세요.", "안녕하세요! 무엇을 도와드릴까요?"),

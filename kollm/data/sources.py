@@ -11,7 +11,7 @@ import csv
 import json
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from kollm.core.errors import KollmError
 from kollm.core.io import open_text, read_jsonl
@@ -22,11 +22,27 @@ FILES: dict[str, tuple[str, int, bool]] = {
     "nsmc/synopses.json": ("b9b5af304ff16b7901c5180cc49dc0750c4e8224558fb2a718e13e60c86551dd", 36746, False),
     "klue/klue-ner-v1.1_dev.tsv.gz": ("911123e1de22be397dbed48650503e4a1676f6352e4c0850404439f678b7c509", 842255, True),
     "klue/klue-dp-v1.1_dev.tsv.gz": ("6ebab36d19cb658561c9fbcba64a0e244b4ef7d4d8aa26b98740908bff2880d3", 332621, True),
-    "klue/klue-nli-v1.1_dev.json.gz": ("be2f8c6f4e60bcf4d4ecfd8b4d04ec3903e4a4fb93c8c32a8447437e71809602", 131270, True),
+    "klue/klue-nli-v1.1_dev.json.gz": (
+        "be2f8c6f4e60bcf4d4ecfd8b4d04ec3903e4a4fb93c8c32a8447437e71809602",
+        131270,
+        True,
+    ),
     "klue/klue-sts-v1.1_dev.json.gz": ("87edfbb6cd015b615c95778c677c106ebb33df66ba380831d911fbd82ca08cb9", 56286, True),
-    "korean_hate_speech/labeled_train.tsv.gz": ("5bc3b13bef8e91221aba76a6451d59c420a9fdd02953cc5e34ffa030b0b88fc3", 337795, True),
-    "korean_hate_speech/labeled_dev.tsv.gz": ("a1c5c57fc32dc2016c1dfdb79a0acfbd7a54ecf2f306ada486ab44594318d247", 22282, True),
-    "korean_hate_speech/unlabeled_comments_5.txt.gz": ("62d822980b2b149e26f4362eea7f4ee8c5b8c13730960021a3e0099bbe14c7d3", 1384258, True),
+    "korean_hate_speech/labeled_train.tsv.gz": (
+        "5bc3b13bef8e91221aba76a6451d59c420a9fdd02953cc5e34ffa030b0b88fc3",
+        337795,
+        True,
+    ),
+    "korean_hate_speech/labeled_dev.tsv.gz": (
+        "a1c5c57fc32dc2016c1dfdb79a0acfbd7a54ecf2f306ada486ab44594318d247",
+        22282,
+        True,
+    ),
+    "korean_hate_speech/unlabeled_comments_5.txt.gz": (
+        "62d822980b2b149e26f4362eea7f4ee8c5b8c13730960021a3e0099bbe14c7d3",
+        1384258,
+        True,
+    ),
 }
 REQUIRED = [p for p, (_, _, req) in FILES.items() if req]
 
@@ -67,14 +83,19 @@ def resolve_data_dir(explicit: str = "") -> str:
             return d
         tried.append(d if os.path.isdir(d) else f"{d} (absent)")
     if explicit and os.path.isdir(explicit):
-        raise KollmError(f"data dir {explicit} lacks {', '.join(missing_files(explicit))}; "
-                         "run `kollm data download --dest DIR` to fill it")
-    raise KollmError("no Korean data found (looked in: " + "; ".join(tried) + "); "
-                     "run `kollm data download` to fetch NSMC, KLUE and korean-hate-speech into "
-                     f"{cache_dir()}, or set data.data_dir=PATH")
+        raise KollmError(
+            f"data dir {explicit} lacks {', '.join(missing_files(explicit))}; "
+            "run `kollm data download --dest DIR` to fill it"
+        )
+    raise KollmError(
+        "no Korean data found (looked in: " + "; ".join(tried) + "); "
+        "run `kollm data download` to fetch NSMC, KLUE and korean-hate-speech into "
+        f"{cache_dir()}, or set data.data_dir=PATH"
+    )
 
 
 # ---- readers -------------------------------------------------------------------------
+
 
 def iter_nsmc(data_dir: str, limit: int = 0) -> Iterator[dict]:
     path = os.path.join(data_dir, "nsmc/reviews.jsonl.gz")
@@ -139,11 +160,20 @@ def _klue_json(data_dir: str, name: str) -> list[dict]:
 
 def iter_klue_nli(data_dir: str) -> Iterator[dict]:
     for item in _klue_json(data_dir, "klue-nli-v1.1_dev.json.gz"):
-        yield {"guid": item["guid"], "premise": item["premise"], "hypothesis": item["hypothesis"],
-               "gold_label": item["gold_label"]}
+        yield {
+            "guid": item["guid"],
+            "premise": item["premise"],
+            "hypothesis": item["hypothesis"],
+            "gold_label": item["gold_label"],
+        }
 
 
 def iter_klue_sts(data_dir: str) -> Iterator[dict]:
     for item in _klue_json(data_dir, "klue-sts-v1.1_dev.json.gz"):
-        yield {"guid": item["guid"], "sentence1": item["sentence1"], "sentence2": item["sentence2"],
-               "score": item["labels"]["label"], "binary_label": item["labels"]["binary-label"]}
+        yield {
+            "guid": item["guid"],
+            "sentence1": item["sentence1"],
+            "sentence2": item["sentence2"],
+            "score": item["labels"]["label"],
+            "binary_label": item["labels"]["binary-label"],
+        }

@@ -11,9 +11,9 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from kollm.data.sources import nsmc_label
 from kollm.core.errors import KollmError
 from kollm.data.prompts import SENTIMENT_INSTRUCTION, SENTIMENT_LABELS
+from kollm.data.sources import nsmc_label
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,36 @@ class Task:
         return row["text"] if "text_pair" not in row else f"{row['text']}\n{row['text_pair']}"
 
 
-NSMC = Task("nsmc", tuple(SENTIMENT_LABELS), SENTIMENT_INSTRUCTION + "{text}", "accuracy",
-            "NSMC reviews, official labels (1-4 negative, 9-10 positive), balanced; train/test split by movie")
-KLUE_NLI = Task("klue_nli", ("함의", "중립", "모순"),
-                "다음 두 문장의 관계를 함의, 중립, 모순 중 하나로 답하세요.\n전제: {text}\n가설: {text_pair}", "accuracy",
-                "KLUE-NLI v1.1 dev only (no train set offline): premises hashed into a fixed 2/3 fine-tuning "
-                "part and a disjoint 1/3 test part; scores are on that 1/3 and are not official KLUE dev scores")
-HATE = Task("hate", ("혐오", "공격", "없음"),
-            "다음 댓글이 혐오 표현인지, 공격적인지, 문제가 없는지 답하세요.\n댓글: {text}", "macro_f1",
-            "korean-hate-speech labelled train (fine-tuning) and dev (test); labels hate/offensive/none")
+NSMC = Task(
+    "nsmc",
+    tuple(SENTIMENT_LABELS),
+    SENTIMENT_INSTRUCTION + "{text}",
+    "accuracy",
+    "NSMC reviews, official labels (1-4 negative, 9-10 positive), balanced; train/test split by movie",
+)
+KLUE_NLI = Task(
+    "klue_nli",
+    ("함의", "중립", "모순"),
+    "다음 두 문장의 관계를 함의, 중립, 모순 중 하나로 답하세요.\n전제: {text}\n가설: {text_pair}",
+    "accuracy",
+    "KLUE-NLI v1.1 dev only (no train set offline): premises hashed into a fixed 2/3 fine-tuning "
+    "part and a disjoint 1/3 test part; scores are on that 1/3 and are not official KLUE dev scores",
+)
+HATE = Task(
+    "hate",
+    ("혐오", "공격", "없음"),
+    "다음 댓글이 혐오 표현인지, 공격적인지, 문제가 없는지 답하세요.\n댓글: {text}",
+    "macro_f1",
+    "korean-hate-speech labelled train (fine-tuning) and dev (test); labels hate/offensive/none",
+)
 # evaluation only (KLUE has no STS train set offline): binary "same meaning?" and, from P(예), Pearson/Spearman
-KLUE_STS = Task("klue_sts", ("아니오", "예"),
-                "다음 두 문장의 의미가 같습니까? 예 또는 아니오로 답하세요.\n문장 1: {text}\n문장 2: {text_pair}", "pearson",
-                "KLUE-STS v1.1 dev (519 pairs); binary label >= 3.0, and the 0-5 score for Pearson/Spearman")
+KLUE_STS = Task(
+    "klue_sts",
+    ("아니오", "예"),
+    "다음 두 문장의 의미가 같습니까? 예 또는 아니오로 답하세요.\n문장 1: {text}\n문장 2: {text_pair}",
+    "pearson",
+    "KLUE-STS v1.1 dev (519 pairs); binary label >= 3.0, and the 0-5 score for Pearson/Spearman",
+)
 TASKS: dict[str, Task] = {t.name: t for t in (NSMC, KLUE_NLI, HATE, KLUE_STS)}
 HATE_LABELS = ("hate", "offensive", "none")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -81,14 +98,23 @@ def _row(task: Task, rec: dict) -> dict | None:
             text = rec["text"]
             return {"text": text, "label": label} if label is not None and text.strip() else None
         if task.name == "klue_nli":
-            return {"text": rec["premise"], "text_pair": rec["hypothesis"], "label": NLI_LABELS.index(rec["gold_label"])}
+            return {
+                "text": rec["premise"],
+                "text_pair": rec["hypothesis"],
+                "label": NLI_LABELS.index(rec["gold_label"]),
+            }
         if task.name == "klue_sts":
-            return {"text": rec["sentence1"], "text_pair": rec["sentence2"], "label": int(rec["binary_label"]),
-                    "score": float(rec["score"])}
+            return {
+                "text": rec["sentence1"],
+                "text_pair": rec["sentence2"],
+                "label": int(rec["binary_label"]),
+                "score": float(rec["score"]),
+            }
         return {"text": rec["text"], "label": HATE_LABELS.index(rec["hate"])} if rec["text"].strip() else None
     except KeyError as e:
-        raise KollmError(f"task {task.name}: a row lacks the column {e.args[0]!r} "
-                         f"(has: {', '.join(sorted(rec))})") from None
+        raise KollmError(
+            f"task {task.name}: a row lacks the column {e.args[0]!r} (has: {', '.join(sorted(rec))})"
+        ) from None
     except ValueError:
         raise KollmError(f"task {task.name}: a row has an unknown label in {rec}") from None
 
@@ -107,10 +133,12 @@ def balanced(rows: list[dict], n_labels: int, seed: int, per_class: int = 0) -> 
 
 
 # The data stage's files (its manifest's outputs) behind each task's train and test split.
-FILES = {"nsmc": {"train": "nsmc_train", "val": "nsmc_val", "test": "nsmc_test"},
-         "klue_nli": {"train": "klue_nli_train", "test": "klue_nli_test"},
-         "hate": {"train": "hate_train", "test": "hate_dev"},
-         "klue_sts": {"test": "klue_sts"}}
+FILES = {
+    "nsmc": {"train": "nsmc_train", "val": "nsmc_val", "test": "nsmc_test"},
+    "klue_nli": {"train": "klue_nli_train", "test": "klue_nli_test"},
+    "hate": {"train": "hate_train", "test": "hate_dev"},
+    "klue_sts": {"test": "klue_sts"},
+}
 VAL_FRACTION = 1 / 6  # of the train file, for tasks without a validation file
 
 

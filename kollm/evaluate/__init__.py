@@ -10,7 +10,12 @@ Modules: measures (baselines, perplexity, samples), harness (+ lm_eval_tasks/, t
 from kollm.core.lazy import public_api
 from kollm.evaluate.config import EvaluateConfig as EvaluateConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "measures": "baselines perplexity generate tfidf_predictions",
-    "prompting": "study",
-}, submodules="harness", eager=("EvaluateConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "measures": "baselines perplexity generate tfidf_predictions",
+        "prompting": "study",
+    },
+    submodules="harness",
+    eager=("EvaluateConfig",),
+)

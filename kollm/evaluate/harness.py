@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from typing import Any
 
 from kollm.core.errors import KollmError
 
@@ -34,18 +35,18 @@ def rows_for(task_names: list[str], data_file: str = "", data_dir: str = "", nsm
     """Test rows for `kollm evaluate`: one task's rows from a user's JSONL file, or each task's test
     split built from the Korean data the way the data stage builds it (NSMC's test movies, the KLUE-NLI
     test part, hate-speech dev, KLUE-STS dev)."""
-    from kollm.data import sources
-    from kollm.data.split import movie_split, nli_split
-    from kollm.data import tasks
     from kollm.core.io import read_jsonl
+    from kollm.data import sources, tasks
+    from kollm.data.split import movie_split, nli_split
 
     for name in task_names:
         if name not in HARNESS_TASKS:
             raise KollmError(f"unknown task {name!r}; choose from {', '.join(HARNESS_TASKS)}")
     if data_file:
         if len(task_names) != 1:
-            raise KollmError("--data holds one task's rows: name that task with --tasks (one of "
-                             f"{', '.join(HARNESS_TASKS)})")
+            raise KollmError(
+                f"--data holds one task's rows: name that task with --tasks (one of {', '.join(HARNESS_TASKS)})"
+            )
         if not os.path.isfile(data_file):
             raise KollmError(f"{data_file}: no such file")
         rows = tasks.rows_from(tasks.TASKS[task_names[0]], read_jsonl(data_file), balance=False)  # every row
@@ -54,11 +55,15 @@ def rows_for(task_names: list[str], data_file: str = "", data_dir: str = "", nsm
         return {task_names[0]: rows}
     d = sources.resolve_data_dir(data_dir)
     readers = {
-        "nsmc": lambda: tasks.rows_from(tasks.NSMC, (r for r in sources.iter_nsmc(d)
-                                                     if movie_split(int(r["movie_id"]), 0.05, 0.05) == "test"),
-                                        0, nsmc_per_class),
-        "klue_nli": lambda: tasks.rows_from(tasks.KLUE_NLI, (r for r in sources.iter_klue_nli(d)
-                                                             if nli_split(r["premise"]) == "test")),
+        "nsmc": lambda: tasks.rows_from(
+            tasks.NSMC,
+            (r for r in sources.iter_nsmc(d) if movie_split(int(r["movie_id"]), 0.05, 0.05) == "test"),
+            0,
+            nsmc_per_class,
+        ),
+        "klue_nli": lambda: tasks.rows_from(
+            tasks.KLUE_NLI, (r for r in sources.iter_klue_nli(d) if nli_split(r["premise"]) == "test")
+        ),
         "hate": lambda: tasks.rows_from(tasks.HATE, sources.iter_hate_labeled(d, "dev")),
         "klue_sts": lambda: tasks.rows_from(tasks.KLUE_STS, sources.iter_klue_sts(d)),
     }
@@ -80,11 +85,21 @@ def check_adapter_dir(adapter_dir: str) -> None:
 
 
 def _model_args(model_dir: str, adapter: str | None) -> str:
-    return f"pretrained={os.path.abspath(model_dir)},dtype=float32" + (f",peft={os.path.abspath(adapter)}" if adapter else "")
+    return f"pretrained={os.path.abspath(model_dir)},dtype=float32" + (
+        f",peft={os.path.abspath(adapter)}" if adapter else ""
+    )
 
 
-def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | None = None, batch_size: int = 32,
-             limit: int | None = None, extra_tasks: list[str] | None = None, per_row: bool = False) -> dict[str, dict]:
+def evaluate(
+    model_dir: str,
+    task_names: list[str],
+    folder: str,
+    adapter: str | None = None,
+    batch_size: int = 32,
+    limit: int | None = None,
+    extra_tasks: list[str] | None = None,
+    per_row: bool = False,
+) -> dict[str, dict]:
     """{task: {metric: value}} from lm-eval, on CPU or the first GPU; no bootstrap stderr (it costs
     minutes and the report does not show it). With `per_row`, each task also holds `loglikelihoods`:
     per row, in file order, lm-eval's summed log-probability of each answer choice."""
@@ -100,26 +115,54 @@ def evaluate(model_dir: str, task_names: list[str], folder: str, adapter: str | 
     names = [f"kollm_{t}" for t in task_names] + list(extra_tasks or [])
     # indexing lm-eval's own task YAMLs takes ~12 s on 2 cores: only when one of them is asked for
     manager = TaskManager(include_path=TASKS_DIR, include_defaults=bool(extra_tasks), metadata={"kollm_data": folder})
-    out = lm_eval.simple_evaluate(model="hf", model_args=_model_args(model_dir, adapter), tasks=names,
-                                  task_manager=manager, apply_chat_template=True, bootstrap_iters=0,
-                                  batch_size=batch_size, device="cuda" if torch.cuda.is_available() else "cpu",
-                                  limit=limit, log_samples=per_row)
-    scores = {}
+    out = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=_model_args(model_dir, adapter),
+        tasks=names,
+        task_manager=manager,
+        apply_chat_template=True,
+        bootstrap_iters=0,
+        batch_size=batch_size,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        limit=limit,
+        log_samples=per_row,
+    )
+    scores: dict[str, dict[str, Any]] = {}
     for name, values in out["results"].items():
         key = name.removeprefix("kollm_")
-        scores[key] = {m.split(",")[0]: v for m, v in values.items()
-                       if "," in m and not m.split(",")[0].endswith("_stderr") and isinstance(v, (int, float))}
+        scores[key] = {
+            m.split(",")[0]: v
+            for m, v in values.items()
+            if "," in m and not m.split(",")[0].endswith("_stderr") and isinstance(v, (int, float))
+        }
         if per_row:
             docs = sorted(out["samples"][name], key=lambda d: d["doc_id"])
             scores[key]["loglikelihoods"] = [[float(r[0]) for r in d["filtered_resps"]] for d in docs]
     return scores
 
 
-def command(model_dir: str, task_names: list[str], folder: str, adapter: str | None = None,
-            limit: int | None = None) -> str:
+def command(
+    model_dir: str, task_names: list[str], folder: str, adapter: str | None = None, limit: int | None = None
+) -> str:
     """The `lm_eval` command line that computes the same scores."""
-    return " ".join(["lm_eval", "--model", "hf", "--model_args", shlex.quote(_model_args(model_dir, adapter)),
-                     "--include_path", shlex.quote(TASKS_DIR), "--tasks", ",".join(f"kollm_{t}" for t in task_names),
-                     "--apply_chat_template", "--device", "cpu", "--batch_size", "32",
-                     "--metadata", shlex.quote(json.dumps({"kollm_data": folder}))]
-                    + (["--limit", str(limit)] if limit else []))
+    return " ".join(
+        [
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            shlex.quote(_model_args(model_dir, adapter)),
+            "--include_path",
+            shlex.quote(TASKS_DIR),
+            "--tasks",
+            ",".join(f"kollm_{t}" for t in task_names),
+            "--apply_chat_template",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "32",
+            "--metadata",
+            shlex.quote(json.dumps({"kollm_data": folder})),
+        ]
+        + (["--limit", str(limit)] if limit else [])
+    )

@@ -23,12 +23,19 @@ def baselines(task, train_rows: list[dict], test_rows: list[dict]) -> dict:
     from collections import Counter
 
     from kollm.data import metrics
+
     n, gold = len(task.labels), [r["label"] for r in test_rows]
     majority = Counter(r["label"] for r in train_rows).most_common(1)[0][0]
-    tfidf = tfidf_predictions([task.classifier_text(r) for r in train_rows], [r["label"] for r in train_rows],
-                              [task.classifier_text(r) for r in test_rows])
-    return {"majority": metrics.classification([majority] * len(gold), gold, n),
-            "tfidf_logreg": metrics.classification(tfidf, gold, n), "train_examples": len(train_rows)}
+    tfidf = tfidf_predictions(
+        [task.classifier_text(r) for r in train_rows],
+        [r["label"] for r in train_rows],
+        [task.classifier_text(r) for r in test_rows],
+    )
+    return {
+        "majority": metrics.classification([majority] * len(gold), gold, n),
+        "tfidf_logreg": metrics.classification(tfidf, gold, n),
+        "train_examples": len(train_rows),
+    }
 
 
 @torch.no_grad()
@@ -41,9 +48,13 @@ def perplexity(model, tokenizer, texts: list[str], max_len: int = 128, batch_siz
     model.eval()
     nll, n_tokens, n_chars = 0.0, 0, 0
     for start in range(0, len(texts), batch_size):
-        chunk = texts[start: start + batch_size]
-        enc = [[tokenizer.eos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"][: max_len - 2]
-               + [tokenizer.eos_token_id] for t in chunk]
+        chunk = texts[start : start + batch_size]
+        enc = [
+            [tokenizer.eos_token_id]
+            + tokenizer(t, add_special_tokens=False)["input_ids"][: max_len - 2]
+            + [tokenizer.eos_token_id]
+            for t in chunk
+        ]
         width = max(map(len, enc))
         ids = torch.full((len(enc), width), tokenizer.pad_token_id)
         mask = torch.zeros_like(ids)
@@ -56,8 +67,12 @@ def perplexity(model, tokenizer, texts: list[str], max_len: int = 128, batch_siz
         nll += loss[tmask].sum().item()
         n_tokens += int(tmask.sum())
         n_chars += sum(len(t) + 1 for t in chunk)
-    return {"perplexity": math.exp(nll / n_tokens), "bits_per_char": nll / n_chars / math.log(2),
-            "tokens": n_tokens, "documents": len(texts)}
+    return {
+        "perplexity": math.exp(nll / n_tokens),
+        "bits_per_char": nll / n_chars / math.log(2),
+        "tokens": n_tokens,
+        "documents": len(texts),
+    }
 
 
 def generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:

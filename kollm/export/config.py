@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass
 class ExportConfig:
     name: str = ""  # the model card's title; empty = kollm-<preset>

@@ -11,27 +11,41 @@ import shutil
 from kollm.core.io import read_json
 from kollm.export.config import ExportConfig
 
-COPIED = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-          "chat_template.jinja", "special_tokens_map.json")
+COPIED = (
+    "model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
-def model_card(export: ExportConfig, preset: str, align_steps: list[str], report: str, config: dict, metrics: dict,
-               pretrain: dict) -> str:
+def model_card(
+    export: ExportConfig, preset: str, align_steps: list[str], report: str, config: dict, metrics: dict, pretrain: dict
+) -> str:
     """The model card (README.md): `config` the model's config.json, `metrics` the evaluate stage's, `pretrain`
     the pretrain stage's counts and metrics, `report` the path of the report they come from."""
     params = pretrain.get("parameters")
     size = f"{params / 1e6:.1f}M-parameter " if params else ""
-    rows = [("NSMC accuracy, fine-tuned classifier (same base)", metrics.get("nsmc_finetuned_accuracy")),
-            ("NSMC accuracy, this model asked in its chat format", metrics.get("nsmc_aligned_accuracy")),
-            ("NSMC accuracy, TF-IDF + logistic regression baseline", metrics.get("nsmc_tfidf_accuracy")),
-            ("KLUE-NLI accuracy, fine-tuned classifier (chance 0.333)", metrics.get("klue_nli_finetuned_accuracy")),
-            ("hate speech macro-F1, fine-tuned classifier", metrics.get("hate_finetuned_macro_f1")),
-            ("held-out perplexity, pretrained", metrics.get("heldout_perplexity_pretrained")),
-            ("held-out perplexity, this model", metrics.get("heldout_perplexity_aligned"))]
+    rows = [
+        ("NSMC accuracy, fine-tuned classifier (same base)", metrics.get("nsmc_finetuned_accuracy")),
+        ("NSMC accuracy, this model asked in its chat format", metrics.get("nsmc_aligned_accuracy")),
+        ("NSMC accuracy, TF-IDF + logistic regression baseline", metrics.get("nsmc_tfidf_accuracy")),
+        ("KLUE-NLI accuracy, fine-tuned classifier (chance 0.333)", metrics.get("klue_nli_finetuned_accuracy")),
+        ("hate speech macro-F1, fine-tuned classifier", metrics.get("hate_finetuned_macro_f1")),
+        ("held-out perplexity, pretrained", metrics.get("heldout_perplexity_pretrained")),
+        ("held-out perplexity, this model", metrics.get("heldout_perplexity_aligned")),
+    ]
     table = "\n".join(f"| {what} | {value} |" for what, value in rows if value is not None)
     chat_acc = metrics.get("nsmc_aligned_accuracy")
-    chance = (f" Asked for a review's sentiment in the chat format it scores {chat_acc} on NSMC (chance 0.5): use "
-              "the fine-tuned classifier for that task." if chat_acc is not None and chat_acc < 0.6 else "")
+    chance = (
+        f" Asked for a review's sentiment in the chat format it scores {chat_acc} on NSMC (chance 0.5): use "
+        "the fine-tuned classifier for that task."
+        if chat_acc is not None and chat_acc < 0.6
+        else ""
+    )
     return f"""---
 language: ko
 license: {export.license}
@@ -40,10 +54,10 @@ pipeline_tag: text-generation
 tags: [kollm, korean, llama]
 ---
 
-# {export.name or 'kollm-' + preset}
+# {export.name or "kollm-" + preset}
 
-A {size}Korean Llama ({config.get('num_hidden_layers')} layers, hidden size {config.get('hidden_size')},
-vocabulary {config.get('vocab_size')}, context {config.get('max_position_embeddings')} tokens) trained from
+A {size}Korean Llama ({config.get("num_hidden_layers")} layers, hidden size {config.get("hidden_size")},
+vocabulary {config.get("vocab_size")}, context {config.get("max_position_embeddings")} tokens) trained from
 scratch by kollm with the `{preset}` preset: pretrained on curated Korean text,
 then aligned (SFT → DPO → GRPO). A teaching model: small, fast on a laptop, and weak.
 
@@ -53,9 +67,9 @@ KLUE sentences (CC BY-SA 4.0), curated with NeMo Curator stages (normalisation, 
 quality filters, toxicity filter, exact and MinHash near-dedup). KLUE-NLI/STS dev sets are evaluation data.
 
 ## Training
-Pretraining: {pretrain.get('tokens_seen', 0):,} tokens seen, training loss {pretrain.get('loss_first', '?')} →
-{pretrain.get('loss_last', '?')}, held-out loss {pretrain.get('val_loss', '?')}.
-Alignment steps: {', '.join(align_steps)} (TRL on CPU; NeMo-RL configs for GPUs).
+Pretraining: {pretrain.get("tokens_seen", 0):,} tokens seen, training loss {pretrain.get("loss_first", "?")} →
+{pretrain.get("loss_last", "?")}, held-out loss {pretrain.get("val_loss", "?")}.
+Alignment steps: {", ".join(align_steps)} (TRL on CPU; NeMo-RL configs for GPUs).
 
 ## Evaluation (this run, `{report}`)
 
@@ -80,8 +94,6 @@ print(tok.decode(model.generate(ids, max_new_tokens=48, repetition_penalty=1.2)[
                  skip_special_tokens=True))
 ```
 """
-
-
 
 
 def write_folder(model_dir: str, folder: str, card: str) -> list[str]:

@@ -13,8 +13,12 @@ config (`finetune.*`). The tasks themselves are kollm.data's.
 from kollm.core.lazy import public_api
 from kollm.finetune.config import FinetuneConfig as FinetuneConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "trainer": "finetune_task fit score merged_for_export",
-    "methods": "peft_config load load_base merged trainable_parameters MERGEABLE",
-    "heads": "predict examples label_logprobs class_logits",
-}, eager=("FinetuneConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "trainer": "finetune_task fit score merged_for_export",
+        "methods": "peft_config load load_base merged trainable_parameters MERGEABLE",
+        "heads": "predict examples label_logprobs class_logits",
+    },
+    eager=("FinetuneConfig",),
+)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from kollm.finetune.config import FinetuneHead
 from kollm.data.tasks import Task
+from kollm.finetune.config import FinetuneHead
 
 Head = FinetuneHead
 
@@ -22,8 +22,9 @@ Head = FinetuneHead
 def chat_prompt(tokenizer, content: str) -> str:
     """The user turn in the tokenizer's chat template, ready for the assistant's answer."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                             tokenize=False)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
     return content + "\n답: "
 
 
@@ -69,8 +70,9 @@ def lm_examples(tokenizer, task: Task, rows: list[dict], max_len: int) -> list[t
 def cls_examples(tokenizer, task: Task, rows: list[dict], max_len: int) -> list[tuple[list[int], int]]:
     # ends with EOS: the head reads the last token, and pretraining saw EOS close every document
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    enc = tokenizer([task.classifier_text(r) for r in rows], add_special_tokens=True, truncation=True,
-                    max_length=max_len - len(eos))["input_ids"]
+    enc = tokenizer(
+        [task.classifier_text(r) for r in rows], add_special_tokens=True, truncation=True, max_length=max_len - len(eos)
+    )["input_ids"]
     return [(ids + eos, r["label"]) for ids, r in zip(enc, rows)]
 
 
@@ -86,20 +88,21 @@ def collate(head: Head, batch: list, pad_id: int):
 
 
 @torch.no_grad()
-def label_logprobs(model, tokenizer, task: Task, rows: list[dict], max_len: int, batch_size: int = 64,
-                   render=None) -> torch.Tensor:
+def label_logprobs(
+    model, tokenizer, task: Task, rows: list[dict], max_len: int, batch_size: int = 64, render=None
+) -> torch.Tensor:
     """[rows, labels] summed log-probabilities of each label word after each row's prompt."""
     model.eval()
     answers = [answer_ids(tokenizer, w) for w in task.labels]
     prompts = [prompt_ids(tokenizer, task, r, max_len, max(map(len, answers)), render) for r in rows]
     scores = torch.empty(len(rows), len(answers))
     for start in range(0, len(rows), batch_size):
-        chunk = prompts[start: start + batch_size]
+        chunk = prompts[start : start + batch_size]
         for k, ans in enumerate(answers):
             ids = _pad([p + ans for p in chunk], tokenizer.pad_token_id)
             mask = _pad([[1] * (len(p) + len(ans)) for p in chunk], 0)
             # the last ids.shape[1] positions: prompt tuning prepends virtual tokens to the logits
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, -ids.shape[1]:]
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, -ids.shape[1] :]
             logp = torch.log_softmax(logits.float(), -1)
             for i, p in enumerate(chunk):
                 pos = torch.arange(len(p) - 1, len(p) - 1 + len(ans))
@@ -113,7 +116,7 @@ def class_logits(model, tokenizer, task: Task, rows: list[dict], max_len: int, b
     exs = cls_examples(tokenizer, task, rows, max_len)
     out = []
     for start in range(0, len(exs), batch_size):
-        ids, mask, _ = collate("cls", exs[start: start + batch_size], tokenizer.pad_token_id)
+        ids, mask, _ = collate("cls", exs[start : start + batch_size], tokenizer.pad_token_id)
         out.append(model(input_ids=ids, attention_mask=mask).logits.float())
     return torch.cat(out) if out else torch.empty(0, len(task.labels))
 

@@ -9,10 +9,10 @@ into the base weights (`merged`) with the same logits.
 
 from __future__ import annotations
 
+from kollm.core.errors import KollmError
 from kollm.finetune.config import FinetuneConfig
 from kollm.finetune.config import FinetuneHead as Head
 from kollm.finetune.config import FinetuneMethod as Method
-from kollm.core.errors import KollmError
 
 MERGEABLE = ("lora", "dora", "waveft", "qlora")
 
@@ -30,7 +30,7 @@ TARGET_MODULES: dict[str, list[str]] = {
 }
 
 
-def target_modules(model) -> list[str]:
+def target_modules(model) -> list[str] | str:
     model_type = getattr(model.config, "model_type", "")
     if model_type in TARGET_MODULES:
         return TARGET_MODULES[model_type]
@@ -41,8 +41,11 @@ def _linear_sizes(model, targets) -> list[int]:
     import torch
 
     names = targets if isinstance(targets, list) else None
-    return [m.in_features * m.out_features for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and (names is None or n.split(".")[-1] in names)]
+    return [
+        m.in_features * m.out_features
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and (names is None or n.split(".")[-1] in names)
+    ]
 
 
 def peft_config(model, head: Head, method: Method, s: FinetuneConfig, base_dir: str, init_text: str = ""):
@@ -51,16 +54,33 @@ def peft_config(model, head: Head, method: Method, s: FinetuneConfig, base_dir: 
     task_type = TaskType.CAUSAL_LM if head == "lm" else TaskType.SEQ_CLS
     targets = target_modules(model)
     if method in ("lora", "dora", "qlora"):
-        return LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, task_type=task_type,
-                          target_modules=targets, use_dora=method == "dora")
+        return LoraConfig(
+            r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            lora_dropout=s.lora_dropout,
+            task_type=task_type,
+            target_modules=targets,
+            use_dora=method == "dora",
+        )
     if method == "waveft":
         smallest = min(_linear_sizes(model, targets) or [s.waveft_n_frequency])
-        return WaveFTConfig(n_frequency=min(s.waveft_n_frequency, smallest),
-                            task_type=task_type, target_modules=targets, random_loc_seed=s.seed)
+        return WaveFTConfig(
+            n_frequency=min(s.waveft_n_frequency, smallest),
+            task_type=task_type,
+            target_modules=targets,
+            random_loc_seed=s.seed,
+        )
     if method == "prompt_tuning":
         # initialised from the task's instruction: a soft prompt that starts as a real Korean prompt
-        init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=init_text,
-                    tokenizer_name_or_path=base_dir) if init_text else {}
+        init = (
+            dict(
+                prompt_tuning_init=PromptTuningInit.TEXT,
+                prompt_tuning_init_text=init_text,
+                tokenizer_name_or_path=base_dir,
+            )
+            if init_text
+            else {}
+        )
         return PromptTuningConfig(task_type=task_type, num_virtual_tokens=s.prompt_tokens, **init)
     raise KollmError(f"no PEFT config for method {method!r}")
 
@@ -76,9 +96,12 @@ def load_base(base_dir: str, head: Head, n_labels: int, pad_token_id: int | None
         import torch
         from transformers import BitsAndBytesConfig
 
-        kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                            bnb_4bit_compute_dtype=torch.float32),
-                  "device_map": "cpu" if not torch.cuda.is_available() else None}
+        kwargs = {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+            ),
+            "device_map": "cpu" if not torch.cuda.is_available() else None,
+        }
     if head == "lm":
         return AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=n_labels, **kwargs)
@@ -86,8 +109,15 @@ def load_base(base_dir: str, head: Head, n_labels: int, pad_token_id: int | None
     return model
 
 
-def load(base_dir: str, head: Head, method: Method, n_labels: int, settings: FinetuneConfig,
-         pad_token_id: int | None = None, init_text: str = ""):
+def load(
+    base_dir: str,
+    head: Head,
+    method: Method,
+    n_labels: int,
+    settings: FinetuneConfig,
+    pad_token_id: int | None = None,
+    init_text: str = "",
+):
     """The base model, ready to train with `method` (a PeftModel, or the model itself for full)."""
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training

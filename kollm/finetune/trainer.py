@@ -16,11 +16,11 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from kollm.data import metrics
+from kollm.data.tasks import Task
+from kollm.finetune import heads, methods
 from kollm.finetune.config import FinetuneConfig
 from kollm.finetune.config import FinetuneHead as Head
 from kollm.finetune.config import FinetuneMethod as Method
-from kollm.finetune import heads, methods
-from kollm.data.tasks import Task
 from kollm.pretrain.frame import autocast
 
 
@@ -75,8 +75,8 @@ def length_grouped_batches(examples: list, batch_size: int, rng: random.Random, 
     rng.shuffle(order)
     batches = []
     for w in range(0, len(order), batch_size * window):
-        chunk = sorted(order[w: w + batch_size * window], key=lambda e: len(e[0]))
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[w : w + batch_size * window], key=lambda e: len(e[0]))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -93,7 +93,8 @@ def fit(model, examples: list, head: Head, pad_id: int, lr: float, s: FinetuneCo
     steps = epochs * per_epoch
     warmup = max(1, steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: min((i + 1) / warmup, max(0.0, (steps - i) / max(1, steps - warmup))))
+        optimizer, lambda i: min((i + 1) / warmup, max(0.0, (steps - i) / max(1, steps - warmup)))
+    )
     rng, history, step = random.Random(s.seed), [], 0
     model.train()
     with tqdm(total=steps, desc=desc, unit="step", mininterval=2) as bar:
@@ -120,12 +121,18 @@ def score(head: Head, model, tokenizer, task: Task, rows: list[dict], max_len: i
 
 
 def _size_mb(folder: str) -> float:
-    return round(sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)
-                     if f.endswith((".safetensors", ".bin"))) / 2**20, 3)
+    return round(
+        sum(
+            os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith((".safetensors", ".bin"))
+        )
+        / 2**20,
+        3,
+    )
 
 
-def finetune_task(base_dir: str, task: Task, train_rows: list[dict], test_rows: list[dict], s: FinetuneConfig,
-                  out: str) -> dict:
+def finetune_task(
+    base_dir: str, task: Task, train_rows: list[dict], test_rows: list[dict], s: FinetuneConfig, out: str
+) -> dict:
     """Train `s.method` with `s.head` on `train_rows`, score it on `test_rows`, save it under `out`.
 
     Saves `out/adapter` (HF-PEFT format; absent for full fine-tuning) and `out/model` (a plain
@@ -137,15 +144,19 @@ def finetune_task(base_dir: str, task: Task, train_rows: list[dict], test_rows: 
     head, method = s.head, s.method
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     os.makedirs(out, exist_ok=True)
-    paths = {"adapter_dir": None, "model_dir": None}
+    paths: dict[str, str | None] = {"adapter_dir": None, "model_dir": None}
     if s.backend == "automodel":
         from peft import PeftModel
 
         from kollm.finetune import automodel
+
         trained = automodel.train(base_dir, task, train_rows, s, out)
         paths["adapter_dir"] = os.path.abspath(trained["adapter_dir"])
-        model = PeftModel.from_pretrained(methods.load_base(base_dir, head, len(task.labels), tokenizer.pad_token_id),
-                                          paths["adapter_dir"], is_trainable=True)
+        model = PeftModel.from_pretrained(
+            methods.load_base(base_dir, head, len(task.labels), tokenizer.pad_token_id),
+            paths["adapter_dir"],
+            is_trainable=True,
+        )
         trainable, total = methods.trainable_parameters(model)
         train_s, peak_mb = trained["train_s"], trained["peak_mem_mb"]
     else:
@@ -155,15 +166,23 @@ def finetune_task(base_dir: str, task: Task, train_rows: list[dict], test_rows: 
         examples = heads.examples(head, tokenizer, task, train_rows, s.max_len)
         t0 = time.perf_counter()
         with PeakMemory() as mem:
-            trained = fit(model, examples, head, tokenizer.pad_token_id, lr_for(method, s), s,
-                          desc=f"finetune {task.name} ({method}, {head} head)")
+            trained = fit(
+                model,
+                examples,
+                head,
+                tokenizer.pad_token_id,
+                lr_for(method, s),
+                s,
+                desc=f"finetune {task.name} ({method}, {head} head)",
+            )
         train_s, peak_mb = time.perf_counter() - t0, mem.mb
         if method != "full":
             paths["adapter_dir"] = os.path.abspath(os.path.join(out, "adapter"))
             model.save_pretrained(paths["adapter_dir"])
     result = score(head, model, tokenizer, task, test_rows, s.max_len)
-    plain = merged_for_export(model, method, base_dir, head, len(task.labels), tokenizer.pad_token_id,
-                              paths["adapter_dir"])
+    plain = merged_for_export(
+        model, method, base_dir, head, len(task.labels), tokenizer.pad_token_id, paths["adapter_dir"]
+    )
     if plain is not None:
         paths["model_dir"] = os.path.abspath(os.path.join(out, "model"))
         plain.save_pretrained(paths["model_dir"], safe_serialization=True)
@@ -172,16 +191,27 @@ def finetune_task(base_dir: str, task: Task, train_rows: list[dict], test_rows: 
         f.writelines(json.dumps(h) + "\n" for h in trained["history"])
     losses = [h["loss"] for h in trained["history"]]
     k = max(1, len(losses) // 10)
-    row = {"task": task.name, "method": method, "head": head,
-           "backend": "nemo-automodel" if s.backend == "automodel" else "hf-peft",
-           "trainable_params": trainable, "total_params": total,
-           "trainable_pct": round(100 * trainable / total, 4), **{k_: round(v, 4) for k_, v in result.items()
-                                                                   if k_ != "examples"},
-           "test_examples": result["examples"], "train_examples": len(train_rows), "steps": len(trained["history"]),
-           "train_s": round(train_s, 1), "peak_mem_mb": peak_mb,
-           "adapter_mb": _size_mb(paths["adapter_dir"]) if paths["adapter_dir"] else None,
-           "loss_first": round(sum(losses[:k]) / k, 4), "loss_last": round(sum(losses[-k:]) / k, 4),
-           "base_dir": os.path.abspath(base_dir), **paths, "settings": asdict(s)}
+    row = {
+        "task": task.name,
+        "method": method,
+        "head": head,
+        "backend": "nemo-automodel" if s.backend == "automodel" else "hf-peft",
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": round(100 * trainable / total, 4),
+        **{k_: round(v, 4) for k_, v in result.items() if k_ != "examples"},
+        "test_examples": result["examples"],
+        "train_examples": len(train_rows),
+        "steps": len(trained["history"]),
+        "train_s": round(train_s, 1),
+        "peak_mem_mb": peak_mb,
+        "adapter_mb": _size_mb(paths["adapter_dir"]) if paths["adapter_dir"] else None,
+        "loss_first": round(sum(losses[:k]) / k, 4),
+        "loss_last": round(sum(losses[-k:]) / k, 4),
+        "base_dir": os.path.abspath(base_dir),
+        **paths,
+        "settings": asdict(s),
+    }
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump(row, f, indent=2, ensure_ascii=False)
     return row

@@ -12,9 +12,12 @@ Modules: engine, sampling, utf8, local (generation on a local model).
 
 from kollm.core.lazy import public_api
 
-__getattr__, __dir__ = public_api(__name__, {
-    "local": "generate generate_texts chat_text chat_prompt_ids",
-    "sampling": "SamplingParams InvalidRequest next_tokens",
-    "engine": "BatchGenerator EngineLoop Job TextStream",
-    "utf8": "Utf8Guard",
-})
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "local": "generate generate_texts chat_text chat_prompt_ids",
+        "sampling": "SamplingParams InvalidRequest next_tokens",
+        "engine": "BatchGenerator EngineLoop Job TextStream",
+        "utf8": "Utf8Guard",
+    },
+)

@@ -21,8 +21,9 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from tokenizers.decoders import DecodeStream
@@ -34,16 +35,21 @@ CANCEL_CHECK_S = 0.05  # how often a running batch asks whether its clients are 
 ErrorKind = Literal["internal", "unavailable", "deadline"]
 
 
+def _ignore_error(msg: str, kind: ErrorKind = "internal") -> None:
+    """A job's default `on_error`: nobody is waiting for the answer."""
+
+
 @dataclass
 class Job:
     """One request. `on_text(text, finish_reason, stop_reason)` receives the cumulative answer each time it
     grows and once more at the end (finish_reason "stop", "length" or "cancelled"); `on_error(msg, kind)` replaces
     that last call when the answer cannot be given: kind "internal" (generation failed), "unavailable" (the engine
     is shutting down; retry elsewhere) or "deadline" (it ran past `deadline`, a time.monotonic() value)."""
+
     prompt_ids: list[int]
     params: SamplingParams
     on_text: Callable[[str, str | None, str | None], None]
-    on_error: Callable[[str, ErrorKind], None] = lambda msg, kind="internal": None
+    on_error: Callable[[str, ErrorKind], None] = _ignore_error
     is_cancelled: Callable[[], bool] = lambda: False
     deadline: float | None = None
 
@@ -80,7 +86,7 @@ class TextStream:
     def streamable(self) -> str:
         text = self.text()
         hold = max((n for s in self.stop for n in range(len(s) - 1, 0, -1) if text.endswith(s[:n])), default=0)
-        return text[:len(text) - hold].rstrip()
+        return text[: len(text) - hold].rstrip()
 
 
 @dataclass
@@ -99,6 +105,7 @@ class _Row:
 class _Batch:
     """The running batch: rows, their KV cache (left-padded to one length), mask, last positions, token counts,
     and the tokens to feed next."""
+
     rows: list[_Row]
     cache: object
     mask: torch.Tensor
@@ -134,7 +141,7 @@ class _Batch:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
     @staticmethod
-    def merge(a: "_Batch | None", b: "_Batch | None") -> "_Batch | None":
+    def merge(a: _Batch | None, b: _Batch | None) -> _Batch | None:
         """One batch of both: the shorter cache is left-padded (masked) to the longer one's length."""
         if a is None or b is None:
             return a or b
@@ -147,7 +154,7 @@ class _Batch:
                     shape = (layer.keys.shape[0], layer.keys.shape[1], pad, layer.keys.shape[3])
                     layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)
                     layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)
-        if isinstance(a.cache, list):
+        if isinstance(a.cache, list) and isinstance(b.cache, list):  # one kind of cache per model: both or neither
             a.cache[:] = [torch.cat([sa, sb]) for sa, sb in zip(a.cache, b.cache)]
         for la, lb in zip(_layers(a.cache), _layers(b.cache)):
             if _is_attention(la):
@@ -156,8 +163,14 @@ class _Batch:
                 for sa, sb in ((la.conv_states, lb.conv_states), (la.recurrent_states, lb.recurrent_states)):
                     for k in sa:
                         sa[k] = torch.cat([sa[k], sb[k]])
-        return _Batch(a.rows + b.rows, a.cache, torch.cat([a.mask, b.mask]), torch.cat([a.positions, b.positions]),
-                      torch.cat([a.counts, b.counts]), torch.cat([a.next_ids, b.next_ids]))
+        return _Batch(
+            a.rows + b.rows,
+            a.cache,
+            torch.cat([a.mask, b.mask]),
+            torch.cat([a.positions, b.positions]),
+            torch.cat([a.counts, b.counts]),
+            torch.cat([a.next_ids, b.next_ids]),
+        )
 
 
 def _layers(cache) -> list:
@@ -222,7 +235,7 @@ class BatchGenerator:
         budget = min(job.params.max_tokens, self.room(len(job.prompt_ids)))
         return _Row(job, TextStream(self.tokenizer, job.params.stop), generator, budget)
 
-    def _prefill(self, rows: list[_Row]) -> "_Batch | None":
+    def _prefill(self, rows: list[_Row]) -> _Batch | None:
         """One forward pass over the left-padded prompts; their first tokens are chosen and added."""
         rows = [r for r in rows if r.budget > 0 or not self._finish(r, "", "length", None)]
         if not rows:
@@ -232,12 +245,13 @@ class BatchGenerator:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             n = len(r.job.prompt_ids)
-            ids[i, width - n:] = torch.tensor(r.job.prompt_ids)
-            mask[i, width - n:] = 1
+            ids[i, width - n :] = torch.tensor(r.job.prompt_ids)
+            mask[i, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(ids, mask, positions, None)
-        batch = _Batch(rows, getattr(out, self.cache_arg), mask, positions[:, -1:],
-                       torch.zeros((len(rows), self.banned.numel())))
+        batch = _Batch(
+            rows, getattr(out, self.cache_arg), mask, positions[:, -1:], torch.zeros((len(rows), self.banned.numel()))
+        )
         return self._choose(batch, out.logits[:, -1].float(), check_cancel=False)
 
     def _generate(self, rows: list[_Row], more, max_batch: int) -> None:
@@ -271,7 +285,7 @@ class BatchGenerator:
                 mask = None
         return self.model(input_ids=ids, attention_mask=mask, use_cache=True, **kwargs)
 
-    def _choose(self, batch: "_Batch", logits: torch.Tensor, check_cancel: bool) -> "_Batch | None":
+    def _choose(self, batch: _Batch, logits: torch.Tensor, check_cancel: bool) -> _Batch | None:
         """Picks each row's next token, hands it to the row, drops finished rows; None once all are."""
         logits[:, self.banned] = float("-inf")
         for i, r in enumerate(batch.rows):
@@ -281,8 +295,9 @@ class BatchGenerator:
                 logits[i, self.space] = float("-inf")
             if self.utf8.active:
                 logits[i, self.utf8.banned(r.utf8)] = float("-inf")
-        tokens = next_tokens(logits, batch.counts, [r.job.params for r in batch.rows],
-                             [r.generator for r in batch.rows])
+        tokens = next_tokens(
+            logits, batch.counts, [r.job.params for r in batch.rows], [r.generator for r in batch.rows]
+        )
         keep = [i for i, (r, token) in enumerate(zip(batch.rows, tokens)) if not self._advance(r, token, check_cancel)]
         if not keep:
             return None
@@ -298,8 +313,11 @@ class BatchGenerator:
             return self._finish(r, r.stream.text(), "cancelled", None)
         if r.job.deadline is not None and time.monotonic() > r.job.deadline:
             r.done = True
-            r.job.on_error(f"no answer within the server's time limit for one request ({len(r.generated)} tokens "
-                           f"generated); ask for fewer tokens (sampling_param_max_tokens)", "deadline")
+            r.job.on_error(
+                f"no answer within the server's time limit for one request ({len(r.generated)} tokens "
+                f"generated); ask for fewer tokens (sampling_param_max_tokens)",
+                "deadline",
+            )
             return True
         if token == self.eos:
             return self._finish(r, r.stream.text(), "stop", None)
@@ -352,7 +370,7 @@ class EngineLoop:
                 job.on_error("the server is shutting down", "unavailable")
 
     def _take(self, n: int) -> list[Job]:
-        taken = []
+        taken: list[Job] = []
         while len(taken) < n and not self.closing:
             try:
                 job = self.jobs.get_nowait()

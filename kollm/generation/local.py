@@ -32,6 +32,7 @@ def generate_texts(model, tokenizer, prompts: list[str], params: SamplingParams)
 
         def on_error(msg, kind="internal"):
             raise RuntimeError(msg)
+
         return Job(chat_prompt_ids(tokenizer, prompt)[0].tolist(), params, on_text, on_error)
 
     BatchGenerator(model, tokenizer).generate([job(i, p) for i, p in enumerate(prompts)])

@@ -37,8 +37,9 @@ class SamplingParams:
     repetition_penalty: float = 1.2
     min_tokens: int = 0
 
-    def check(self, max_tokens_limit: int) -> "SamplingParams":
+    def check(self, max_tokens_limit: int) -> SamplingParams:
         """Raises InvalidRequest naming the field, its value and the allowed range."""
+
         def bad(name, value, allowed):
             raise InvalidRequest(f"sampling_param_{name}={value!r} is out of range: {allowed}")
 
@@ -64,8 +65,7 @@ class SamplingParams:
             raise InvalidRequest(f"sampling_param_stop has {len(self.stop)} strings; at most {MAX_STOP_STRINGS}")
         for s in self.stop:
             if not s or len(s) > MAX_STOP_CHARS:
-                raise InvalidRequest(f"sampling_param_stop strings must be 1 to {MAX_STOP_CHARS} characters, "
-                                     f"got {s!r}")
+                raise InvalidRequest(f"sampling_param_stop strings must be 1 to {MAX_STOP_CHARS} characters, got {s!r}")
         if not 0 <= self.min_tokens <= self.max_tokens:
             bad("min_tokens", self.min_tokens, f"0 to max_tokens ({self.max_tokens})")
         return self
@@ -99,8 +99,9 @@ def _sample_row(logits: torch.Tensor, p: SamplingParams, generator: torch.Genera
     return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
 
 
-def next_tokens(logits: torch.Tensor, counts: torch.Tensor, params: list[SamplingParams],
-                generators: list[torch.Generator]) -> list[int]:
+def next_tokens(
+    logits: torch.Tensor, counts: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator]
+) -> list[int]:
     """One token per row of `logits` [B, V] (already masked for banned tokens)."""
     logits = _penalize(logits.float(), counts, params)
     return [_sample_row(logits[i], p, generators[i]) for i, p in enumerate(params)]

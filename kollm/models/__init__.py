@@ -17,8 +17,16 @@ from kollm.core.lazy import public_api
 from kollm.models.config import Arch, ModelConfig, ModelImpl
 from kollm.models.llama import llama_config
 
-__all__ = ["ModelConfig", "Arch", "ModelImpl", "build_model", "parameter_count", "flops_per_token", "llama_config",
-           "flush_subnormals"]
+__all__ = [
+    "ModelConfig",
+    "Arch",
+    "ModelImpl",
+    "build_model",
+    "parameter_count",
+    "flops_per_token",
+    "llama_config",
+    "flush_subnormals",
+]
 # `from kollm.models import rwkv` registers the batch-correct RWKV with transformers' auto classes
 __getattr__, __dir__ = public_api(__name__, {}, submodules="rwkv", eager=tuple(__all__))
 
@@ -61,8 +69,9 @@ def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
         from kollm.models import architectures
 
         d = architectures.describe(cfg, vocab_size)
-        return 6 * (d["params"] - d["non_embedding_params"] + d.get("active_non_embedding_params",
-                                                                    d["non_embedding_params"]))
+        return 6 * (
+            d["params"] - d["non_embedding_params"] + d.get("active_non_embedding_params", d["non_embedding_params"])
+        )
     return 6 * parameter_count(cfg, vocab_size) + 12 * cfg.num_layers * cfg.hidden_size * seq_len
 
 

@@ -46,8 +46,12 @@ def _ids(tokenizer) -> dict:
     """The vocabulary and special ids the config takes; a bare vocabulary size is enough for counting."""
     if isinstance(tokenizer, int):
         return {"vocab_size": tokenizer, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
-    return {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    return {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
 
 
 def _config(arch: str, m: ModelConfig, tokenizer, knob: int):
@@ -58,44 +62,120 @@ def _config(arch: str, m: ModelConfig, tokenizer, knob: int):
     if arch == "llama":
         from kollm.models.llama import llama_config
 
-        return llama_config(m, tokenizer) if not isinstance(tokenizer, int) else tf.LlamaConfig(
-            hidden_size=h, intermediate_size=m.intermediate_size, num_hidden_layers=L, num_attention_heads=m.num_heads,
-            num_key_value_heads=m.num_kv_heads, tie_word_embeddings=True, **ids)
+        return (
+            llama_config(m, tokenizer)
+            if not isinstance(tokenizer, int)
+            else tf.LlamaConfig(
+                hidden_size=h,
+                intermediate_size=m.intermediate_size,
+                num_hidden_layers=L,
+                num_attention_heads=m.num_heads,
+                num_key_value_heads=m.num_kv_heads,
+                tie_word_embeddings=True,
+                **ids,
+            )
+        )
     if arch == "mamba2":
-        return tf.Mamba2Config(hidden_size=h, num_hidden_layers=L, num_heads=knob * h // 32, head_dim=32, expand=knob,
-                               state_size=64, n_groups=1, chunk_size=64, conv_kernel=4, tie_word_embeddings=True, **ids)
+        return tf.Mamba2Config(
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_heads=knob * h // 32,
+            head_dim=32,
+            expand=knob,
+            state_size=64,
+            n_groups=1,
+            chunk_size=64,
+            conv_kernel=4,
+            tie_word_embeddings=True,
+            **ids,
+        )
     if arch == "mamba":
-        return tf.MambaConfig(hidden_size=h, num_hidden_layers=L, expand=knob, state_size=16,
-                              use_mambapy=True, tie_word_embeddings=True, **ids)
+        return tf.MambaConfig(
+            hidden_size=h,
+            num_hidden_layers=L,
+            expand=knob,
+            state_size=16,
+            use_mambapy=True,
+            tie_word_embeddings=True,
+            **ids,
+        )
     if arch == "rwkv":
         ids.pop("pad_token_id")
-        return tf.RwkvConfig(hidden_size=h, num_hidden_layers=L, attention_hidden_size=h, intermediate_size=knob,
-                             context_length=m.max_seq_len, tie_word_embeddings=True, **ids)
+        return tf.RwkvConfig(
+            hidden_size=h,
+            num_hidden_layers=L,
+            attention_hidden_size=h,
+            intermediate_size=knob,
+            context_length=m.max_seq_len,
+            tie_word_embeddings=True,
+            **ids,
+        )
     if arch == "moe":
-        return tf.Qwen3MoeConfig(hidden_size=h, num_hidden_layers=L, num_attention_heads=m.num_heads,
-                                 num_key_value_heads=m.num_kv_heads, head_dim=head_dim, max_position_embeddings=m.max_seq_len,
-                                 num_experts=4, num_experts_per_tok=2, moe_intermediate_size=knob,
-                                 intermediate_size=m.intermediate_size, decoder_sparse_step=1, norm_topk_prob=True,
-                                 # the torch loop asks for the router logits itself (pretrain.CausalLMLoss): kept
-                                 # in the config, HF's generate() computes the aux loss with a mask of the
-                                 # wrong shape and fails (seen in GRPO's sampling)
-                                 output_router_logits=False, router_aux_loss_coef=0.01, tie_word_embeddings=True, **ids)
+        return tf.Qwen3MoeConfig(
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_attention_heads=m.num_heads,
+            num_key_value_heads=m.num_kv_heads,
+            head_dim=head_dim,
+            max_position_embeddings=m.max_seq_len,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=knob,
+            intermediate_size=m.intermediate_size,
+            decoder_sparse_step=1,
+            norm_topk_prob=True,
+            # the torch loop asks for the router logits itself (pretrain.CausalLMLoss): kept
+            # in the config, HF's generate() computes the aux loss with a mask of the
+            # wrong shape and fails (seen in GRPO's sampling)
+            output_router_logits=False,
+            router_aux_loss_coef=0.01,
+            tie_word_embeddings=True,
+            **ids,
+        )
     if arch == "mla_moe":
-        return tf.DeepseekV3Config(hidden_size=h, num_hidden_layers=L, num_attention_heads=m.num_heads,
-                                   num_key_value_heads=m.num_heads, kv_lora_rank=h // 4, q_lora_rank=h // 2,
-                                   qk_rope_head_dim=head_dim // 2, qk_nope_head_dim=head_dim // 2, v_head_dim=head_dim,
-                                   n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
-                                   moe_intermediate_size=knob, intermediate_size=m.intermediate_size,
-                                   first_k_dense_replace=1, n_group=1, topk_group=1, num_nextn_predict_layers=0,
-                                   max_position_embeddings=m.max_seq_len, tie_word_embeddings=True, **ids)
+        return tf.DeepseekV3Config(
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_attention_heads=m.num_heads,
+            num_key_value_heads=m.num_heads,
+            kv_lora_rank=h // 4,
+            q_lora_rank=h // 2,
+            qk_rope_head_dim=head_dim // 2,
+            qk_nope_head_dim=head_dim // 2,
+            v_head_dim=head_dim,
+            n_routed_experts=8,
+            n_shared_experts=1,
+            num_experts_per_tok=2,
+            moe_intermediate_size=knob,
+            intermediate_size=m.intermediate_size,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+            num_nextn_predict_layers=0,
+            max_position_embeddings=m.max_seq_len,
+            tie_word_embeddings=True,
+            **ids,
+        )
     if arch == "hybrid":
         # Nemotron-H's recipe: mostly Mamba-2 + MLP pairs, attention in one of every four pairs
         blocks = [kind for i in range(L) for kind in ("full_attention" if i == L // 2 else "linear_attention", "mlp")]
-        return tf.NemotronHConfig(hidden_size=h, layers_block_type=blocks, num_attention_heads=m.num_heads,
-                                  num_key_value_heads=m.num_kv_heads, head_dim=head_dim, intermediate_size=m.intermediate_size,
-                                  mamba_num_heads=knob * h // 32, mamba_head_dim=32, expand=knob, ssm_state_size=64,
-                                  n_groups=1, chunk_size=64, max_position_embeddings=m.max_seq_len,
-                                  tie_word_embeddings=True, **ids)
+        return tf.NemotronHConfig(
+            hidden_size=h,
+            layers_block_type=blocks,
+            num_attention_heads=m.num_heads,
+            num_key_value_heads=m.num_kv_heads,
+            head_dim=head_dim,
+            intermediate_size=m.intermediate_size,
+            mamba_num_heads=knob * h // 32,
+            mamba_head_dim=32,
+            expand=knob,
+            ssm_state_size=64,
+            n_groups=1,
+            chunk_size=64,
+            max_position_embeddings=m.max_seq_len,
+            tie_word_embeddings=True,
+            **ids,
+        )
     raise ValueError(f"model.arch={arch!r}; choose from {', '.join(ARCHS)}")
 
 
@@ -153,8 +233,12 @@ def describe(m: ModelConfig, tokenizer) -> dict:
     """params, non_embedding_params (and the Llama budget they were matched to), active params of MoEs."""
     knob = knob_for_budget(m.arch, m, tokenizer)
     c = _meta_counts(m.arch, m, tokenizer, knob)
-    row = {"arch": m.arch, **c, "budget_non_embedding_params": _meta_counts("llama", m, tokenizer, 0)["non_embedding_params"],
-           "knob": knob}
+    row = {
+        "arch": m.arch,
+        **c,
+        "budget_non_embedding_params": _meta_counts("llama", m, tokenizer, 0)["non_embedding_params"],
+        "knob": knob,
+    }
     if m.arch in ACTIVE_EXPERTS:
         import torch
         from transformers import AutoModelForCausalLM

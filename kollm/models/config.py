@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
 Arch = Literal["llama", "mamba2", "mamba", "rwkv", "moe", "mla_moe", "hybrid"]  # kollm/models/architectures.py
 ModelImpl = Literal["hf", "scratch"]  # HF transformers' Llama, or kollm/models/gpt.py (the same weights, written out)
 
@@ -20,4 +19,6 @@ class ModelConfig:
     max_seq_len: int = 256
     # the other architectures keep hidden size and depth and match the Llama's non-embedding parameters
     arch: Arch = "llama"
-    impl: ModelImpl = "hf"  # scratch: the torch backend trains kollm/models/gpt.py and exports it as the HF Llama it equals
+    impl: ModelImpl = (
+        "hf"  # scratch: the torch backend trains kollm/models/gpt.py and exports it as the HF Llama it equals
+    )

@@ -50,10 +50,12 @@ class GPTConfig:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
 
     @classmethod
-    def from_hf(cls, hf: dict) -> "GPTConfig":
+    def from_hf(cls, hf: dict) -> GPTConfig:
         """A HF `config.json` of a Llama-style model; anything this file does not implement is refused."""
         if hf.get("model_type") != "llama":
-            raise ValueError(f"model_type {hf.get('model_type')!r}: kollm.models.gpt implements the Llama architecture only")
+            raise ValueError(
+                f"model_type {hf.get('model_type')!r}: kollm.models.gpt implements the Llama architecture only"
+            )
         rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
         if rope.get("rope_type", rope.get("type", "default")) != "default":
             raise ValueError(f"rope_type {rope.get('rope_type')!r}: only plain RoPE is implemented here")
@@ -62,24 +64,41 @@ class GPTConfig:
                 raise ValueError(f"{flag}=true: this GPT's linear layers have no biases")
         if hf.get("hidden_act", "silu") != "silu":
             raise ValueError(f"hidden_act {hf['hidden_act']!r}: SwiGLU uses silu")
-        return cls(vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"],
-                   num_heads=hf["num_attention_heads"],
-                   num_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],
-                   intermediate_size=hf["intermediate_size"], max_seq_len=hf.get("max_position_embeddings", 2048),
-                   rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
-                   rms_norm_eps=hf.get("rms_norm_eps", 1e-6), tie_word_embeddings=hf.get("tie_word_embeddings", False),
-                   head_dim=hf.get("head_dim") or 0)
+        return cls(
+            vocab_size=hf["vocab_size"],
+            hidden_size=hf["hidden_size"],
+            num_layers=hf["num_hidden_layers"],
+            num_heads=hf["num_attention_heads"],
+            num_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],
+            intermediate_size=hf["intermediate_size"],
+            max_seq_len=hf.get("max_position_embeddings", 2048),
+            rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
+            rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
+            tie_word_embeddings=hf.get("tie_word_embeddings", False),
+            head_dim=hf.get("head_dim") or 0,
+        )
 
     def to_hf(self) -> dict:
         """The same model as a HF LlamaConfig's fields (what `save_pretrained` writes)."""
-        return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": self.vocab_size,
-                "hidden_size": self.hidden_size, "num_hidden_layers": self.num_layers,
-                "num_attention_heads": self.num_heads, "num_key_value_heads": self.num_kv_heads,
-                "intermediate_size": self.intermediate_size, "max_position_embeddings": self.max_seq_len,
-                "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
-                "rms_norm_eps": self.rms_norm_eps, "tie_word_embeddings": self.tie_word_embeddings,
-                "head_dim": self.head_dim, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
-                "torch_dtype": "float32"}
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "intermediate_size": self.intermediate_size,
+            "max_position_embeddings": self.max_seq_len,
+            "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
+            "rms_norm_eps": self.rms_norm_eps,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "torch_dtype": "float32",
+        }
 
 
 class RMSNorm(nn.Module):
@@ -120,9 +139,10 @@ class KVCache:
         return 0 if self.layers[0] is None else self.layers[0][0].shape[2]
 
     def append(self, layer: int, k, v):
-        if self.layers[layer] is not None:
-            k = torch.cat([self.layers[layer][0], k], dim=2)
-            v = torch.cat([self.layers[layer][1], v], dim=2)
+        cached = self.layers[layer]
+        if cached is not None:
+            k = torch.cat([cached[0], k], dim=2)
+            v = torch.cat([cached[1], v], dim=2)
         self.layers[layer] = (k, v)
         return k, v
 
@@ -210,8 +230,13 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, input_ids, cache: KVCache | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> DecoderOutput:
+    def forward(
+        self,
+        input_ids,
+        cache: KVCache | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> DecoderOutput:
         past = cache.length if cache is not None else 0
         cos, sin = rope_tables(self.cfg, torch.arange(past, past + input_ids.shape[1], device=input_ids.device))
         cos, sin = cos.to(input_ids.device), sin.to(input_ids.device)
@@ -250,19 +275,34 @@ class GPT(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def forward(self, input_ids, labels=None, cache: KVCache | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> GPTOutput:
+    def forward(
+        self,
+        input_ids,
+        labels=None,
+        cache: KVCache | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> GPTOutput:
         out = self.model(input_ids, cache, output_hidden_states, output_attentions)
         logits = self.lm_head(out.last_hidden_state)
         loss = None
         if labels is not None:  # labels are the inputs: token t predicts token t + 1 (as HF shifts them)
-            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-                                   ignore_index=-100)
+            loss = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
         return GPTOutput(logits, loss, out.hidden_states, out.attentions)
 
     @torch.no_grad()
-    def generate(self, input_ids, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-                 eos_token_id: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        eos_token_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """The prompt plus up to `max_new_tokens` tokens (one row; stops at `eos_token_id`). temperature 0: greedy."""
         cache = KVCache(self.config.num_layers)
         logits = self(input_ids, cache=cache).logits[:, -1]
@@ -282,8 +322,11 @@ class GPT(nn.Module):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump(self.config.to_hf(), f, indent=2)
-        weights = {k: v.contiguous() for k, v in self.state_dict().items()
-                   if not (self.config.tie_word_embeddings and k == "lm_head.weight")}
+        weights = {
+            k: v.contiguous()
+            for k, v in self.state_dict().items()
+            if not (self.config.tie_word_embeddings and k == "lm_head.weight")
+        }
         save_file(weights, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
 
 
@@ -329,8 +372,10 @@ def from_pretrained(folder: str, dtype: torch.dtype = torch.float32) -> GPT:
     expected = {k for k in model.state_dict() if not (cfg.tie_word_embeddings and k == "lm_head.weight")}
     missing, unexpected = expected - weights.keys(), weights.keys() - expected - {"lm_head.weight"}
     if missing or unexpected:
-        raise ValueError(f"{folder}: weights do not match a Llama of this config "
-                         f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+        raise ValueError(
+            f"{folder}: weights do not match a Llama of this config "
+            f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )
     model.load_state_dict({k: weights[k] for k in expected}, strict=False)
     model.tie_weights()
     return model.to(dtype).eval()

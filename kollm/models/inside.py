@@ -26,8 +26,12 @@ def pieces(tokenizer, ids: list[int]) -> list[str]:
     out = []
     for i in ids:
         text = tokenizer.decode([i])
-        out.append((text if text.strip() and "\ufffd" not in text else tokenizer.convert_ids_to_tokens(i))
-                   .replace(" ", "_").replace("▁", "_").replace("Ġ", "_"))
+        out.append(
+            (text if text.strip() and "\ufffd" not in text else tokenizer.convert_ids_to_tokens(i))
+            .replace(" ", "_")
+            .replace("▁", "_")
+            .replace("Ġ", "_")
+        )
     return out
 
 
@@ -85,13 +89,23 @@ def logit_lens(model, tokenizer, text: str, path: str) -> dict:
     ax.imshow(p_next.clamp(min=1e-4).numpy(), cmap="magma", norm=LogNorm(vmin=1e-4, vmax=1), aspect="auto")
     for layer in range(len(states)):
         for t in range(len(nxt)):
-            ax.text(t, layer, pieces(tokenizer, [int(top[layer, t])])[0], ha="center", va="center", fontsize=7,
-                    color="white" if p_next[layer, t] < 0.01 else "black")
+            ax.text(
+                t,
+                layer,
+                pieces(tokenizer, [int(top[layer, t])])[0],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if p_next[layer, t] < 0.01 else "black",
+            )
     ax.set_xticks(range(len(nxt)), [f"{a}→{b}" for a, b in zip(labels[:-1], labels[1:])], rotation=60, fontsize=7)
     ax.set_yticks(range(len(states)), ["embed"] + [f"layer {i}" for i in range(len(states) - 1)], fontsize=8)
     ax.set_title("logit lens: top prediction (text) and P(real next token) (colour, log 1e-4..1)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return {"tokens": labels, "p_next": p_next.tolist(), "top": [[pieces(tokenizer, [int(i)])[0] for i in row]
-                                                                 for row in top]}
+    return {
+        "tokens": labels,
+        "p_next": p_next.tolist(),
+        "top": [[pieces(tokenizer, [int(i)])[0] for i in row] for row in top],
+    }

@@ -45,7 +45,7 @@ def _padding(hidden: torch.Tensor) -> torch.Tensor | None:
     mask = _MASK.get()
     if mask is None:
         return None
-    mask = mask[:, -hidden.shape[1]:].to(hidden.device).bool()
+    mask = mask[:, -hidden.shape[1] :].to(hidden.device).bool()
     return None if bool(mask.all()) else mask
 
 
@@ -84,8 +84,11 @@ def _time_mix(time_decay, time_first, key, value, state, real):
         peak = torch.maximum(top + decay, k)
         a, b = torch.exp(top + decay - peak), torch.exp(k - peak)
         keep = real[:, t, None]
-        num, den, top = (torch.where(keep, a * num + b * v, num), torch.where(keep, a * den + b, den),
-                         torch.where(keep, peak, top))
+        num, den, top = (
+            torch.where(keep, a * num + b * v, num),
+            torch.where(keep, a * den + b, den),
+            torch.where(keep, peak, top),
+        )
     return out, [num, den, top]
 
 
@@ -95,8 +98,9 @@ class RwkvSelfAttention(hf.RwkvSelfAttention):
         shifted, newest = _previous(hidden, last, _padding(hidden))
         key = self.key(hidden * self.time_mix_key + shifted * (1 - self.time_mix_key))
         value = self.value(hidden * self.time_mix_value + shifted * (1 - self.time_mix_value))
-        receptance = torch.sigmoid(self.receptance(hidden * self.time_mix_receptance +
-                                                   shifted * (1 - self.time_mix_receptance)))
+        receptance = torch.sigmoid(
+            self.receptance(hidden * self.time_mix_receptance + shifted * (1 - self.time_mix_receptance))
+        )
         if state is not None:
             state[1][:, :, self.layer_id] = newest
         return receptance, key, value, state
@@ -119,8 +123,9 @@ class RwkvFeedForward(hf.RwkvFeedForward):
         last = state[0][:, :, self.layer_id] if state is not None else None
         shifted, newest = _previous(hidden, last, _padding(hidden))
         key = torch.square(torch.relu(self.key(hidden * self.time_mix_key + shifted * (1 - self.time_mix_key))))
-        receptance = torch.sigmoid(self.receptance(hidden * self.time_mix_receptance +
-                                                   shifted * (1 - self.time_mix_receptance)))
+        receptance = torch.sigmoid(
+            self.receptance(hidden * self.time_mix_receptance + shifted * (1 - self.time_mix_receptance))
+        )
         if state is not None:
             state[0][:, :, self.layer_id] = newest
         return receptance * self.value(key), state
@@ -148,8 +153,12 @@ class RwkvForCausalLM(hf.RwkvForCausalLM):
             return super().forward(input_ids=input_ids, **kwargs)
 
 
-_FIXED = {hf.RwkvSelfAttention: RwkvSelfAttention, hf.RwkvFeedForward: RwkvFeedForward, hf.RwkvModel: RwkvModel,
-          hf.RwkvForCausalLM: RwkvForCausalLM}
+_FIXED = {
+    hf.RwkvSelfAttention: RwkvSelfAttention,
+    hf.RwkvFeedForward: RwkvFeedForward,
+    hf.RwkvModel: RwkvModel,
+    hf.RwkvForCausalLM: RwkvForCausalLM,
+}
 
 
 def make_batch_correct(model: torch.nn.Module) -> torch.nn.Module:

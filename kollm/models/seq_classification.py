@@ -23,8 +23,11 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
 def last_token_index(input_ids, attention_mask, pad_token_id) -> torch.Tensor:
     """Per row, the position of the last real token, for right or left padding (HF's rule for Llama)."""
-    real = attention_mask.bool() if attention_mask is not None else (
-        input_ids != pad_token_id if pad_token_id is not None else torch.ones_like(input_ids, dtype=torch.bool))
+    real = (
+        attention_mask.bool()
+        if attention_mask is not None
+        else (input_ids != pad_token_id if pad_token_id is not None else torch.ones_like(input_ids, dtype=torch.bool))
+    )
     positions = torch.arange(real.shape[-1], device=real.device)
     return (positions * real).argmax(-1)
 
@@ -39,14 +42,17 @@ def _head_class(name: str, pretrained: type, backbone: type, attr: str) -> type:
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
         kwargs.pop("use_cache", None), kwargs.pop("position_ids", None)  # no KV cache, no positions here
-        hidden = getattr(self, attr)(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                     use_cache=False).last_hidden_state
+        hidden = getattr(self, attr)(
+            input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
         if input_ids is None and attention_mask is None:
             last = torch.full(hidden.shape[:1], hidden.shape[1] - 1, device=hidden.device)
         else:
             last = last_token_index(input_ids, attention_mask, self.config.pad_token_id)
         # the SSM blocks return fp32 states even in a bf16 model (the quantize stage measures one)
-        logits = self.score(hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(self.score.weight.dtype))
+        logits = self.score(
+            hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(self.score.weight.dtype)
+        )
         loss = None
         if labels is not None:
             if self.num_labels == 1:
@@ -65,15 +71,23 @@ def _registry() -> dict:
     from transformers.models.rwkv import modeling_rwkv as rwkv
 
     from kollm.models import rwkv as kollm_rwkv
+
     return {
-        tf.Mamba2Config: _head_class("Mamba2ForSequenceClassification", mamba2.Mamba2PreTrainedModel,
-                                     mamba2.Mamba2Model, "backbone"),
-        tf.MambaConfig: _head_class("MambaForSequenceClassification", mamba.MambaPreTrainedModel,
-                                    mamba.MambaModel, "backbone"),
-        tf.NemotronHConfig: _head_class("NemotronHForSequenceClassification", nemotron_h.NemotronHPreTrainedModel,
-                                        nemotron_h.NemotronHModel, "model"),
-        tf.RwkvConfig: _head_class("RwkvForSequenceClassification", rwkv.RwkvPreTrainedModel,
-                                   kollm_rwkv.RwkvModel, "rwkv"),
+        tf.Mamba2Config: _head_class(
+            "Mamba2ForSequenceClassification", mamba2.Mamba2PreTrainedModel, mamba2.Mamba2Model, "backbone"
+        ),
+        tf.MambaConfig: _head_class(
+            "MambaForSequenceClassification", mamba.MambaPreTrainedModel, mamba.MambaModel, "backbone"
+        ),
+        tf.NemotronHConfig: _head_class(
+            "NemotronHForSequenceClassification",
+            nemotron_h.NemotronHPreTrainedModel,
+            nemotron_h.NemotronHModel,
+            "model",
+        ),
+        tf.RwkvConfig: _head_class(
+            "RwkvForSequenceClassification", rwkv.RwkvPreTrainedModel, kollm_rwkv.RwkvModel, "rwkv"
+        ),
     }
 
 

@@ -11,11 +11,16 @@ head + cross-entropy), indexed_data, mfu; config (`pretrain.*`).
 """
 
 from kollm.core.lazy import public_api
-from kollm.pretrain.config import PRECISIONS as PRECISIONS, PretrainConfig as PretrainConfig
+from kollm.pretrain.config import PRECISIONS as PRECISIONS
+from kollm.pretrain.config import PretrainConfig as PretrainConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "frame": "train_and_export BACKENDS Distributed MetricsLog read_history summarize plot_loss",
-    "indexed_data": "build_indexed_dataset load_tokens document_text",
-    "mfu": "peak_flops measured_matmul_flops peak_memory_mb",
-    "losses": "linear_cross_entropy",
-}, eager=("PretrainConfig", "PRECISIONS"))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "frame": "train_and_export BACKENDS Distributed MetricsLog read_history summarize plot_loss",
+        "indexed_data": "build_indexed_dataset load_tokens document_text",
+        "mfu": "peak_flops measured_matmul_flops peak_memory_mb",
+        "losses": "linear_cross_entropy",
+    },
+    eager=("PretrainConfig", "PRECISIONS"),
+)

@@ -6,7 +6,6 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-
 Backend = Literal["torch", "megatron"]
 Precision = Literal["bf16", "fp32"]
 Strategy = Literal["ddp", "fsdp"]

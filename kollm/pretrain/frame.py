@@ -30,15 +30,16 @@ import signal
 
 import torch
 
+from kollm.core.io import read_json, write_json
 from kollm.models.config import ModelConfig
 from kollm.pretrain.config import PRECISIONS, PretrainConfig
-from kollm.core.io import read_json, write_json
 
 BACKENDS = {"torch": "kollm.pretrain.torch_backend", "megatron": "kollm.pretrain.megatron.backend"}
 
 
-def train_and_export(backend: str, model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer,
-                     out_dir: str, hf_dir: str) -> dict:
+def train_and_export(
+    backend: str, model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str, hf_dir: str
+) -> dict:
     """Train with `backend` on every rank, then (rank 0, unless stopped early) write the last checkpoint
     as a HF model folder + tokenizer: the folder every later stage loads."""
     from kollm.models import flops_per_token
@@ -106,8 +107,10 @@ def check_batch_split(cfg: PretrainConfig, data_parallel: int) -> None:
     """The global batch must split into equal rows per data-parallel rank, and those into whole micro-batches."""
     per_rank = cfg.batch_size // data_parallel
     if cfg.batch_size % data_parallel or (cfg.micro_batch_size and per_rank % cfg.micro_batch_size):
-        raise ValueError(f"pretrain.batch_size={cfg.batch_size} must split into {data_parallel} data-parallel ranks "
-                         f"of whole micro-batches of {cfg.micro_batch_size or 'any size'}")
+        raise ValueError(
+            f"pretrain.batch_size={cfg.batch_size} must split into {data_parallel} data-parallel ranks "
+            f"of whole micro-batches of {cfg.micro_batch_size or 'any size'}"
+        )
 
 
 def checkpoint_due(step: int, cfg: PretrainConfig, stopping: bool = False) -> bool:
@@ -118,13 +121,17 @@ def checkpoint_due(step: int, cfg: PretrainConfig, stopping: bool = False) -> bo
 
 # ---- checkpoints ----------------------------------------------------------------------
 
+
 def checkpoint_path(ckpt_root: str, step: int) -> str:
     return os.path.join(ckpt_root, f"step_{step:07d}")
 
 
 def _file_sizes(folder: str) -> dict[str, int]:
-    return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-            if name != "trainer_state.json"}
+    return {
+        name: os.path.getsize(os.path.join(folder, name))
+        for name in sorted(os.listdir(folder))
+        if name != "trainer_state.json"
+    }
 
 
 def commit_checkpoint(tmp: str, final: str, state: dict) -> str:
@@ -157,8 +164,9 @@ def latest_checkpoint(ckpt_root: str, warn=print) -> str | None:
     """Newest complete checkpoint; `.tmp` folders and truncated checkpoints are skipped (with a warning)."""
     if not os.path.isdir(ckpt_root):
         return None
-    for name in sorted((d for d in os.listdir(ckpt_root) if d.startswith("step_") and not d.endswith(".tmp")),
-                       reverse=True):
+    for name in sorted(
+        (d for d in os.listdir(ckpt_root) if d.startswith("step_") and not d.endswith(".tmp")), reverse=True
+    ):
         path = os.path.join(ckpt_root, name)
         problem = checkpoint_problem(path)
         if problem is None:
@@ -172,6 +180,7 @@ def checkpoint_step(path: str) -> int:
 
 
 # ---- stop signals ---------------------------------------------------------------------
+
 
 class StopSignals:
     """SIGTERM/SIGUSR1 (Slurm preemption, or `--signal=USR1@120` before the time limit) ask the loop to
@@ -209,11 +218,14 @@ class StopSignals:
 
     @staticmethod
     def announce(dist: Distributed, step: int) -> None:
-        dist.warn(f"stop requested (SIGTERM/SIGUSR1): checkpoint at step {step} saved; "
-                  "rerun (or let Slurm requeue) to continue")
+        dist.warn(
+            f"stop requested (SIGTERM/SIGUSR1): checkpoint at step {step} saved; "
+            "rerun (or let Slurm requeue) to continue"
+        )
 
 
 # ---- metrics --------------------------------------------------------------------------
+
 
 class MetricsLog:
     """Rank 0's training log: one JSON row per logged step in metrics.jsonl, the same scalars in TensorBoard.
@@ -241,13 +253,30 @@ class MetricsLog:
         self.board = _tensorboard(os.path.join(out_dir, "tensorboard"))
 
     @staticmethod
-    def row(step: int, loss: float, lr: float, grad_norm: float, tokens_per_s: float, flops_per_token: float,
-            peak_flops: float, world: int, tokens_seen: int, peak_mem_mb: float) -> dict:
+    def row(
+        step: int,
+        loss: float,
+        lr: float,
+        grad_norm: float,
+        tokens_per_s: float,
+        flops_per_token: float,
+        peak_flops: float,
+        world: int,
+        tokens_seen: int,
+        peak_mem_mb: float,
+    ) -> dict:
         """The fields of one log row; MFU over every device of the job."""
-        return {"step": step, "loss": round(loss, 4), "lr": lr, "grad_norm": round(float(grad_norm), 4),
-                "tokens_per_s": round(tokens_per_s, 1), "tflops": round(tokens_per_s * flops_per_token / 1e12, 4),
-                "mfu": round(tokens_per_s * flops_per_token / (peak_flops * world), 4),
-                "peak_mem_mb": round(peak_mem_mb, 1), "tokens_seen": tokens_seen}
+        return {
+            "step": step,
+            "loss": round(loss, 4),
+            "lr": lr,
+            "grad_norm": round(float(grad_norm), 4),
+            "tokens_per_s": round(tokens_per_s, 1),
+            "tflops": round(tokens_per_s * flops_per_token / 1e12, 4),
+            "mfu": round(tokens_per_s * flops_per_token / (peak_flops * world), 4),
+            "peak_mem_mb": round(peak_mem_mb, 1),
+            "tokens_seen": tokens_seen,
+        }
 
     def write(self, row: dict) -> None:
         if self.file:
@@ -295,10 +324,13 @@ def summarize(history: list[dict]) -> dict:
     (the first log window includes start-up, so it is left out), peak memory."""
     first, last = loss_window(history)
     steady = history[1:] or history
-    return {"loss_first": first, "loss_last": last,
-            "tokens_per_s": round(sum(h["tokens_per_s"] for h in steady) / len(steady), 1),
-            "mfu": round(sum(h["mfu"] for h in steady) / len(steady), 4),
-            "peak_mem_mb": history[-1]["peak_mem_mb"]}
+    return {
+        "loss_first": first,
+        "loss_last": last,
+        "tokens_per_s": round(sum(h["tokens_per_s"] for h in steady) / len(steady), 1),
+        "mfu": round(sum(h["mfu"] for h in steady) / len(steady), 4),
+        "peak_mem_mb": history[-1]["peak_mem_mb"],
+    }
 
 
 def plot_loss(history: list[dict], path: str, title: str = "pretraining loss") -> None:

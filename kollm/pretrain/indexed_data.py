@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -51,14 +52,15 @@ def _tokenize_range(job: dict) -> int:
         lines = f.read(job["end"] - job["start"]).decode("utf-8").splitlines()
     for i in range(0, len(lines), job["batch"]):
         texts = []
-        for offset, line in enumerate(lines[i: i + job["batch"]]):
+        for offset, line in enumerate(lines[i : i + job["batch"]]):
             if not line.strip():
                 continue
             try:
                 texts.append(document_text(json.loads(line), job["rating_in_text"]))
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise KollmError(f"{job['corpus']}:{job['first_line'] + i + offset}: not a JSON object with "
-                                 "a 'text' field") from None
+                raise KollmError(
+                    f"{job['corpus']}:{job['first_line'] + i + offset}: not a JSON object with a 'text' field"
+                ) from None
         for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
             builder.add_document(np.asarray([*ids, eod]), [len(ids) + 1])
             docs += 1
@@ -71,9 +73,16 @@ def is_complete(prefix: str) -> bool:
     return all(os.path.exists(prefix + ext) for ext in (".bin", ".idx", ".json"))
 
 
-def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers: int = 0,
-                          lines_per_range: int = 50_000, rating_in_text: bool = False, batch: int = 1000,
-                          progress: bool = True) -> dict:
+def build_indexed_dataset(
+    corpus: str,
+    tokenizer_dir: str,
+    prefix: str,
+    workers: int = 0,
+    lines_per_range: int = 50_000,
+    rating_in_text: bool = False,
+    batch: int = 1000,
+    progress: bool = True,
+) -> dict:
     """Tokenise `corpus` into `prefix`.bin/.idx (+ .json summary); skips the work when complete."""
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
     from transformers import AutoTokenizer
@@ -86,13 +95,29 @@ def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     parts_dir = prefix + ".parts"
     os.makedirs(parts_dir, exist_ok=True)
-    jobs = [{"corpus": corpus, "tokenizer_dir": tokenizer_dir, "start": s, "end": e, "first_line": first,
-             "part": os.path.join(parts_dir, f"{n:05d}"), "rating_in_text": rating_in_text, "batch": batch}
-            for n, (s, e, first, _) in enumerate(line_ranges(corpus, lines_per_range))]
+    jobs: list[dict[str, Any]] = [
+        {
+            "corpus": corpus,
+            "tokenizer_dir": tokenizer_dir,
+            "start": s,
+            "end": e,
+            "first_line": first,
+            "part": os.path.join(parts_dir, f"{n:05d}"),
+            "rating_in_text": rating_in_text,
+            "batch": batch,
+        }
+        for n, (s, e, first, _) in enumerate(line_ranges(corpus, lines_per_range))
+    ]
     todo = [j for j in jobs if not os.path.exists(j["part"] + ".done")]
     workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="tokenize", unit="range",
-               disable=not progress, mininterval=2)
+    bar = tqdm(
+        total=len(jobs),
+        initial=len(jobs) - len(todo),
+        desc="tokenize",
+        unit="range",
+        disable=not progress,
+        mininterval=2,
+    )
     if workers == 1:
         for job in todo:
             _tokenize_range(job)
@@ -100,8 +125,9 @@ def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers:
     elif todo:
         # a forked worker must not use the Rust tokenizer's thread pool: when the parent used it (it trained or
         # batch-encoded) under TOKENIZERS_PARALLELISM=true, the child's copy has no threads and hangs
-        with mp.get_context("fork").Pool(workers, initializer=os.environ.__setitem__,
-                                          initargs=("TOKENIZERS_PARALLELISM", "false")) as pool:
+        with mp.get_context("fork").Pool(
+            workers, initializer=os.environ.__setitem__, initargs=("TOKENIZERS_PARALLELISM", "false")
+        ) as pool:
             for _ in pool.imap_unordered(_tokenize_range, todo):
                 bar.update(1)
     bar.close()
@@ -112,9 +138,14 @@ def build_indexed_dataset(corpus: str, tokenizer_dir: str, prefix: str, workers:
     builder.finalize(prefix + ".idx")
     documents = sum(read_json(j["part"] + ".done")["documents"] for j in jobs)
     dtype = np.dtype(token_dtype(len(tokenizer)))
-    summary = {"documents": documents, "tokens": os.path.getsize(prefix + ".bin") // dtype.itemsize,
-               "dtype": dtype.name, "vocab_size": len(tokenizer), "eod_token_id": tokenizer.eos_token_id,
-               "corpus": os.path.abspath(corpus)}
+    summary = {
+        "documents": documents,
+        "tokens": os.path.getsize(prefix + ".bin") // dtype.itemsize,
+        "dtype": dtype.name,
+        "vocab_size": len(tokenizer),
+        "eod_token_id": tokenizer.eos_token_id,
+        "corpus": os.path.abspath(corpus),
+    }
     write_json(prefix + ".json", summary)  # last: marks the pair complete
     for job in jobs:
         for ext in (".bin", ".idx", ".done"):

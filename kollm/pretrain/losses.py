@@ -31,8 +31,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         count = valid.sum().clamp(min=1)  # mean over the tokens that count, like F.cross_entropy
         safe_labels = labels.masked_fill(~valid, 0)
         grad_hidden = torch.empty_like(h) if need_hidden_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
-            if need_weight_grad else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight_grad else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, h.shape[0], chunk_size):
             rows = slice(start, start + chunk_size)
@@ -62,13 +61,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return (None if grad_hidden is None else (grad_hidden * grad_loss).to(ctx.hidden_dtype),
-                None if grad_weight is None else grad_weight * grad_loss,
-                None, None, None, None)
+        return (
+            None if grad_hidden is None else (grad_hidden * grad_loss).to(ctx.hidden_dtype),
+            None if grad_weight is None else grad_weight * grad_loss,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk_size: int = 256,
-                         ignore_index: int = -100) -> torch.Tensor:
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk_size: int = 256, ignore_index: int = -100
+) -> torch.Tensor:
     """Mean cross-entropy of `hidden @ weight.T` against `labels`, chunk_size tokens at a time.
 
     hidden [tokens, dim], weight [vocab, dim] (the LM head), labels [tokens] (ignore_index skips a
@@ -76,8 +81,10 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: tor
     rounding; under autocast the matmuls use the autocast dtype.
     """
     if hidden.dim() != 2 or labels.shape != hidden.shape[:1] or weight.shape[1] != hidden.shape[1]:
-        raise ValueError(f"hidden [tokens, dim], weight [vocab, dim], labels [tokens] expected; got "
-                         f"{tuple(hidden.shape)}, {tuple(weight.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"hidden [tokens, dim], weight [vocab, dim], labels [tokens] expected; got "
+            f"{tuple(hidden.shape)}, {tuple(weight.shape)}, {tuple(labels.shape)}"
+        )
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
     device = hidden.device.type

@@ -15,11 +15,15 @@ import time
 import torch
 
 # dense (no sparsity) TFLOP/s, SXM parts
-GPU_PEAK_TFLOPS = {"H200": {"bf16": 989.4, "fp32": 66.9}, "H100": {"bf16": 989.4, "fp32": 66.9},
-                   "A100": {"bf16": 312.0, "fp32": 19.5}, "L40S": {"bf16": 362.1, "fp32": 91.6}}
+GPU_PEAK_TFLOPS = {
+    "H200": {"bf16": 989.4, "fp32": 66.9},
+    "H100": {"bf16": 989.4, "fp32": 66.9},
+    "A100": {"bf16": 312.0, "fp32": 19.5},
+    "L40S": {"bf16": 362.1, "fp32": 91.6},
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured_matmul_flops(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)  # warm-up
@@ -27,7 +31,7 @@ def measured_matmul_flops(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> f
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
     return best
 
 
@@ -48,4 +52,5 @@ def peak_memory_mb(device: str = "cpu") -> float:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -30,21 +30,31 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kollm.pretrain import mfu
 from kollm.models.config import ModelConfig
+from kollm.pretrain import mfu
 from kollm.pretrain.config import PretrainConfig
+from kollm.pretrain.frame import (
+    Distributed,
+    MetricsLog,
+    StopSignals,
+    autocast,
+    check_batch_split,
+    checkpoint_due,
+    checkpoint_path,
+    checkpoint_step,
+    commit_checkpoint,
+    latest_checkpoint,
+    lr_at,
+)
 from kollm.pretrain.losses import linear_cross_entropy
-from kollm.pretrain.frame import (Distributed, MetricsLog, StopSignals, autocast, check_batch_split, checkpoint_due,
-                            checkpoint_path, checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
 
 
-def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator, rank: int = 0,
-              world: int = 1):
+def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Generator, rank: int = 0, world: int = 1):
     """This rank's rows of the global batch (every rank draws the same starts from `gen`)."""
     starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=gen).tolist()
     per_rank = batch_size // world
-    mine = starts[rank * per_rank: (rank + 1) * per_rank]
-    rows = np.stack([tokens[s: s + seq_len + 1].astype(np.int64) for s in mine])
+    mine = starts[rank * per_rank : (rank + 1) * per_rank]
+    rows = np.stack([tokens[s : s + seq_len + 1].astype(np.int64) for s in mine])
     x = torch.from_numpy(rows)
     return x[:, :-1], x[:, 1:]
 
@@ -52,11 +62,15 @@ def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, gen: torch.Gene
 def make_optimizer(model, cfg: PretrainConfig):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
 
 
 # ---- checkpoints ----------------------------------------------------------------------
+
 
 def save_checkpoint(ckpt_root: str, step: int, model_state: dict, optim_state: dict, gen: torch.Generator) -> str:
     from safetensors.torch import save_file
@@ -84,8 +98,11 @@ def load_weights(model, path: str) -> None:
 
     missing, unexpected = model.load_state_dict(load_file(path), strict=False)
     head = model.get_output_embeddings()  # lm_head (Llama), head (RWKV)
-    tied = {f"{n}.weight" for n, m in model.named_modules() if m is head} \
-        if getattr(model.config, "tie_word_embeddings", False) else set()
+    tied = (
+        {f"{n}.weight" for n, m in model.named_modules() if m is head}
+        if getattr(model.config, "tie_word_embeddings", False)
+        else set()
+    )
     if unexpected or set(missing) - tied:
         raise RuntimeError(f"{path}: does not match the model (missing {missing}, unexpected {unexpected})")
     if tied:
@@ -94,13 +111,23 @@ def load_weights(model, path: str) -> None:
 
 # ---- training -------------------------------------------------------------------------
 
+
 @torch.no_grad()
-def evaluate_loss(model, tokens: np.ndarray, batch_size: int, seq_len: int, batches: int = 4, seed: int = 0,
-                  device: str | torch.device = "cpu") -> float:
+def evaluate_loss(
+    model,
+    tokens: np.ndarray,
+    batch_size: int,
+    seq_len: int,
+    batches: int = 4,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> float:
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    losses = [model(input_ids=x.to(device), labels=x.to(device)).loss.item()  # HF shifts labels itself
-              for x, _ in (get_batch(tokens, batch_size, seq_len, gen) for _ in range(batches))]
+    losses = [
+        model(input_ids=x.to(device), labels=x.to(device)).loss.item()  # HF shifts labels itself
+        for x, _ in (get_batch(tokens, batch_size, seq_len, gen) for _ in range(batches))
+    ]
     model.train()
     return float(np.mean(losses))
 
@@ -125,15 +152,22 @@ class CausalLMLoss(torch.nn.Module):
         extra = {"output_router_logits": True} if self.balance else {}
         if not self.loss_chunk:
             out = self.lm(input_ids=input_ids, **extra)
-            loss = torch.nn.functional.cross_entropy(out.logits.float().view(-1, out.logits.size(-1)), labels.reshape(-1))
+            loss = torch.nn.functional.cross_entropy(
+                out.logits.float().view(-1, out.logits.size(-1)), labels.reshape(-1)
+            )
         else:
             # the decoder under the LM head (HF: base_model is .model, .backbone (Mamba) or .rwkv; kollm.models.gpt: .model)
             out = self.lm.base_model(input_ids=input_ids, **extra)
-            loss = linear_cross_entropy(out.last_hidden_state.flatten(0, 1), self.lm.get_output_embeddings().weight,
-                                        labels.reshape(-1), chunk_size=self.loss_chunk)
+            loss = linear_cross_entropy(
+                out.last_hidden_state.flatten(0, 1),
+                self.lm.get_output_embeddings().weight,
+                labels.reshape(-1),
+                chunk_size=self.loss_chunk,
+            )
         if self.balance:
-            loss = loss + self.lm.router_aux_loss_coef * self.balance(out.router_logits, self.lm.num_experts,
-                                                                      self.lm.num_experts_per_tok)
+            loss = loss + self.lm.router_aux_loss_coef * self.balance(
+                out.router_logits, self.lm.num_experts, self.lm.num_experts_per_tok
+            )
         return loss
 
 
@@ -160,7 +194,8 @@ def wrap(lm, cfg: PretrainConfig, dist: Distributed):
         return fully_shard(net)  # the root: embeddings (= the tied LM head) and the final norm
     if cfg.strategy == "ddp":
         return torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+            net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
+        )
     raise ValueError(f"pretrain.strategy must be ddp or fsdp, not {cfg.strategy!r}")
 
 
@@ -172,8 +207,9 @@ def _full_states(lm, net, optimizer, strategy: str, dist: Distributed):
     if dist.world > 1 and strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-        weights, optim_state = get_state_dict(net, optimizer,
-                                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        weights, optim_state = get_state_dict(
+            net, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         return {name.removeprefix(_LM_PREFIX): t for name, t in weights.items()}, optim_state
     return lm.state_dict(), optimizer.state_dict()
 
@@ -186,9 +222,13 @@ def _load_full_states(path: str, lm, net, optimizer, strategy: str, dist: Distri
         weights = load_file(os.path.join(path, "model.safetensors"))
         if "lm_head.weight" not in weights and "model.embed_tokens.weight" in weights:
             weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
-        set_state_dict(net, optimizer, model_state_dict={_LM_PREFIX + name: t for name, t in weights.items()},
-                       optim_state_dict=torch.load(os.path.join(path, "optimizer.pt"), weights_only=True),
-                       options=StateDictOptions(full_state_dict=True))
+        set_state_dict(
+            net,
+            optimizer,
+            model_state_dict={_LM_PREFIX + name: t for name, t in weights.items()},
+            optim_state_dict=torch.load(os.path.join(path, "optimizer.pt"), weights_only=True),
+            options=StateDictOptions(full_state_dict=True),
+        )
         return
     load_weights(lm, os.path.join(path, "model.safetensors"))
     optimizer.load_state_dict(torch.load(os.path.join(path, "optimizer.pt"), weights_only=True))
@@ -215,8 +255,14 @@ def forward_backward(net, x: torch.Tensor, y: torch.Tensor, micro_batch_size: in
     return total
 
 
-def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flops_per_token: float,
-               val_tokens: np.ndarray | None = None) -> dict:
+def train_loop(
+    model,
+    tokens: np.ndarray,
+    cfg: PretrainConfig,
+    out_dir: str,
+    flops_per_token: float,
+    val_tokens: np.ndarray | None = None,
+) -> dict:
     """Train `model` to cfg.steps on a packed token stream, resuming from the newest valid checkpoint in
     out_dir/checkpoints. Under torchrun every rank calls this; rank 0 writes logs and checkpoints.
     """
@@ -225,8 +271,15 @@ def train_loop(model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str, flo
         return _train_loop(stop, model, tokens, cfg, out_dir, flops_per_token, val_tokens)
 
 
-def _train_loop(stop: StopSignals, model, tokens: np.ndarray, cfg: PretrainConfig, out_dir: str,
-                flops_per_token: float, val_tokens: np.ndarray | None) -> dict:
+def _train_loop(
+    stop: StopSignals,
+    model,
+    tokens: np.ndarray,
+    cfg: PretrainConfig,
+    out_dir: str,
+    flops_per_token: float,
+    val_tokens: np.ndarray | None,
+) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()
@@ -263,8 +316,18 @@ def _train_loop(stop: StopSignals, model, tokens: np.ndarray, cfg: PretrainConfi
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
             tps = tok_since / (time.perf_counter() - t_last)
-            row = MetricsLog.row(step, dist.mean(loss.item()), group["lr"], grad_norm, tps, flops_per_token, peak,
-                                 dist.world, step * tokens_per_step, mfu.peak_memory_mb(dist.device.type))
+            row = MetricsLog.row(
+                step,
+                dist.mean(loss.item()),
+                group["lr"],
+                grad_norm,
+                tps,
+                flops_per_token,
+                peak,
+                dist.world,
+                step * tokens_per_step,
+                mfu.peak_memory_mb(dist.device.type),
+            )
             log.write(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{tps:,.0f}")
             t_last, tok_since = time.perf_counter(), 0
@@ -279,28 +342,35 @@ def _train_loop(stop: StopSignals, model, tokens: np.ndarray, cfg: PretrainConfi
             StopSignals.announce(dist, step)
             break
     bar.close()
-    result = {"steps": step, "resumed_from": resumed_from, "history": log.close(), "checkpoint": checkpoint,
-              "stopped_early": step < cfg.steps, "peak_flops": peak, "peak_flops_source": peak_source,
-              "world_size": dist.world}
+    result = {
+        "steps": step,
+        "resumed_from": resumed_from,
+        "history": log.close(),
+        "checkpoint": checkpoint,
+        "stopped_early": step < cfg.steps,
+        "peak_flops": peak,
+        "peak_flops_source": peak_source,
+        "world_size": dist.world,
+    }
     if val_tokens is not None and len(val_tokens) > cfg.seq_len + 1:
         # every rank: under FSDP the forward pass gathers shards from all of them
-        result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len,
-                                                 device=dist.device), 4)
+        result["val_loss"] = round(evaluate_loss(model, val_tokens, cfg.batch_size, cfg.seq_len, device=dist.device), 4)
     return result
 
 
 # ---- the backend interface (kollm.pretrain.frame) -------------------------------------------
 
-def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
-          flops_per_token: float) -> dict:
+
+def train(
+    model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str, flops_per_token: float
+) -> dict:
     """Every rank: the HF Llama built from the config (seeded), trained on the indexed data's token stream."""
-    from kollm.pretrain import indexed_data
     from kollm.models import build_model
+    from kollm.pretrain import indexed_data
 
     model = build_model(model_cfg, tokenizer, seed=p.seed)
     val = indexed_data.load_tokens(prefixes["val"]) if "val" in prefixes else None
-    return train_loop(model, indexed_data.load_tokens(prefixes["train"]), p, out_dir, flops_per_token,
-                      val_tokens=val)
+    return train_loop(model, indexed_data.load_tokens(prefixes["train"]), p, out_dir, flops_per_token, val_tokens=val)
 
 
 def to_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer):

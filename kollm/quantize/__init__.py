@@ -10,6 +10,10 @@ Modules: modelopt; config (`quantize.*`).
 from kollm.core.lazy import public_api
 from kollm.quantize.config import QuantizeConfig as QuantizeConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "modelopt": "quantize export supported check_format widths dynamic_int8 folder_mb MODELOPT_CONFIGS",
-}, eager=("QuantizeConfig",))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "modelopt": "quantize export supported check_format widths dynamic_int8 folder_mb MODELOPT_CONFIGS",
+    },
+    eager=("QuantizeConfig",),
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-
 @dataclass
 class QuantizeConfig:
     # ModelOpt PTQ formats exported for TensorRT-LLM (kollm.quantize.modelopt.MODELOPT_CONFIGS); int4 ones need

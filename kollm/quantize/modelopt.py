@@ -12,7 +12,8 @@ calibrate (ModelOpt 0.47), so it is not offered here.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
 
@@ -20,8 +21,12 @@ from kollm.core.errors import KollmError
 
 Format = Literal["int8_sq", "fp8", "int4_awq", "w4a8_awq"]
 # kollm name -> ModelOpt config; the names TensorRT-LLM's docs use (int8_sq, fp8, int4_awq, w4a8_awq)
-MODELOPT_CONFIGS: dict[str, str] = {"int8_sq": "INT8_SMOOTHQUANT_CFG", "fp8": "FP8_DEFAULT_CFG",
-                                    "int4_awq": "INT4_AWQ_CFG", "w4a8_awq": "W4A8_AWQ_BETA_CFG"}
+MODELOPT_CONFIGS: dict[str, str] = {
+    "int8_sq": "INT8_SMOOTHQUANT_CFG",
+    "fp8": "FP8_DEFAULT_CFG",
+    "int4_awq": "INT4_AWQ_CFG",
+    "w4a8_awq": "W4A8_AWQ_BETA_CFG",
+}
 INT4_BLOCK = 128  # ModelOpt packs int4 weights in blocks of 128 input features
 
 
@@ -30,14 +35,17 @@ def check_format(fmt: str, hidden_size: int, intermediate_size: int) -> None:
     if fmt not in MODELOPT_CONFIGS:
         raise KollmError(f"quantize format {fmt!r}: choose from {', '.join(MODELOPT_CONFIGS)}")
     if fmt in ("int4_awq", "w4a8_awq"):
-        bad = {n: w for n, w in (("hidden_size", hidden_size), ("intermediate_size", intermediate_size))
-               if w % INT4_BLOCK}
+        bad = {
+            n: w for n, w in (("hidden_size", hidden_size), ("intermediate_size", intermediate_size)) if w % INT4_BLOCK
+        }
         if bad:
             widths = ", ".join(f"{n}={w}" for n, w in bad.items())
             what = "not a multiple" if len(bad) == 1 else "not multiples"
-            raise KollmError(f"{fmt} packs weights in blocks of {INT4_BLOCK} input features; this model has "
-                             f"{widths} ({what} of {INT4_BLOCK}): use int8_sq or fp8, or a model whose "
-                             f"hidden_size and intermediate_size are both multiples of {INT4_BLOCK}.")
+            raise KollmError(
+                f"{fmt} packs weights in blocks of {INT4_BLOCK} input features; this model has "
+                f"{widths} ({what} of {INT4_BLOCK}): use int8_sq or fp8, or a model whose "
+                f"hidden_size and intermediate_size are both multiples of {INT4_BLOCK}."
+            )
 
 
 def widths(config) -> tuple[int, int]:
@@ -70,6 +78,7 @@ def quantize(model, fmt: str, batches: list[torch.Tensor]):
     def forward_loop(m):
         for ids in batches:
             m(input_ids=ids)
+
     return mtq.quantize(model, config, forward_loop)
 
 

@@ -11,13 +11,18 @@ triton_model_repo/'s (a layer above). Modules: server, contract, client, chat, w
 """
 
 from kollm.core.lazy import public_api
-from kollm.serve.config import ServeConfig as ServeConfig, TrtllmConfig as TrtllmConfig
+from kollm.serve.config import ServeConfig as ServeConfig
+from kollm.serve.config import TrtllmConfig as TrtllmConfig
 
-__getattr__, __dir__ = public_api(__name__, {
-    "server": "TritonServer free_port check_ports",
-    "client": "LLMClient detect_protocol ServingError Completion",
-    "contract": "parse_request Limits INPUTS OUTPUTS check_parameters",
-    "chat": "run_chat Conversation local_backend triton_backend",
-    "web": "build_app",
-    "load": "run_load",
-}, eager=("ServeConfig", "TrtllmConfig"))
+__getattr__, __dir__ = public_api(
+    __name__,
+    {
+        "server": "TritonServer free_port check_ports",
+        "client": "LLMClient detect_protocol ServingError Completion",
+        "contract": "parse_request Limits INPUTS OUTPUTS check_parameters",
+        "chat": "run_chat Conversation local_backend triton_backend",
+        "web": "build_app",
+        "load": "run_load",
+    },
+    eager=("ServeConfig", "TrtllmConfig"),
+)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Callable, Iterator, TextIO
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
-from kollm.serve.client import LLMClient, ServingError, detect_protocol
 from kollm.generation.local import chat_text
+from kollm.serve.client import LLMClient, ServingError, detect_protocol
 
 Backend = Callable[[str, dict], Iterator[str]]  # (prompt text, sampling) -> answer pieces
 
@@ -53,8 +54,11 @@ def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
         events: queue.Queue = queue.Queue()
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         params = SamplingParams(**sampling).check(max_tokens_limit=sampling.get("max_tokens", 64))
-        job = Job(ids, params, on_text=lambda text, reason, _s: events.put((text, reason)),
-                  on_error=lambda msg, kind="internal": events.put((ServingError(msg), "error")))
+
+        def on_error(msg: str, kind: str = "internal") -> None:
+            events.put((ServingError(msg), "error"))
+
+        job = Job(ids, params, on_text=lambda text, reason, _s: events.put((text, reason)), on_error=on_error)
         threading.Thread(target=generator.generate, args=([job],), daemon=True).start()
         sent = ""
         while True:
@@ -62,17 +66,19 @@ def local_backend(model_dir: str, threads: int = 0) -> tuple[Backend, object]:
             if reason == "error":
                 raise text
             if len(text) > len(sent):
-                yield text[len(sent):]
+                yield text[len(sent) :]
                 sent = text
             if reason is not None:
                 return
+
     return stream, tokenizer
 
 
 class Conversation:
     def __init__(self, tokenizer, context_tokens: int, max_tokens: int, system: str = ""):
         self.tokenizer, self.budget = tokenizer, context_tokens - max_tokens
-        self.system, self.turns = system, []
+        self.system = system
+        self.turns: list = []
 
     def prompt(self, message: str) -> str:
         """The history plus `message` in the chat template, oldest turns dropped until it fits."""
@@ -88,8 +94,13 @@ class Conversation:
         self.turns += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
 
 
-def run_chat(backend: Backend, conversation: Conversation, sampling: dict, read: Callable[[], str] = input,
-             out: TextIO = sys.stdout) -> int:
+def run_chat(
+    backend: Backend,
+    conversation: Conversation,
+    sampling: dict,
+    read: Callable[[], str] = input,
+    out: TextIO = sys.stdout,
+) -> int:
     """The loop; returns the number of answered turns. A server error is one line, and the chat goes on."""
     answered = 0
     while True:

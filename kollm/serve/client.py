@@ -17,8 +17,8 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def request_values(prompt: str, sampling: dict) -> dict:
 
 # what each Triton datatype accepts, checked before sending: Triton's own JSON and tensor parsing answers a
 # wrong type with 500 before the model can say which field is wrong (README, "Serving")
-_INT_RANGES = {"TYPE_INT32": (-2**31, 2**31 - 1), "TYPE_UINT64": (0, 2**64 - 1)}
+_INT_RANGES = {"TYPE_INT32": (-(2**31), 2**31 - 1), "TYPE_UINT64": (0, 2**64 - 1)}
 
 
 def _check_type(name: str, value) -> None:
@@ -72,20 +72,22 @@ def _check_type(name: str, value) -> None:
             bad("text (str)" if name == "text_input" else "text or a list of texts")
         if dtype == "TYPE_BOOL" and not isinstance(item, (bool, np.bool_)):
             bad("true or false")
-        if dtype == "TYPE_FP32" and (isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.number))):
+        if dtype == "TYPE_FP32" and (
+            isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.number))
+        ):
             bad("a number")
         if dtype in _INT_RANGES:
             if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
                 bad("a whole number")
             low, high = _INT_RANGES[dtype]
             if not low <= int(item) <= high:
-                raise ServingError(f"{name}={value!r} is out of range: its input is {dtype[5:]} "
-                                   f"({low} to {high})", 400)
+                raise ServingError(f"{name}={value!r} is out of range: its input is {dtype[5:]} ({low} to {high})", 400)
 
 
 class LLMClient:
-    def __init__(self, url: str, protocol: str = "http", model: str = "kollm", timeout_s: float = 120.0,
-                 retries: int = 3):
+    def __init__(
+        self, url: str, protocol: str = "http", model: str = "kollm", timeout_s: float = 120.0, retries: int = 3
+    ):
         if protocol not in ("http", "grpc"):
             raise ServingError(f"protocol={protocol!r}: choose http or grpc")
         self.url, self.protocol, self.model = url.removeprefix("http://"), protocol, model
@@ -123,8 +125,9 @@ class LLMClient:
     def _new_client(self):
         module = self._module()
         if self.protocol == "http":
-            return module.InferenceServerClient(url=self.url, network_timeout=self.timeout_s,
-                                                connection_timeout=min(10.0, self.timeout_s))
+            return module.InferenceServerClient(
+                url=self.url, network_timeout=self.timeout_s, connection_timeout=min(10.0, self.timeout_s)
+            )
         return module.InferenceServerClient(url=self.url)
 
     def _retrying(self, call):
@@ -134,7 +137,7 @@ class LLMClient:
             except ServingError as e:
                 if e.status not in (503, "UNAVAILABLE") or attempt == self.retries:
                     raise
-            time.sleep(min(4.0, 0.25 * 2 ** attempt))
+            time.sleep(min(4.0, 0.25 * 2**attempt))
 
     def _error(self, e: Exception) -> ServingError:
         try:
@@ -146,14 +149,18 @@ class LLMClient:
             return e
         if isinstance(e, InferenceServerException):
             status = e.status()
-            status = int(status) if status and str(status).isdigit() else (str(status).replace("StatusCode.", "")
-                                                                           if status else None)
+            status = (
+                int(status)
+                if status and str(status).isdigit()
+                else (str(status).replace("StatusCode.", "") if status else None)
+            )
             return ServingError(f"Triton at {self.url}: {e.message()}", status)
         if isinstance(e, http.client.HTTPException) or "Parse" in type(e).__name__:
             return ServingError(_NOT_HTTP.format(url=self.url), "PROTOCOL")
         if "ConnectionClosed" in type(e).__name__:  # geventhttpclient: the server went away mid-request
-            return ServingError(f"Triton at {self.url} closed the connection before answering (shutting down?)",
-                                "UNAVAILABLE")
+            return ServingError(
+                f"Triton at {self.url} closed the connection before answering (shutting down?)", "UNAVAILABLE"
+            )
         if isinstance(e, (ConnectionError, OSError, TimeoutError)):
             return _unreachable(self.url, e)
         return ServingError(f"Triton at {self.url}: {type(e).__name__}: {e}")
@@ -161,6 +168,7 @@ class LLMClient:
     def batched(self, model: str) -> bool:
         """Whether the model batches (max_batch_size > 0): then every input carries a batch dimension."""
         if model not in self._batched:
+
             def read():
                 try:
                     config = self._client().get_model_config(model)
@@ -170,6 +178,7 @@ class LLMClient:
                 config = config.get("config", config) if isinstance(config, dict) else config.config
                 size = config["max_batch_size"] if isinstance(config, dict) else config.max_batch_size
                 return int(size) > 0
+
             self._batched[model] = self._retrying(read)
         return self._batched[model]
 
@@ -194,6 +203,7 @@ class LLMClient:
         def text(name):
             value = result.as_numpy(name)
             return "" if value is None else value.reshape(-1)[0].decode("utf-8")
+
         return Completion(text("text_output"), text("finish_reason"), text("stop_reason"))
 
     # -- calls ---------------------------------------------------------------------------------
@@ -214,18 +224,22 @@ class LLMClient:
                 if error.status in (503, "UNAVAILABLE", "DEADLINE_EXCEEDED", "PROTOCOL", None):
                     self._drop_client()  # a broken connection is not reused
                 raise error from None
+
         return self._retrying(call)
 
     def stream(self, prompt: str, model: str | None = None, request_id: str = "", **sampling) -> Iterator[str]:
         """The answer's new text as it is generated, from a decoupled model (`kollm_stream`)."""
         model = model or f"{self.model}_stream"
         values = request_values(prompt, {**sampling, "streaming": True})
-        events = self._http_stream(model, values) if self.protocol == "http" else self._grpc_stream(model, values,
-                                                                                                   request_id)
+        events = (
+            self._http_stream(model, values)
+            if self.protocol == "http"
+            else self._grpc_stream(model, values, request_id)
+        )
         sent = ""
         for completion in events:
             if len(completion.text) > len(sent):
-                yield completion.text[len(sent):]
+                yield completion.text[len(sent) :]
                 sent = completion.text
             self.last = completion
 
@@ -236,8 +250,12 @@ class LLMClient:
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=self.timeout_s)
         try:
             try:
-                conn.request("POST", f"/v2/models/{model}/generate_stream", body=body,
-                             headers={"Content-Type": "application/json"})
+                conn.request(
+                    "POST",
+                    f"/v2/models/{model}/generate_stream",
+                    body=body,
+                    headers={"Content-Type": "application/json"},
+                )
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
                 raise self._error(e) from None
@@ -253,8 +271,9 @@ class LLMClient:
                     raise ServingError(f"Triton at {self.url} sent an event that is not JSON: {line[:80]!r}") from None
                 if "error" in event:
                     raise ServingError(f"Triton at {self.url}: {event['error']}", 400)
-                yield Completion(event.get("text_output", ""), event.get("finish_reason", ""),
-                                 event.get("stop_reason", ""))
+                yield Completion(
+                    event.get("text_output", ""), event.get("finish_reason", ""), event.get("stop_reason", "")
+                )
         finally:
             conn.close()  # closing early cancels the request on the server
 
@@ -268,16 +287,18 @@ class LLMClient:
         client = grpcclient.InferenceServerClient(url=self.url)
         finished = False
         try:
-            client.start_stream(callback=lambda result, error: events.put((result, error)),
-                                stream_timeout=self.timeout_s)
+            client.start_stream(
+                callback=lambda result, error: events.put((result, error)), stream_timeout=self.timeout_s
+            )
             client.async_stream_infer(model, inputs, request_id=request_id, enable_empty_final_response=True)
             deadline = time.monotonic() + self.timeout_s
             while True:
                 try:
                     result, error = events.get(timeout=max(0.1, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise ServingError(f"no answer from Triton at {self.url} within {self.timeout_s:.0f} s",
-                                       "DEADLINE_EXCEEDED") from None
+                    raise ServingError(
+                        f"no answer from Triton at {self.url} within {self.timeout_s:.0f} s", "DEADLINE_EXCEEDED"
+                    ) from None
                 if error is not None:
                     raise self._error(error)
                 response = result.get_response()
@@ -296,8 +317,10 @@ class LLMClient:
             client.close()
 
 
-_NOT_HTTP = ("the server at {url} does not answer HTTP/1.1: it looks like Triton's gRPC port; ask it over gRPC "
-             "(LLMClient(url, protocol='grpc'); kollm chat --protocol grpc, or leave --protocol out to detect it)")
+_NOT_HTTP = (
+    "the server at {url} does not answer HTTP/1.1: it looks like Triton's gRPC port; ask it over gRPC "
+    "(LLMClient(url, protocol='grpc'); kollm chat --protocol grpc, or leave --protocol out to detect it)"
+)
 
 
 def _lines(response, client: LLMClient) -> Iterator[bytes]:
@@ -305,8 +328,11 @@ def _lines(response, client: LLMClient) -> Iterator[bytes]:
     try:
         yield from response
     except (OSError, http.client.HTTPException) as e:
-        raise ServingError(f"Triton at {client.url} closed the stream before the answer ended "
-                           f"({type(e).__name__}); is the server shutting down?", "UNAVAILABLE") from None
+        raise ServingError(
+            f"Triton at {client.url} closed the stream before the answer ended "
+            f"({type(e).__name__}); is the server shutting down?",
+            "UNAVAILABLE",
+        ) from None
 
 
 def detect_protocol(url: str, timeout_s: float = 10.0) -> str:
@@ -338,8 +364,11 @@ def detect_protocol(url: str, timeout_s: float = 10.0) -> str:
 
 
 def _unreachable(url: str, e: OSError) -> ServingError:
-    return ServingError(f"cannot reach Triton at {url} ({type(e).__name__}: {e}); is the server running? "
-                        f"(kollm stage serve serve.keep_running=true)", "UNAVAILABLE")
+    return ServingError(
+        f"cannot reach Triton at {url} ({type(e).__name__}: {e}); is the server running? "
+        f"(kollm stage serve serve.keep_running=true)",
+        "UNAVAILABLE",
+    )
 
 
 def _error_text(body: bytes) -> str:

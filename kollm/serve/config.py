@@ -8,10 +8,10 @@ from typing import Literal
 from kollm.data import prompts
 
 
-
 @dataclass
 class TrtllmConfig:
     """TensorRT-LLM on GPU hosts (trtllm/, recipes/trtllm.py): what serves the quantize stage's checkpoints."""
+
     format: str = "fp8"  # which quantize-stage checkpoint (a quantize.formats entry, or bf16)
     container: str = "nvcr.io/nvidia/tritonserver:26.03-trtllm-python-py3"
     source_dir: str = "/workspace/TensorRT-LLM"  # a TensorRT-LLM checkout inside the container (llmapi model code)

@@ -11,8 +11,8 @@ text only (the LLM API's `CompletionOutput.text`).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -47,16 +47,29 @@ OUTPUTS: dict[str, tuple[str, list[int]]] = {
     "stop_reason": ("TYPE_STRING", [-1]),
 }
 # Triton datatype -> the tritonclient datatype and numpy dtype a client sends
-CLIENT_TYPES = {"TYPE_STRING": ("BYTES", np.object_), "TYPE_BOOL": ("BOOL", np.bool_),
-                "TYPE_INT32": ("INT32", np.int32), "TYPE_UINT64": ("UINT64", np.uint64),
-                "TYPE_FP32": ("FP32", np.float32)}
-SAMPLING_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "frequency_penalty": float,
-                   "presence_penalty": float, "max_tokens": int, "seed": int, "min_tokens": int}
+CLIENT_TYPES = {
+    "TYPE_STRING": ("BYTES", np.object_),
+    "TYPE_BOOL": ("BOOL", np.bool_),
+    "TYPE_INT32": ("INT32", np.int32),
+    "TYPE_UINT64": ("UINT64", np.uint64),
+    "TYPE_FP32": ("FP32", np.float32),
+}
+SAMPLING_FIELDS = {
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "frequency_penalty": float,
+    "presence_penalty": float,
+    "max_tokens": int,
+    "seed": int,
+    "min_tokens": int,
+}
 
 
 @dataclass
 class Limits:
     """What the server allows; the CPU model's config.pbtxt parameters."""
+
     max_tokens: int = 64  # when the request names none
     max_tokens_limit: int = 512
     max_prompt_chars: int = 8192
@@ -116,22 +129,30 @@ def check_parameters(parameters: dict) -> None:
     key = unknown[0]
     guess = closest_input(key)
     hint = f"did you mean {guess!r}? " if guess else ""
-    raise InvalidRequest(f"unknown field {key!r}: {hint}this model reads only its inputs "
-                         f"(text_input, streaming, sampling_param_*, return_finish_reason, ...; "
-                         f"GET /v2/models/kollm lists them)")
+    raise InvalidRequest(
+        f"unknown field {key!r}: {hint}this model reads only its inputs "
+        f"(text_input, streaming, sampling_param_*, return_finish_reason, ...; "
+        f"GET /v2/models/kollm lists them)"
+    )
 
 
 def _int32(name: str, value):
     """Triton's JSON reader wraps an integer above 2**31 - 1 in an INT32 input (3000000000 arrives as
     -1294967296): report the number the user most likely sent, not the wrapped one."""
     if isinstance(value, int) and value < -(2**30):
-        raise InvalidRequest(f"{name}={value + 2**32} is out of range: it does not fit its INT32 input (at most "
-                             f"2147483647; Triton's JSON reader wrapped it to {value})")
+        raise InvalidRequest(
+            f"{name}={value + 2**32} is out of range: it does not fit its INT32 input (at most "
+            f"2147483647; Triton's JSON reader wrapped it to {value})"
+        )
     return value
 
 
-def parse_request(get: Callable[[str], np.ndarray | None], limits: Limits,
-                  defaults: SamplingParams | None = None, parameters: dict | None = None) -> ParsedRequest:
+def parse_request(
+    get: Callable[[str], np.ndarray | None],
+    limits: Limits,
+    defaults: SamplingParams | None = None,
+    parameters: dict | None = None,
+) -> ParsedRequest:
     """Reads one request through `get(name) -> numpy array or None` and its request parameters;
     raises InvalidRequest on a user mistake."""
     check_parameters(parameters or {})
@@ -162,6 +183,10 @@ def parse_request(get: Callable[[str], np.ndarray | None], limits: Limits,
     if stop is not None:
         params.stop = [_text(s, "sampling_param_stop") for s in np.asarray(stop).reshape(-1)]
     params.check(limits.max_tokens_limit)
-    return ParsedRequest(prompt, params, streaming=bool(_scalar(get, "streaming")),
-                         return_finish_reason=bool(_scalar(get, "return_finish_reason")),
-                         return_stop_reason=bool(_scalar(get, "return_stop_reason")))
+    return ParsedRequest(
+        prompt,
+        params,
+        streaming=bool(_scalar(get, "streaming")),
+        return_finish_reason=bool(_scalar(get, "return_finish_reason")),
+        return_stop_reason=bool(_scalar(get, "return_stop_reason")),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def run_load(call: Callable[[int], int], clients: int, seconds: float) -> dict:
@@ -34,8 +34,13 @@ def run_load(call: Callable[[int], int], clients: int, seconds: float) -> dict:
         t.join()
     elapsed = time.monotonic() - start  # includes the requests still running at the deadline
     lat = sorted(latencies) or [0.0]
-    return {"clients": clients, "seconds": round(elapsed, 2), "requests": len(latencies),
-            "errors": len(errors), "first_errors": errors[:3],
-            "p50_ms": round(1000 * lat[len(lat) // 2], 1), "p99_ms": round(1000 * lat[min(len(lat) - 1,
-                                                                                          int(len(lat) * 0.99))], 1),
-            "tokens_per_s": round(tokens[0] / elapsed, 1)}
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "p50_ms": round(1000 * lat[len(lat) // 2], 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+        "tokens_per_s": round(tokens[0] / elapsed, 1),
+    }

@@ -24,8 +24,10 @@ def pytriton_dir() -> str:
     try:
         import pytriton
     except ImportError:
-        raise KollmError("nvidia-pytriton is not installed in this environment; serving runs in the serve "
-                         "environment (.venv-serve, requirements/serve.txt)") from None
+        raise KollmError(
+            "nvidia-pytriton is not installed in this environment; serving runs in the serve "
+            "environment (.venv-serve, requirements/serve.txt)"
+        ) from None
     return os.path.join(os.path.dirname(pytriton.__file__), "tritonserver")
 
 
@@ -45,8 +47,11 @@ def backend_dir(work_dir: str) -> str:
     target = os.path.join(work_dir, "backends", "python")
     os.makedirs(target, exist_ok=True)
     backend_src = os.path.join(src, "backends", "python")
-    for name, folder in (("libtriton_python.so", backend_src), ("triton_python_backend_utils.py", backend_src),
-                         ("triton_python_backend_stub", stub_dir)):
+    for name, folder in (
+        ("libtriton_python.so", backend_src),
+        ("triton_python_backend_utils.py", backend_src),
+        ("triton_python_backend_stub", stub_dir),
+    ):
         link = os.path.join(target, name)
         if os.path.lexists(link):
             os.unlink(link)
@@ -65,13 +70,22 @@ def check_ports(host: str, ports: dict[str, int]) -> None:
             try:
                 s.bind((host, port))
             except OSError:
-                raise KollmError(f"port {port} on {host} is in use (another server?): stop it, or choose "
-                                 f"another with {name}=PORT (0 = any free port)") from None
+                raise KollmError(
+                    f"port {port} on {host} is in use (another server?): stop it, or choose "
+                    f"another with {name}=PORT (0 = any free port)"
+                ) from None
 
 
 class TritonServer:
-    def __init__(self, repo_dir: str, work_dir: str, host: str = "127.0.0.1", http_port: int = 0,
-                 grpc_port: int = 0, metrics_port: int = 0):
+    def __init__(
+        self,
+        repo_dir: str,
+        work_dir: str,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        grpc_port: int = 0,
+        metrics_port: int = 0,
+    ):
         self.repo_dir, self.work_dir, self.host = repo_dir, work_dir, host
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
@@ -88,13 +102,20 @@ class TritonServer:
         return f"{self.host}:{self.grpc_port}"
 
     def command(self) -> list[str]:
-        return [os.path.join(pytriton_dir(), "bin", "tritonserver"),
-                f"--model-repository={os.path.abspath(self.repo_dir)}",
-                f"--backend-directory={backend_dir(self.work_dir)}",
-                f"--http-address={self.host}", f"--http-port={self.http_port}",
-                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
-                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
-                "--allow-metrics=true", "--log-verbose=0", "--exit-timeout-secs=10"]
+        return [
+            os.path.join(pytriton_dir(), "bin", "tritonserver"),
+            f"--model-repository={os.path.abspath(self.repo_dir)}",
+            f"--backend-directory={backend_dir(self.work_dir)}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true",
+            "--log-verbose=0",
+            "--exit-timeout-secs=10",
+        ]
 
     def environment(self) -> dict:
         env = dict(os.environ)
@@ -106,20 +127,28 @@ class TritonServer:
         return env
 
     def check_ports(self) -> None:
-        check_ports(self.host, {"serve.http_port": self.http_port, "serve.grpc_port": self.grpc_port,
-                                "serve.metrics_port": self.metrics_port})
+        check_ports(
+            self.host,
+            {
+                "serve.http_port": self.http_port,
+                "serve.grpc_port": self.grpc_port,
+                "serve.metrics_port": self.metrics_port,
+            },
+        )
 
-    def start(self, timeout_s: float = 120.0) -> "TritonServer":
+    def start(self, timeout_s: float = 120.0) -> TritonServer:
         os.makedirs(self.work_dir, exist_ok=True)
         self.check_ports()
         log = open(self.log_path, "a")  # a restart keeps the earlier log
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(), start_new_session=True
+        )
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise KollmError(f"tritonserver exited with code {self.proc.returncode}; last log lines:\n"
-                                 + self.log_tail())
+                raise KollmError(
+                    f"tritonserver exited with code {self.proc.returncode}; last log lines:\n" + self.log_tail()
+                )
             try:
                 with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
                     if r.status == 200:

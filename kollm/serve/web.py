@@ -40,10 +40,16 @@ def history_turns(history: list[dict]) -> list[dict]:
 
 def make_respond(backend: Backend, conversation: Conversation, extra: dict | None = None):
     """Gradio's chat function: the answer so far at each step; an error is shown after it, marked."""
+
     def respond(message: str, history: list[dict], max_new: int, temperature: float, top_p: float, top_k: int):
         conversation.turns = history_turns(history)
-        sampling = {"max_tokens": int(max_new), "temperature": float(temperature), "top_p": float(top_p),
-                    "top_k": int(top_k), **(extra or {})}
+        sampling = {
+            "max_tokens": int(max_new),
+            "temperature": float(temperature),
+            "top_p": float(top_p),
+            "top_k": int(top_k),
+            **(extra or {}),
+        }
         answer = ""
         try:
             for piece in backend(conversation.prompt(message), sampling):
@@ -51,20 +57,30 @@ def make_respond(backend: Backend, conversation: Conversation, extra: dict | Non
                 yield answer
         except ServingError as e:
             yield (answer + "\n\n" if answer else "") + f"{ERROR_MARK}{e}"
+
     return respond
 
 
-def build_app(backend: Backend, conversation: Conversation, title: str, max_tokens: int = 64, extra: dict | None = None):
+def build_app(
+    backend: Backend, conversation: Conversation, title: str, max_tokens: int = 64, extra: dict | None = None
+):
     """`extra`: sampling fields sent with every request besides the sliders' (e.g. min_tokens)."""
     import gradio as gr
 
     respond = make_respond(backend, conversation, extra)
-    settings = [gr.Slider(1, 512, value=max_tokens, step=1, label="max tokens"),
-                gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)"),
-                gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p"),
-                gr.Slider(0, 200, value=0, step=1, label="top-k (0 = off)")]
-    return gr.ChatInterface(fn=respond, additional_inputs=settings, title=title, analytics_enabled=False,
-                            additional_inputs_accordion=gr.Accordion("생성 설정 (generation settings)", open=False))
+    settings = [
+        gr.Slider(1, 512, value=max_tokens, step=1, label="max tokens"),
+        gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)"),
+        gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p"),
+        gr.Slider(0, 200, value=0, step=1, label="top-k (0 = off)"),
+    ]
+    return gr.ChatInterface(
+        fn=respond,
+        additional_inputs=settings,
+        title=title,
+        analytics_enabled=False,
+        additional_inputs_accordion=gr.Accordion("생성 설정 (generation settings)", open=False),
+    )
 
 
 def _text(content) -> str:
@@ -79,5 +95,6 @@ def _text(content) -> str:
 def serve(app, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     if host not in ("127.0.0.1", "localhost"):
         print(f"warning: serving the chat UI on {host}, reachable beyond this machine")
-    return app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
-                      show_error=True, quiet=True)
+    return app.launch(
+        server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True, quiet=True
+    )

@@ -20,15 +20,44 @@ are `text_measures`.
 from __future__ import annotations
 
 import typing
-from typing import Iterable
+from collections.abc import Iterable
 
 from kollm.tokenization.config import TokenizerConfig, TokenizerKind
-from kollm.tokenization.special import (ASSISTANT, BOS, CHAT_TEMPLATE, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS, SYSTEM,
-                                        UNK, USER, as_hf)
+from kollm.tokenization.special import (
+    ASSISTANT,
+    BOS,
+    CHAT_TEMPLATE,
+    EOS,
+    PAD,
+    ROLE_TOKENS,
+    SPECIAL_TOKENS,
+    SYSTEM,
+    UNK,
+    USER,
+    as_hf,
+)
 
 KINDS: tuple[str, ...] = typing.get_args(TokenizerKind)
-__all__ = ["TokenizerConfig", "TokenizerKind", "KINDS", "train", "train_bpe", "text_measures", "as_hf", "to_syllables",
-           "PAD", "UNK", "BOS", "EOS", "SYSTEM", "USER", "ASSISTANT", "ROLE_TOKENS", "SPECIAL_TOKENS", "CHAT_TEMPLATE"]
+__all__ = [
+    "TokenizerConfig",
+    "TokenizerKind",
+    "KINDS",
+    "train",
+    "train_bpe",
+    "text_measures",
+    "as_hf",
+    "to_syllables",
+    "PAD",
+    "UNK",
+    "BOS",
+    "EOS",
+    "SYSTEM",
+    "USER",
+    "ASSISTANT",
+    "ROLE_TOKENS",
+    "SPECIAL_TOKENS",
+    "CHAT_TEMPLATE",
+]
 
 
 def to_syllables(text: str) -> str:
@@ -42,9 +71,15 @@ def train(kind: str, texts: Iterable[str], vocab_size: int, min_frequency: int =
     """Train a tokenizer of `kind` on `texts`; returns a `PreTrainedTokenizerFast`."""
     from kollm.tokenization import hf_bpe, jamo, kiwi, spm
 
-    trainers = {"char": hf_bpe.train_char, "bpe_metaspace": hf_bpe.train_metaspace,
-                "bpe_bytelevel": hf_bpe.train_bytelevel, "spm_bpe": spm.train_bpe, "spm_unigram": spm.train_unigram,
-                "jamo_bpe": jamo.train, "kiwi_bpe": kiwi.train}
+    trainers = {
+        "char": hf_bpe.train_char,
+        "bpe_metaspace": hf_bpe.train_metaspace,
+        "bpe_bytelevel": hf_bpe.train_bytelevel,
+        "spm_bpe": spm.train_bpe,
+        "spm_unigram": spm.train_unigram,
+        "jamo_bpe": jamo.train,
+        "kiwi_bpe": kiwi.train,
+    }
     if kind not in trainers:
         raise ValueError(f"tokenizer.kind must be one of {KINDS}, not {kind!r}")
     return as_hf(trainers[kind](texts, vocab_size, min_frequency))
@@ -56,6 +91,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
 
 
 # ---- measures ---------------------------------------------------------------------------
+
 
 def text_measures(tokenizer, texts: list[str], undo=None) -> dict:
     """What the comparison reports about a tokenizer on `texts`, from one encoding of them:
@@ -71,11 +107,13 @@ def text_measures(tokenizer, texts: list[str], undo=None) -> dict:
     vocab = tokenizer.get_vocab()  # a fresh dict of the whole vocabulary on every call: build it once
     fallback = {vocab[t] for t in BYTE_TOKENS if t in vocab} | {tokenizer.unk_token_id}
     decoded = tokenizer.batch_decode(ids)
-    out = {"chars_per_token": sum(map(len, texts)) / n_tokens,
-           "tokens_per_eojeol": n_tokens / max(1, sum(len(t.split()) for t in texts)),
-           "unk_rate": sum(i.count(tokenizer.unk_token_id) for i in ids) / n_tokens,
-           "byte_fallback_rate": sum(x in fallback for i in ids for x in i) / n_tokens,
-           "roundtrip_rate": sum(d == t for d, t in zip(decoded, texts)) / max(1, len(texts))}
+    out = {
+        "chars_per_token": sum(map(len, texts)) / n_tokens,
+        "tokens_per_eojeol": n_tokens / max(1, sum(len(t.split()) for t in texts)),
+        "unk_rate": sum(i.count(tokenizer.unk_token_id) for i in ids) / n_tokens,
+        "byte_fallback_rate": sum(x in fallback for i in ids for x in i) / n_tokens,
+        "roundtrip_rate": sum(d == t for d, t in zip(decoded, texts)) / max(1, len(texts)),
+    }
     if undo is not None:
         out["roundtrip_rate_undone"] = sum(undo(d) == t for d, t in zip(decoded, texts)) / max(1, len(texts))
     return out

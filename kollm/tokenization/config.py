@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
 TokenizerKind = Literal["char", "bpe_metaspace", "bpe_bytelevel", "spm_bpe", "spm_unigram", "jamo_bpe", "kiwi_bpe"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -19,8 +19,14 @@ def metaspace() -> pre_tokenizers.Metaspace:
     return pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always")
 
 
-def train_metaspace(texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
-                    pre_tokenizer=None, normalizer=None, alphabet: int | None = None) -> Tokenizer:
+def train_metaspace(
+    texts: Iterable[str],
+    vocab_size: int,
+    min_frequency: int = 2,
+    pre_tokenizer=None,
+    normalizer=None,
+    alphabet: int | None = None,
+) -> Tokenizer:
     """BPE on ▁-marked words: it round-trips Korean spacing (띄어쓰기) exactly and gave the best
     characters per token of the HF options on NSMC (platform-facts). At most half the vocabulary goes
     to single characters (Korean has thousands of syllables), so there is always room for merges.
@@ -32,8 +38,14 @@ def train_metaspace(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     room = max(len(SPECIAL_TOKENS) + 1, vocab_size - len(BYTE_TOKENS))
     texts = texts if isinstance(texts, list) else list(texts)  # read twice: the alphabet, then the merges
     chars = _alphabet(texts, tok, alphabet or min(2000, room // 2))
-    trainer = trainers.BpeTrainer(vocab_size=room, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=chars, limit_alphabet=len(chars), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=room,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=chars,
+        limit_alphabet=len(chars),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     vocab = model["vocab"]
@@ -63,8 +75,13 @@ def train_bytelevel(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
@@ -72,7 +89,7 @@ def train_bytelevel(texts: Iterable[str], vocab_size: int, min_frequency: int = 
 def train_char(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """One token per character (a Hangul syllable is one character), the `vocab_size` most frequent ones;
     the rest fall back to their UTF-8 bytes. No merges: the baseline every other kind is compared to."""
-    counts = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     for t in texts:
         counts.update(unicodedata.normalize("NFC", t).replace(" ", SPACE))
     counts[SPACE] += 1  # every word starts with one
@@ -89,5 +106,6 @@ def train_char(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) ->
 
 def byte_fallback_decoder() -> decoders.Decoder:
     """▁ back to spaces, <0xNN> runs back to characters, the prepended space dropped (Llama's decoder)."""
-    return decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse(),
-                              decoders.Strip(" ", 1, 0)])
+    return decoders.Sequence(
+        [decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )

@@ -7,7 +7,7 @@ final consonant (간 -> ᄀ+ᅡ+ᆫ), so merges can share a final consonant acro
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, normalizers
 
@@ -20,5 +20,6 @@ def to_syllables(text: str) -> str:
 
 def train(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     # the jamo alphabet is small (19 + 21 + 27 conjoining jamo): most of the vocabulary goes to merges
-    return train_metaspace(texts, vocab_size, min_frequency, normalizer=normalizers.NFD(),
-                           alphabet=min(1000, vocab_size // 4))
+    return train_metaspace(
+        texts, vocab_size, min_frequency, normalizer=normalizers.NFD(), alphabet=min(1000, vocab_size // 4)
+    )

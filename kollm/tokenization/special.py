@@ -23,8 +23,14 @@ def as_hf(tok):
     for i, t in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(t) != i:
             raise ValueError(f"special token {t!r} has id {tok.token_to_id(t)}, expected {i}")
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, bos_token=BOS,
-                                   eos_token=EOS, additional_special_tokens=ROLE_TOKENS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        additional_special_tokens=ROLE_TOKENS,
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.model_max_length = 1_000_000
     return fast

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
@@ -27,12 +27,28 @@ def train_spm(texts: Iterable[str], vocab_size: int, model_type: str):
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(t for t in texts if t), model_writer=model, model_type=model_type,
-        vocab_size=vocab_size, byte_fallback=True, character_coverage=0.9995,
-        normalization_rule_name="identity", remove_extra_whitespaces=False, max_sentence_length=1 << 16,
-        pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
-        user_defined_symbols=ROLE_TOKENS, num_threads=os.cpu_count() or 1, minloglevel=2,
-        train_extremely_large_corpus=False)
+        sentence_iterator=(t for t in texts if t),
+        model_writer=model,
+        model_type=model_type,
+        vocab_size=vocab_size,
+        byte_fallback=True,
+        character_coverage=0.9995,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        max_sentence_length=1 << 16,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        pad_piece=PAD,
+        unk_piece=UNK,
+        bos_piece=BOS,
+        eos_piece=EOS,
+        user_defined_symbols=ROLE_TOKENS,
+        num_threads=os.cpu_count() or 1,
+        minloglevel=2,
+        train_extremely_large_corpus=False,
+    )
     return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 
@@ -57,8 +73,12 @@ def from_unigram(sp) -> Tokenizer:
 def from_bpe(sp) -> Tokenizer:
     pieces = _pieces(sp)
     vocab = {p: i for i, (p, _) in enumerate(pieces)}
-    normal = [i for i in range(len(pieces)) if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)
-                                                    or sp.is_unused(i)) and pieces[i][0] not in ROLE_TOKENS]
+    normal = [
+        i
+        for i in range(len(pieces))
+        if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i))
+        and pieces[i][0] not in ROLE_TOKENS
+    ]
     merges = []
     for i in sorted(normal, key=lambda i: -pieces[i][1]):  # best score first = merged first
         p = pieces[i][0]

@@ -10,15 +10,18 @@ import json
 import math
 import os
 
-from kollm.data import metrics
-from kollm.data import tasks
+from kollm.data import metrics, tasks
+
+
 def _rows(name, **kw):
     import datasets
 
     folder = kw.get("kollm_data") or os.environ.get("KOLLM_EVAL_DATA")
     if not folder:
-        raise ValueError("kollm's lm-eval tasks read their rows from a folder: pass --metadata "
-                         "'{\"kollm_data\": \"DIR\"}' (DIR as written by `kollm evaluate`) or set KOLLM_EVAL_DATA")
+        raise ValueError(
+            "kollm's lm-eval tasks read their rows from a folder: pass --metadata "
+            '\'{"kollm_data": "DIR"}\' (DIR as written by `kollm evaluate`) or set KOLLM_EVAL_DATA'
+        )
     path = os.path.join(folder, f"{name}.jsonl")
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -69,8 +72,11 @@ def classification_results(doc, results):
 def sts_results(doc, results):
     no, yes = _lls(results)
     p_yes = 1 / (1 + math.exp(no - yes))
-    return {"acc": float((yes > no) == bool(doc["label"])), "pearson": (p_yes, doc["score"]),
-            "spearman": (p_yes, doc["score"])}
+    return {
+        "acc": float((yes > no) == bool(doc["label"])),
+        "pearson": (p_yes, doc["score"]),
+        "spearman": (p_yes, doc["score"]),
+    }
 
 
 def macro_f1(items):

@@ -23,11 +23,21 @@ from functools import partial
 
 import torch
 
-from kollm.pretrain import mfu
 from kollm.models.config import ModelConfig
+from kollm.pretrain import mfu
 from kollm.pretrain.config import PretrainConfig
-from kollm.pretrain.frame import (Distributed, MetricsLog, StopSignals, check_batch_split, checkpoint_due, checkpoint_path,
-                            checkpoint_step, commit_checkpoint, latest_checkpoint, lr_at)
+from kollm.pretrain.frame import (
+    Distributed,
+    MetricsLog,
+    StopSignals,
+    check_batch_split,
+    checkpoint_due,
+    checkpoint_path,
+    checkpoint_step,
+    commit_checkpoint,
+    latest_checkpoint,
+    lr_at,
+)
 
 
 class _TokenizerInfo:
@@ -38,8 +48,12 @@ class _TokenizerInfo:
         self.vocab_size = len(tokenizer)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else -1
         # part of the dataset's cache key: a different tokenizer must not reuse a cached index
-        self.unique_identifiers = {"class": "kollm", "eod": self.eod, "vocab_size": self.vocab_size,
-                                   "name": getattr(tokenizer, "name_or_path", "")}
+        self.unique_identifiers = {
+            "class": "kollm",
+            "eod": self.eod,
+            "vocab_size": self.vocab_size,
+            "name": getattr(tokenizer, "name_or_path", ""),
+        }
 
 
 def initialize(p: PretrainConfig) -> Distributed:
@@ -47,12 +61,15 @@ def initialize(p: PretrainConfig) -> Distributed:
 
     dist = Distributed()
     if not torch.distributed.is_initialized():  # one process: megatron still wants a process group
-        torch.distributed.init_process_group("nccl" if dist.device.type == "cuda" else "gloo",
-                                             store=torch.distributed.HashStore(), rank=0, world_size=1)
+        torch.distributed.init_process_group(
+            "nccl" if dist.device.type == "cuda" else "gloo", store=torch.distributed.HashStore(), rank=0, world_size=1
+        )
     if not parallel_state.model_parallel_is_initialized():
-        parallel_state.initialize_model_parallel(tensor_model_parallel_size=p.tensor_parallel,
-                                                 pipeline_model_parallel_size=p.pipeline_parallel,
-                                                 context_parallel_size=p.context_parallel)
+        parallel_state.initialize_model_parallel(
+            tensor_model_parallel_size=p.tensor_parallel,
+            pipeline_model_parallel_size=p.pipeline_parallel,
+            context_parallel_size=p.context_parallel,
+        )
     tensor_parallel.model_parallel_cuda_manual_seed(p.seed)
     return dist
 
@@ -61,10 +78,18 @@ def build_dataset(prefix: str, tokenizer, p: PretrainConfig, num_samples: int, c
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
-    config = GPTDatasetConfig(random_seed=p.seed, sequence_length=p.seq_len, blend=([prefix], None),
-                              split="100,0,0", tokenizer=_TokenizerInfo(tokenizer), path_to_cache=cache_dir,
-                              reset_position_ids=False, reset_attention_mask=False, eod_mask_loss=False,
-                              create_attention_mask=False)
+    config = GPTDatasetConfig(
+        random_seed=p.seed,
+        sequence_length=p.seq_len,
+        blend=([prefix], None),
+        split="100,0,0",
+        tokenizer=_TokenizerInfo(tokenizer),
+        path_to_cache=cache_dir,
+        reset_position_ids=False,
+        reset_attention_mask=False,
+        eod_mask_loss=False,
+        create_attention_mask=False,
+    )
     train, _, _ = BlendedMegatronDatasetBuilder(GPTDataset, [num_samples, 0, 0], lambda: True, config).build()
     return train
 
@@ -90,8 +115,10 @@ def _micro_batches(dataset, step: int, p: PretrainConfig, dp_rank: int, dp_size:
     first = step * p.batch_size + dp_rank * per_rank
     for start in range(first, first + per_rank, mbs):
         samples = [dataset[i] for i in range(start, start + mbs)]
-        yield {k: torch.stack([torch.as_tensor(s[k]) for s in samples]).to(device)
-               for k in ("tokens", "labels", "loss_mask", "position_ids")}
+        yield {
+            k: torch.stack([torch.as_tensor(s[k]) for s in samples]).to(device)
+            for k in ("tokens", "labels", "loss_mask", "position_ids")
+        }
 
 
 # The distributed optimizer's checkpoint layout, as Megatron-LM's default: each rank writes its own
@@ -107,8 +134,9 @@ def _sharded_state(model, optimizer=None, is_loading: bool = False) -> dict:
     state = {"model": getattr(model, "module", model).sharded_state_dict()}
     if optimizer is not None:
         # is_loading: create the Adam moments first, so there is somewhere to load them into
-        state["optimizer"] = optimizer.sharded_state_dict(state["model"], is_loading=is_loading,
-                                                          metadata=OPTIMIZER_SHARDING)
+        state["optimizer"] = optimizer.sharded_state_dict(
+            state["model"], is_loading=is_loading, metadata=OPTIMIZER_SHARDING
+        )
     return state
 
 
@@ -139,21 +167,30 @@ def load(path: str, model, optimizer) -> int:
     return checkpoint_step(path)
 
 
-def train(model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
-          flops_per_token: float) -> dict:
+def train(
+    model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str, flops_per_token: float
+) -> dict:
     # first: a signal during set-up stops the run after its first step, not mid-write
     with StopSignals() as stop:
         return _train(stop, model_cfg, p, prefixes, tokenizer, out_dir, flops_per_token)
 
 
-def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixes: dict, tokenizer, out_dir: str,
-           flops_per_token: float) -> dict:
+def _train(
+    stop: StopSignals,
+    model_cfg: ModelConfig,
+    p: PretrainConfig,
+    prefixes: dict,
+    tokenizer,
+    out_dir: str,
+    flops_per_token: float,
+) -> dict:
     from megatron.core import parallel_state
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     from kollm.pretrain.megatron import gpt_model as mmodel
+
     if p.threads:
         torch.set_num_threads(p.threads)
     dist = initialize(p)
@@ -161,9 +198,14 @@ def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixe
     dp_size = parallel_state.get_data_parallel_world_size()
     dp_rank = parallel_state.get_data_parallel_rank()
     check_batch_split(p, dp_size)
-    gpt = mmodel.build(model_cfg, p, len(tokenizer), on_gpu,
-                       pre_process=parallel_state.is_pipeline_first_stage(),
-                       post_process=parallel_state.is_pipeline_last_stage())
+    gpt = mmodel.build(
+        model_cfg,
+        p,
+        len(tokenizer),
+        on_gpu,
+        pre_process=parallel_state.is_pipeline_first_stage(),
+        post_process=parallel_state.is_pipeline_last_stage(),
+    )
     gpt.to(dist.device)
     if gpt.config.bf16:
         # as Megatron's own training does: every parameter in bf16 (megatron's torch RMSNorm is made in
@@ -173,13 +215,28 @@ def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixe
 
         gpt = Float16Module(gpt.config, gpt)
     config = gpt.config
-    model = DistributedDataParallel(config, DistributedDataParallelConfig(
-        grad_reduce_in_fp32=True, overlap_grad_reduce=False, use_distributed_optimizer=p.distributed_optimizer),
-        module=gpt)
-    optimizer = get_megatron_optimizer(OptimizerConfig(
-        optimizer="adam", lr=p.lr, min_lr=p.lr * p.min_lr_ratio, weight_decay=p.weight_decay, adam_beta1=0.9,
-        adam_beta2=0.95, bf16=config.bf16, params_dtype=config.params_dtype,
-        clip_grad=p.grad_clip, use_distributed_optimizer=p.distributed_optimizer), [model])
+    model = DistributedDataParallel(
+        config,
+        DistributedDataParallelConfig(
+            grad_reduce_in_fp32=True, overlap_grad_reduce=False, use_distributed_optimizer=p.distributed_optimizer
+        ),
+        module=gpt,
+    )
+    optimizer = get_megatron_optimizer(
+        OptimizerConfig(
+            optimizer="adam",
+            lr=p.lr,
+            min_lr=p.lr * p.min_lr_ratio,
+            weight_decay=p.weight_decay,
+            adam_beta1=0.9,
+            adam_beta2=0.95,
+            bf16=config.bf16,
+            params_dtype=config.params_dtype,
+            clip_grad=p.grad_clip,
+            use_distributed_optimizer=p.distributed_optimizer,
+        ),
+        [model],
+    )
     config.finalize_model_grads_func = finalize_model_grads
     config.no_sync_func = model.no_sync
     config.grad_scale_func = optimizer.scale_loss
@@ -191,8 +248,9 @@ def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixe
     if resumed_from:
         step = load(resumed_from, model, optimizer)
     log = MetricsLog(out_dir, dist, resumed_from, step)
-    dataset = build_dataset(prefixes["train"], tokenizer, p, p.steps * p.batch_size,
-                            os.path.join(out_dir, "data", "cache"))
+    dataset = build_dataset(
+        prefixes["train"], tokenizer, p, p.steps * p.batch_size, os.path.join(out_dir, "data", "cache")
+    )
     forward_backward = get_forward_backward_func()
     per_rank = p.batch_size // dp_size
     mbs = p.micro_batch_size or per_rank
@@ -205,22 +263,38 @@ def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixe
             group["lr"] = lr_at(step, p)
         model.zero_grad_buffer()
         optimizer.zero_grad()
-        losses = forward_backward(forward_step_func=_forward_step,
-                                  data_iterator=_micro_batches(dataset, step, p, dp_rank, dp_size, dist.device),
-                                  model=model, num_microbatches=per_rank // mbs, seq_length=p.seq_len,
-                                  micro_batch_size=mbs, decoder_seq_length=p.seq_len, forward_only=False)
+        losses = forward_backward(
+            forward_step_func=_forward_step,
+            data_iterator=_micro_batches(dataset, step, p, dp_rank, dp_size, dist.device),
+            model=model,
+            num_microbatches=per_rank // mbs,
+            seq_length=p.seq_len,
+            micro_batch_size=mbs,
+            decoder_seq_length=p.seq_len,
+            forward_only=False,
+        )
         _, grad_norm, _ = optimizer.step()
         step += 1
         tok_since += tokens_per_step
         if step % p.log_every == 0 or step == p.steps:
             tps = tok_since / (time.perf_counter() - t_last)
-            row = MetricsLog.row(step, _mean_loss(losses, dp_size, dist), lr_at(step - 1, p), grad_norm or 0.0, tps,
-                                 flops_per_token, peak, dist.world, step * tokens_per_step,
-                                 mfu.peak_memory_mb(dist.device.type))
+            row = MetricsLog.row(
+                step,
+                _mean_loss(losses, dp_size, dist),
+                lr_at(step - 1, p),
+                grad_norm or 0.0,
+                tps,
+                flops_per_token,
+                peak,
+                dist.world,
+                step * tokens_per_step,
+                mfu.peak_memory_mb(dist.device.type),
+            )
             log.write(row)
             if dist.main:
-                print(f"step {step}/{p.steps} loss {row['loss']:.4f} tokens/s {tps:,.0f} mfu {row['mfu']:.3f}",
-                      flush=True)
+                print(
+                    f"step {step}/{p.steps} loss {row['loss']:.4f} tokens/s {tps:,.0f} mfu {row['mfu']:.3f}", flush=True
+                )
             t_last, tok_since = time.perf_counter(), 0
         stopping = stop.requested(dist)
         if checkpoint_due(step, p, stopping):
@@ -228,9 +302,16 @@ def _train(stop: StopSignals, model_cfg: ModelConfig, p: PretrainConfig, prefixe
         if stopping:
             StopSignals.announce(dist, step)
             break
-    return {"steps": step, "resumed_from": resumed_from, "history": log.close(), "checkpoint": checkpoint,
-            "stopped_early": step < p.steps, "peak_flops": peak, "peak_flops_source": peak_source,
-            "world_size": dist.world}
+    return {
+        "steps": step,
+        "resumed_from": resumed_from,
+        "history": log.close(),
+        "checkpoint": checkpoint,
+        "stopped_early": step < p.steps,
+        "peak_flops": peak,
+        "peak_flops_source": peak_source,
+        "world_size": dist.world,
+    }
 
 
 def _mean_loss(losses: list[dict], dp_size: int, dist: Distributed) -> float:
@@ -238,13 +319,19 @@ def _mean_loss(losses: list[dict], dp_size: int, dist: Distributed) -> float:
     broadcast along the pipeline, so every rank logs the same number."""
     from megatron.core import parallel_state
 
-    local = torch.tensor([sum(l["lm loss"].item() for l in losses) / len(losses) if losses else 0.0],
-                         dtype=torch.float64, device=dist.device)
+    local = torch.tensor(
+        [sum(step["lm loss"].item() for step in losses) / len(losses) if losses else 0.0],
+        dtype=torch.float64,
+        device=dist.device,
+    )
     torch.distributed.all_reduce(local, group=parallel_state.get_data_parallel_group())
     local /= dp_size
     if parallel_state.get_pipeline_model_parallel_world_size() > 1:
-        torch.distributed.broadcast(local, src=parallel_state.get_pipeline_model_parallel_last_rank(),
-                                    group=parallel_state.get_pipeline_model_parallel_group())
+        torch.distributed.broadcast(
+            local,
+            src=parallel_state.get_pipeline_model_parallel_last_rank(),
+            group=parallel_state.get_pipeline_model_parallel_group(),
+        )
     return local.item()
 
 

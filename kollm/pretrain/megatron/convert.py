@@ -25,8 +25,10 @@ def megatron_to_hf(sd: dict, model: ModelConfig, vocab_size: int) -> dict[str, t
     heads, groups = model.num_heads, model.num_kv_heads
     head_dim = model.hidden_size // heads
     per_group = heads // groups
-    out = {"model.embed_tokens.weight": sd["embedding.word_embeddings.weight"][:vocab_size],
-           "model.norm.weight": sd["decoder.final_layernorm.weight"]}
+    out = {
+        "model.embed_tokens.weight": sd["embedding.word_embeddings.weight"][:vocab_size],
+        "model.norm.weight": sd["decoder.final_layernorm.weight"],
+    }
     for i in range(model.num_layers):
         m, h = f"decoder.layers.{i}.", f"model.layers.{i}."
         qkv = sd[m + "self_attention.linear_qkv.weight"].reshape(groups, (per_group + 2) * head_dim, -1)
@@ -38,10 +40,12 @@ def megatron_to_hf(sd: dict, model: ModelConfig, vocab_size: int) -> dict[str, t
         gate, up = sd[m + "mlp.linear_fc1.weight"].chunk(2, dim=0)
         out[h + "mlp.gate_proj.weight"], out[h + "mlp.up_proj.weight"] = gate, up
         out[h + "mlp.down_proj.weight"] = sd[m + "mlp.linear_fc2.weight"]
-        out[h + "input_layernorm.weight"] = _pick(sd, m + "input_layernorm.weight",
-                                                  m + "self_attention.linear_qkv.layer_norm_weight")
-        out[h + "post_attention_layernorm.weight"] = _pick(sd, m + "pre_mlp_layernorm.weight",
-                                                           m + "mlp.linear_fc1.layer_norm_weight")
+        out[h + "input_layernorm.weight"] = _pick(
+            sd, m + "input_layernorm.weight", m + "self_attention.linear_qkv.layer_norm_weight"
+        )
+        out[h + "post_attention_layernorm.weight"] = _pick(
+            sd, m + "pre_mlp_layernorm.weight", m + "mlp.linear_fc1.layer_norm_weight"
+        )
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 
 
@@ -63,8 +67,11 @@ def hf_to_megatron(hf: dict, model: ModelConfig, padded_vocab: int, te_layout: b
         sd[m + "self_attention.linear_proj.weight"] = hf[h + "self_attn.o_proj.weight"]
         sd[m + "mlp.linear_fc1.weight"] = torch.cat([hf[h + "mlp.gate_proj.weight"], hf[h + "mlp.up_proj.weight"]])
         sd[m + "mlp.linear_fc2.weight"] = hf[h + "mlp.down_proj.weight"]
-        norms = (("self_attention.linear_qkv.layer_norm_weight", "mlp.linear_fc1.layer_norm_weight") if te_layout
-                 else ("input_layernorm.weight", "pre_mlp_layernorm.weight"))
+        norms = (
+            ("self_attention.linear_qkv.layer_norm_weight", "mlp.linear_fc1.layer_norm_weight")
+            if te_layout
+            else ("input_layernorm.weight", "pre_mlp_layernorm.weight")
+        )
         sd[m + norms[0]] = hf[h + "input_layernorm.weight"]
         sd[m + norms[1]] = hf[h + "post_attention_layernorm.weight"]
     return sd

@@ -14,14 +14,17 @@ from kollm.models.config import ModelConfig
 from kollm.pretrain.config import PretrainConfig
 from kollm.pretrain.megatron import convert
 from kollm.pretrain.megatron import gpt_model as mmodel
+
+
 def load_full(checkpoint: str, model_cfg: ModelConfig, vocab_size: int, on_gpu: bool):
     """The checkpoint's weights in a one-process (TP=PP=1) GPTModel."""
     from megatron.core import dist_checkpointing, parallel_state, tensor_parallel
 
     if not torch.distributed.is_initialized():
         # an in-memory store: under torchrun the default rendezvous would join the job's store
-        torch.distributed.init_process_group("nccl" if on_gpu else "gloo",
-                                             store=torch.distributed.HashStore(), rank=0, world_size=1)
+        torch.distributed.init_process_group(
+            "nccl" if on_gpu else "gloo", store=torch.distributed.HashStore(), rank=0, world_size=1
+        )
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(1, 1)
         tensor_parallel.model_parallel_cuda_manual_seed(0)
@@ -42,8 +45,11 @@ def export_hf(checkpoint: str, model_cfg: ModelConfig, tokenizer, check_ids=None
     on_gpu = torch.cuda.is_available()
     vocab = len(tokenizer)
     gpt = load_full(checkpoint, model_cfg, vocab, on_gpu)
-    full = {k: v.float().cpu() for k, v in gpt.state_dict().items() if isinstance(v, torch.Tensor)
-            and not k.endswith("_extra_state")}
+    full = {
+        k: v.float().cpu()
+        for k, v in gpt.state_dict().items()
+        if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")
+    }
     hf = build_model(model_cfg, tokenizer)
     missing, unexpected = hf.load_state_dict(convert.megatron_to_hf(full, model_cfg, vocab), strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:

@@ -22,16 +22,19 @@ class TritonPythonModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from kollm.generation.engine import BatchGenerator, EngineLoop
         from kollm.quantize.modelopt import dynamic_int8
         from kollm.serve.contract import Limits
-        from kollm.generation.engine import BatchGenerator, EngineLoop
 
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         torch.set_num_threads(int(params.get("threads", "1")))
-        self.limits = Limits(max_tokens=int(params["max_tokens"]), max_tokens_limit=int(params["max_tokens_limit"]),
-                             max_prompt_chars=int(params["max_prompt_chars"]),
-                             max_request_s=float(params["max_request_s"]))
+        self.limits = Limits(
+            max_tokens=int(params["max_tokens"]),
+            max_tokens_limit=int(params["max_tokens_limit"]),
+            max_prompt_chars=int(params["max_prompt_chars"]),
+            max_request_s=float(params["max_request_s"]),
+        )
         model_dir = params["model_dir"]
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
@@ -59,9 +62,9 @@ class TritonPythonModel:
         return None
 
     def _submit(self, request, sender):
-        from kollm.serve.contract import parse_request
         from kollm.generation.engine import Job
         from kollm.generation.sampling import InvalidRequest
+        from kollm.serve.contract import parse_request
 
         def get(name):
             tensor = pb_utils.get_input_tensor_by_name(request, name)
@@ -76,8 +79,10 @@ class TritonPythonModel:
         bos = self.tokenizer.bos_token
         ids = self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
         if self.generator.room(len(ids)) < 1:
-            raise InvalidRequest(f"text_input is {len(ids):,} tokens; the model's context is "
-                                 f"{self.generator.context:,} tokens, with room for at least one answer token")
+            raise InvalidRequest(
+                f"text_input is {len(ids):,} tokens; the model's context is "
+                f"{self.generator.context:,} tokens, with room for at least one answer token"
+            )
         cancelled = threading.Event()
         user_id = request.request_id()
         if user_id:
@@ -103,22 +108,35 @@ class TritonPythonModel:
         def on_error(message, kind="internal"):
             self._forget(user_id, cancelled)
             if kind == "deadline":  # for the operator: how often the limit ends answers (a client may have left)
-                pb_utils.Logger.log_warn(f"kollm: request ended by serve.max_request_s={self.limits.max_request_s:g}: "
-                                         f"{message}")
+                pb_utils.Logger.log_warn(
+                    f"kollm: request ended by serve.max_request_s={self.limits.max_request_s:g}: {message}"
+                )
             # 503 only when another try can succeed (the server is going away); a deadline would be hit again
-            self._fail(sender, message, pb_utils.TritonError.UNAVAILABLE if kind == "unavailable"
-                       else pb_utils.TritonError.INTERNAL)
+            self._fail(
+                sender,
+                message,
+                pb_utils.TritonError.UNAVAILABLE if kind == "unavailable" else pb_utils.TritonError.INTERNAL,
+            )
 
         # HTTP tells the model nothing when a unary client leaves (only gRPC and streams are cancelled), so a
         # unary answer gets a deadline: what a departed client leaves behind is bounded by max_request_s
         deadline = None if parsed.streaming else time.monotonic() + self.limits.max_request_s
-        self.engine.submit(Job(ids, parsed.params, on_text, on_error, deadline=deadline,
-                               is_cancelled=lambda: cancelled.is_set() or request.is_cancelled()))
+        self.engine.submit(
+            Job(
+                ids,
+                parsed.params,
+                on_text,
+                on_error,
+                deadline=deadline,
+                is_cancelled=lambda: cancelled.is_set() or request.is_cancelled(),
+            )
+        )
 
     def _stop(self, user_id, sender):
         if not user_id:
-            return self._fail(sender, "a stop request needs the request id of the request to stop",
-                              pb_utils.TritonError.INVALID_ARG)
+            return self._fail(
+                sender, "a stop request needs the request id of the request to stop", pb_utils.TritonError.INVALID_ARG
+            )
         with self.lock:
             events = self.by_request_id.pop(user_id, [])
         for event in events:
@@ -136,14 +154,19 @@ class TritonPythonModel:
 
     def _response(self, outputs):
         shape = (1, 1) if self.batched else (1,)
-        return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor(name, np.array([value.encode("utf-8")], dtype=np.object_).reshape(shape))
-            for name, value in outputs.items()])
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor(name, np.array([value.encode("utf-8")], dtype=np.object_).reshape(shape))
+                for name, value in outputs.items()
+            ]
+        )
 
     @staticmethod
     def _fail(sender, message, code):
-        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code)),
-                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        sender.send(
+            pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code)),
+            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+        )
 
     def finalize(self):
         # Triton does not count requests answered through response senders as in flight: it unloads the model
