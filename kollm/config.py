@@ -8,12 +8,12 @@ The recipes in recipes/presets.py are plain functions returning a `PipelineConfi
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kollm.align.config import AlignConfig, AlignStep, validate_align
+from kollm.align.config import AlignConfig, AlignStep
 from kollm.core import overrides
 from kollm.core.errors import KollmError
 from kollm.core.overrides import apply_overrides, check_choices, check_sizes, to_dict, valid_keys
@@ -24,7 +24,7 @@ from kollm.export.config import ExportConfig
 from kollm.finetune.config import FinetuneBackend, FinetuneConfig, FinetuneHead, FinetuneMethod, FinetuneTask
 from kollm.models.config import Arch, ModelConfig, ModelImpl
 from kollm.pretrain.config import PRECISIONS, Attention, Backend, Fp8, Precision, PretrainConfig, Strategy
-from kollm.quantize.config import QuantizeConfig
+from kollm.quantize.config import QuantFormat, QuantizeConfig
 from kollm.serve.config import ServeConfig, TrtllmConfig
 from kollm.tokenization.config import TokenizerConfig, TokenizerKind
 
@@ -61,6 +61,7 @@ __all__ = [
     "Arch",
     "ModelImpl",
     "TokenizerKind",
+    "QuantFormat",
     "apply_overrides",
     "check_choices",
     "check_sizes",
@@ -170,44 +171,36 @@ ZERO_ALLOWED: dict[str, str] = {
 }
 
 
-def validate(cfg: PipelineConfig) -> None:
-    """Choices and cross-field checks, run before launching (CLI) and again where the values are used."""
-    check_choices(cfg)
-    if type(cfg.pretrain.checkpoint_every) is int and cfg.pretrain.checkpoint_every < 1:
-        raise KollmError(
-            f"pretrain.checkpoint_every={cfg.pretrain.checkpoint_every}: the pretrain stage exports "
-            "its last checkpoint, so it needs them (every N >= 1 steps)"
-        )
-    check_sizes(cfg, ZERO_ALLOWED)
-    if not cfg.serve.max_request_s > 0:
-        raise KollmError(f"serve.max_request_s={cfg.serve.max_request_s}: seconds a unary answer may take, more than 0")
-    if not 0 < cfg.data.corpus_fraction <= 1:
-        raise KollmError(f"data.corpus_fraction={cfg.data.corpus_fraction}: a share of the documents, in (0, 1]")
-    from kollm.quantize.modelopt import MODELOPT_CONFIGS  # torch: only when validating
+# why a size field must be >= 1, where the generic message would not say
+SIZE_REASONS: dict[str, str] = {
+    "pretrain.checkpoint_every": "the pretrain stage exports its last checkpoint, so it needs them (every N >= 1 steps)",
+}
 
-    for fmt in cfg.quantize.formats:
-        if fmt not in MODELOPT_CONFIGS:
-            raise KollmError(f"quantize.formats: {fmt!r} is not a format; choose from {', '.join(MODELOPT_CONFIGS)}")
-    if not 0 <= cfg.serve.min_new_tokens <= cfg.serve.max_new_tokens:
-        raise KollmError(
-            f"serve.min_new_tokens={cfg.serve.min_new_tokens}: 0 to serve.max_new_tokens ({cfg.serve.max_new_tokens})"
-        )
-    if not 1 <= cfg.serve.max_batch <= 256:
-        raise KollmError(f"serve.max_batch={cfg.serve.max_batch}: requests generated together, 1 to 256")
-    if cfg.pretrain.seq_len > cfg.model.max_seq_len:
-        raise KollmError(f"pretrain.seq_len={cfg.pretrain.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")
-    p = cfg.pretrain
-    if cfg.model.arch != "llama" and (p.backend != "torch" or cfg.model.impl != "hf"):
-        raise KollmError(
-            f"model.arch={cfg.model.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf"
-        )
-    if cfg.model.impl == "scratch" and p.backend != "torch":
+
+def validate(cfg: PipelineConfig) -> None:
+    """The one check of a config, run before anything runs (the CLI, `presets.standalone_pretraining`): every choice
+    (`check_choices`: fields and list items typed `Literal[...]`), every size (`check_sizes`), each section's own
+    rules (its `check()`), then the rules that span sections."""
+    check_choices(cfg)
+    check_sizes(cfg, ZERO_ALLOWED, SIZE_REASONS)
+    for section in dataclasses.fields(cfg):
+        check = getattr(getattr(cfg, section.name), "check", None)
+        if check is not None:
+            check()
+    _check_model_and_parallelism(cfg)
+
+
+def _check_model_and_parallelism(cfg: PipelineConfig) -> None:
+    """pretrain.* against model.* and run.*: the architecture, the implementation, and how the ranks split the model
+    and the batch."""
+    p, m = cfg.pretrain, cfg.model
+    if p.seq_len > m.max_seq_len:
+        raise KollmError(f"pretrain.seq_len={p.seq_len} exceeds model.max_seq_len={m.max_seq_len}")
+    if m.arch != "llama" and (p.backend != "torch" or m.impl != "hf"):
+        raise KollmError(f"model.arch={m.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf")
+    if m.impl == "scratch" and p.backend != "torch":
         raise KollmError("model.impl=scratch (kollm/models/gpt.py) trains on pretrain.backend=torch")
-    if p.fp8 and p.backend != "megatron":
-        raise KollmError("pretrain.fp8 needs pretrain.backend=megatron (Transformer Engine)")
     model_parallel = p.tensor_parallel * p.pipeline_parallel * p.context_parallel
-    if p.backend == "torch" and model_parallel > 1:
-        raise KollmError("tensor/pipeline/context parallelism needs pretrain.backend=megatron")
     world = p.nproc_per_node * cfg.run.nodes
     if world % model_parallel:
         raise KollmError(
@@ -224,21 +217,12 @@ def validate(cfg: PipelineConfig) -> None:
             f"pretrain.micro_batch_size={p.micro_batch_size} must divide the "
             f"{p.batch_size // data_parallel} rows each of the {data_parallel} data-parallel ranks gets"
         )
-    if cfg.model.num_heads % p.tensor_parallel or cfg.model.num_kv_heads % p.tensor_parallel:
+    if m.num_heads % p.tensor_parallel or m.num_kv_heads % p.tensor_parallel:
         raise KollmError(
-            f"model.num_heads={cfg.model.num_heads} and model.num_kv_heads={cfg.model.num_kv_heads} "
+            f"model.num_heads={m.num_heads} and model.num_kv_heads={m.num_kv_heads} "
             f"must be divisible by pretrain.tensor_parallel={p.tensor_parallel}"
         )
-    if cfg.model.num_layers % p.pipeline_parallel:
+    if m.num_layers % p.pipeline_parallel:
         raise KollmError(
-            f"model.num_layers={cfg.model.num_layers} must be divisible by "
-            f"pretrain.pipeline_parallel={p.pipeline_parallel}"
+            f"model.num_layers={m.num_layers} must be divisible by pretrain.pipeline_parallel={p.pipeline_parallel}"
         )
-    if bool(p.corpus) != bool(p.tokenizer_dir):
-        raise KollmError("standalone pretraining needs both pretrain.corpus and pretrain.tokenizer_dir")
-    for task in cfg.finetune.tasks:
-        if task not in typing.get_args(FinetuneTask):
-            raise KollmError(
-                f"finetune.tasks: unknown task {task!r}; choose from {', '.join(typing.get_args(FinetuneTask))}"
-            )
-    validate_align(cfg.align)

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import shutil
 
-from kollm.config import PipelineConfig, validate
+from kollm.config import PipelineConfig
 from kollm.core import KollmError, StoppedEarly, read_json, sha256_file, write_json
 from stages.base import inputs
 
@@ -116,7 +116,6 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.models import parameter_count
     from kollm.pretrain import Distributed, plot_loss, summarize, train_and_export
 
-    validate(cfg)
     if cfg.pretrain.backend == "megatron" and not torch.cuda.is_available():
         raise KollmError(
             "pretrain.backend=megatron needs NVIDIA GPUs (megatron-core is CUDA-only); "

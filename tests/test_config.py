@@ -191,3 +191,36 @@ def test_the_cli_refuses_a_non_positive_size_in_one_line(args, tmp_path):
     assert errors == [f"error: pretrain.steps={value}: must be a positive integer (>= 1)"], proc.stderr
     if args[0] == "config":
         assert proc.stderr.strip() == errors[0] and proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ('align.steps=["sft", "ppo"]', "align.steps=['sft', 'ppo']: 'ppo' is not one of sft, dpo, reward, grpo"),
+        (
+            "finetune.tasks=nsmc,kobest",
+            "finetune.tasks=['nsmc', 'kobest']: 'kobest' is not one of nsmc, klue_nli, hate",
+        ),
+        ('quantize.formats=["nvfp4"]', "quantize.formats=['nvfp4']: 'nvfp4' is not one of int8_sq, fp8, int4_awq"),
+    ],
+)
+def test_list_items_are_choices_checked_like_fields(override, message):
+    """`list[Literal[...]]` fields (tasks, steps, formats) are checked by the same function as `Literal` fields."""
+    with pytest.raises(KollmError) as e:
+        config.validate(presets.build("ci", [override]))
+    assert str(e.value).startswith(message)
+
+
+def test_every_list_of_choices_is_typed_so():
+    """No list field of words is checked by hand: each is `list[Literal[...]]` (or free text: prompts, mounts)."""
+    import typing
+
+    free_text = {"evaluate.prompts", "run.container_mounts"}
+    for section in dataclasses.fields(config.PipelineConfig()):
+        obj = getattr(config.PipelineConfig(), section.name)
+        if not dataclasses.is_dataclass(obj):
+            continue
+        for name, typ in typing.get_type_hints(type(obj)).items():
+            if typing.get_origin(typ) is list and f"{section.name}.{name}" not in free_text:
+                item = typing.get_args(typ)[0]
+                assert item is int or typing.get_origin(item) is typing.Literal, f"{section.name}.{name}: {typ}"

@@ -58,11 +58,22 @@ def test_int4_refuses_widths_that_are_not_multiples_of_128_in_one_line():
         quantization.check_format("nvfp4", 256, 256)
 
 
+def test_every_format_the_config_offers_has_a_modelopt_config():
+    import typing
+
+    from kollm.quantize.config import QuantFormat
+
+    assert set(quantization.MODELOPT_CONFIGS) == set(typing.get_args(QuantFormat))
+
+
 def test_an_unknown_format_in_the_config_is_one_line(tmp_path):
     from kollm import config
     from recipes import presets
 
-    with pytest.raises(KollmError, match="quantize.formats: 'int3' is not a format"):
+    with pytest.raises(
+        KollmError,
+        match=r"quantize.formats=\['int8_sq', 'int3'\]: 'int3' is not one of int8_sq, fp8, int4_awq, w4a8_awq",
+    ):
         config.validate(presets.build("ci", ['quantize.formats=["int8_sq", "int3"]']))
 
 

@@ -15,7 +15,7 @@ AlignStep = Literal["sft", "dpo", "reward", "grpo"]  # in this order; each step'
 class AlignConfig:
     # which steps run (TRL on CPU; aligner/nemo_rl.py writes the same steps for NeMo-RL on GPUs):
     # sft -> dpo -> grpo make the policy, reward trains GRPO's reward model next to it
-    steps: list[str] = field(default_factory=lambda: ["sft", "dpo", "reward", "grpo"])
+    steps: list[AlignStep] = field(default_factory=lambda: ["sft", "dpo", "reward", "grpo"])
     sft_examples: int = 2000
     # sentiment questions on NSMC train reviews added to the SFT mixture's, so that the chat model keeps the
     # task: 2,000 of them (the laptop mixture's share) left its chat-format NSMC 7 points under the classifier's
@@ -58,6 +58,9 @@ class AlignConfig:
     eval_pairs: int = 200
     seed: int = 1234
 
+    def check(self) -> None:
+        validate_align(self)
+
 
 def check_grpo_groups(a: AlignConfig) -> None:
     """Each GRPO step samples whole groups of answers (TRL's own check says so later, less plainly)."""
@@ -69,10 +72,10 @@ def check_grpo_groups(a: AlignConfig) -> None:
 
 
 def validate_align(a: AlignConfig) -> None:
+    """The align section's own rules (its steps' names are checked with every other choice: check_choices)."""
     order = list(typing.get_args(AlignStep))
-    unknown = [s for s in a.steps if s not in order]
-    if unknown or not a.steps:
-        raise KollmError(f"align.steps={a.steps}: choose steps from {', '.join(order)} (in that order)")
+    if not a.steps:
+        raise KollmError(f"align.steps=[]: choose steps from {', '.join(order)} (in that order)")
     if a.steps != sorted(a.steps, key=order.index) or len(set(a.steps)) != len(a.steps):
         raise KollmError(f"align.steps={a.steps}: each step once, in the order {', '.join(order)}")
     if "sft" not in a.steps:

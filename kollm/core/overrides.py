@@ -33,7 +33,7 @@ def _parse_value(raw: str, typ, key: str):
             return int(raw)
         if typ is float:
             return float(raw)
-        if typ is str or origin is Literal:  # a Literal's choice is checked in validate, with the rest
+        if typ is str or origin is Literal:  # its choices are checked with the rest (check_choices)
             return raw
         if origin is list and not raw.lstrip().startswith("["):  # a,b,c for a list of words
             return [w.strip() for w in raw.split(",") if w.strip()]
@@ -122,12 +122,22 @@ def _section_fields(cfg):
             yield f"{section.name}.{name}", getattr(obj, name), typ
 
 
+def _shown(choices: tuple) -> str:
+    return ", ".join(c if c else "'' (off)" for c in choices)
+
+
 def check_choices(cfg) -> None:
-    """Every field typed `Literal[...]` holds one of its choices."""
+    """Every field typed `Literal[...]` holds one of its choices, and every item of a `list[Literal[...]]` field one
+    of the item's: the one check of every choice in the config."""
     for key, value, typ in _section_fields(cfg):
         if typing.get_origin(typ) is Literal and value not in typing.get_args(typ):
-            choices = ", ".join(c if c else "'' (off)" for c in typing.get_args(typ))
-            raise KollmError(f"{key}={value!r}: choose {choices}")
+            raise KollmError(f"{key}={value!r}: choose {_shown(typing.get_args(typ))}")
+        item = typing.get_args(typ)[0] if typing.get_origin(typ) is list else None
+        if typing.get_origin(item) is Literal:
+            choices = typing.get_args(item)
+            wrong = [v for v in value if v not in choices] if isinstance(value, list) else [value]
+            if wrong:
+                raise KollmError(f"{key}={value!r}: {wrong[0]!r} is not one of {_shown(choices)}")
 
 
 def int_fields(cfg):
@@ -137,13 +147,15 @@ def int_fields(cfg):
             yield key, value, typ is not int
 
 
-def check_sizes(cfg, zero_allowed: dict[str, str]) -> None:
+def check_sizes(cfg, zero_allowed: dict[str, str], reasons: dict[str, str] | None = None) -> None:
     """No integer field is negative, and none but those of `zero_allowed` is 0: `pretrain.steps=-5` is refused in
     one line, before any division by it or any stage started with it. `zero_allowed`: the
-    `section.field` keys where 0 means something (and what)."""
+    `section.field` keys where 0 means something (and what); `reasons`: why a field must be >= 1, where that is not
+    plain."""
     for key, value, is_list in int_fields(cfg):
         low = 0 if key in zero_allowed else 1
         items = value if is_list and isinstance(value, list) else [value]
         if (is_list and not isinstance(value, list)) or not all(type(v) is int and v >= low for v in items):
             need = f"an integer >= 0 ({zero_allowed[key]})" if low == 0 else "a positive integer (>= 1)"
-            raise KollmError(f"{key}={value!r}: {'each must be' if is_list else 'must be'} {need}")
+            why = f": {reasons[key]}" if reasons and key in reasons else ""
+            raise KollmError(f"{key}={value!r}: {'each must be' if is_list else 'must be'} {need}{why}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kollm.core.errors import KollmError
+
 
 @dataclass
 class DataConfig:
@@ -15,3 +17,7 @@ class DataConfig:
     # share of the pretraining documents kept, the same share of every source, chosen by a hash of the
     # document id; the labelled splits (fine-tuning, evaluation, baselines) are never sampled
     corpus_fraction: float = 1.0
+
+    def check(self) -> None:
+        if not 0 < self.corpus_fraction <= 1:
+            raise KollmError(f"data.corpus_fraction={self.corpus_fraction}: a share of the documents, in (0, 1]")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 
 from kollm.core.io import read_json
 from kollm.export.config import ExportConfig
@@ -23,7 +24,13 @@ COPIED = (
 
 
 def model_card(
-    export: ExportConfig, preset: str, align_steps: list[str], report: str, config: dict, metrics: dict, pretrain: dict
+    export: ExportConfig,
+    preset: str,
+    align_steps: Sequence[str],
+    report: str,
+    config: dict,
+    metrics: dict,
+    pretrain: dict,
 ) -> str:
     """The model card (README.md): `config` the model's config.json, `metrics` the evaluate stage's, `pretrain`
     the pretrain stage's counts and metrics, `report` the path of the report they come from."""

@@ -15,7 +15,7 @@ FinetuneTask = Literal["nsmc", "klue_nli", "hate"]
 
 @dataclass
 class FinetuneConfig:
-    tasks: list[str] = field(default_factory=lambda: ["nsmc", "klue_nli", "hate"])  # FinetuneTask names
+    tasks: list[FinetuneTask] = field(default_factory=lambda: ["nsmc", "klue_nli", "hate"])
     method: FinetuneMethod = "lora"
     head: FinetuneHead = "lm"
     backend: FinetuneBackend = "hf"

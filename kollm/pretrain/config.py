@@ -6,6 +6,8 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
+from kollm.core.errors import KollmError
+
 Backend = Literal["torch", "megatron"]
 Precision = Literal["bf16", "fp32"]
 Strategy = Literal["ddp", "fsdp"]
@@ -58,3 +60,12 @@ class PretrainConfig:
     log_every: int = 10
     seed: int = 1234
     threads: int = 0  # 0 = all cores
+
+    def check(self) -> None:
+        """This section's own rules; those that involve the model or the run's nodes are kollm.config.validate's."""
+        if self.fp8 and self.backend != "megatron":
+            raise KollmError("pretrain.fp8 needs pretrain.backend=megatron (Transformer Engine)")
+        if self.backend == "torch" and self.tensor_parallel * self.pipeline_parallel * self.context_parallel > 1:
+            raise KollmError("tensor/pipeline/context parallelism needs pretrain.backend=megatron")
+        if bool(self.corpus) != bool(self.tokenizer_dir):
+            raise KollmError("standalone pretraining needs both pretrain.corpus and pretrain.tokenizer_dir")

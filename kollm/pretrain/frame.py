@@ -103,16 +103,6 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
-def check_batch_split(cfg: PretrainConfig, data_parallel: int) -> None:
-    """The global batch must split into equal rows per data-parallel rank, and those into whole micro-batches."""
-    per_rank = cfg.batch_size // data_parallel
-    if cfg.batch_size % data_parallel or (cfg.micro_batch_size and per_rank % cfg.micro_batch_size):
-        raise ValueError(
-            f"pretrain.batch_size={cfg.batch_size} must split into {data_parallel} data-parallel ranks "
-            f"of whole micro-batches of {cfg.micro_batch_size or 'any size'}"
-        )
-
-
 def checkpoint_due(step: int, cfg: PretrainConfig, stopping: bool = False) -> bool:
     """Every checkpoint_every steps, at the last one, and when stopping on a signal; never with
     checkpoint_every=0 (benchmarks calling a loop directly)."""

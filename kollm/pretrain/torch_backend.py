@@ -38,7 +38,6 @@ from kollm.pretrain.frame import (
     MetricsLog,
     StopSignals,
     autocast,
-    check_batch_split,
     checkpoint_due,
     checkpoint_path,
     checkpoint_step,
@@ -192,11 +191,9 @@ def wrap(lm, cfg: PretrainConfig, dist: Distributed):
         for layer in lm.model.layers:
             fully_shard(layer)
         return fully_shard(net)  # the root: embeddings (= the tied LM head) and the final norm
-    if cfg.strategy == "ddp":
-        return torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
-        )
-    raise ValueError(f"pretrain.strategy must be ddp or fsdp, not {cfg.strategy!r}")
+    return torch.nn.parallel.DistributedDataParallel(  # ddp
+        net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
+    )
 
 
 _LM_PREFIX = "lm."  # CausalLMLoss's name for the LM: FSDP's full state dicts are keyed through it
@@ -283,7 +280,6 @@ def _train_loop(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist = Distributed()
-    check_batch_split(cfg, dist.world)
     ckpt_root = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(cfg.seed)

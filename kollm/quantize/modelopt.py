@@ -18,10 +18,11 @@ from typing import Literal
 import torch
 
 from kollm.core.errors import KollmError
+from kollm.quantize.config import QuantFormat
 
 Format = Literal["int8_sq", "fp8", "int4_awq", "w4a8_awq"]
 # kollm name -> ModelOpt config; the names TensorRT-LLM's docs use (int8_sq, fp8, int4_awq, w4a8_awq)
-MODELOPT_CONFIGS: dict[str, str] = {
+MODELOPT_CONFIGS: dict[QuantFormat, str] = {  # every QuantFormat (tests/test_quantization.py checks)
     "int8_sq": "INT8_SMOOTHQUANT_CFG",
     "fp8": "FP8_DEFAULT_CFG",
     "int4_awq": "INT4_AWQ_CFG",
@@ -67,7 +68,7 @@ def supported(formats: Iterable[str], hidden_size: int, intermediate_size: int) 
     return ok, skipped
 
 
-def quantize(model, fmt: str, batches: list[torch.Tensor]):
+def quantize(model, fmt: QuantFormat, batches: list[torch.Tensor]):
     """Calibrates `model` in place on `batches` of token ids and returns it (fake-quantised)."""
     import modelopt.torch.quantization as mtq
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kollm.core.errors import KollmError
 from kollm.data import prompts
 
 
@@ -49,3 +50,13 @@ class ServeConfig:
     # Interpreter of the serving environment (tritonserver + tritonclient); empty = the repo's
     # .venv-serve if present, else the current interpreter. In NGC Triton containers: python3.
     python: str = ""
+
+    def check(self) -> None:
+        if not self.max_request_s > 0:
+            raise KollmError(f"serve.max_request_s={self.max_request_s}: seconds a unary answer may take, more than 0")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise KollmError(
+                f"serve.min_new_tokens={self.min_new_tokens}: 0 to serve.max_new_tokens ({self.max_new_tokens})"
+            )
+        if not 1 <= self.max_batch <= 256:
+            raise KollmError(f"serve.max_batch={self.max_batch}: requests generated together, 1 to 256")

@@ -30,7 +30,6 @@ from kollm.pretrain.frame import (
     Distributed,
     MetricsLog,
     StopSignals,
-    check_batch_split,
     checkpoint_due,
     checkpoint_path,
     checkpoint_step,
@@ -197,7 +196,6 @@ def _train(
     on_gpu = dist.device.type == "cuda"
     dp_size = parallel_state.get_data_parallel_world_size()
     dp_rank = parallel_state.get_data_parallel_rank()
-    check_batch_split(p, dp_size)
     gpt = mmodel.build(
         model_cfg,
         p,
