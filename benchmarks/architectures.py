@@ -43,6 +43,7 @@ from kollm.models import (  # noqa: E402
 )
 from kollm.pretrain import indexed_data
 from kollm.pretrain import torch_backend as pretrain
+from stages.base import load_manifest, require_manifest
 
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
 DECODE_TOKENS = 32
@@ -135,7 +136,7 @@ def study(args) -> dict:
     from recipes import presets
 
     cfg = presets.build(args.preset, args.overrides)
-    pre = read_json(os.path.join(args.run, "pretrain", "manifest.json"))
+    pre = require_manifest(args.run, "pretrain")
     prefix = pre["outputs"]["indexed_data"]
     tokenizer = AutoTokenizer.from_pretrained(pre["outputs"]["model_dir"])
     train_tokens = indexed_data.load_tokens(prefix)
@@ -383,7 +384,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--row-out", default="", help=argparse.SUPPRESS)  # one architecture's row, from a child process
     ap.add_argument("overrides", nargs="*", help="dotted overrides of the preset, e.g. model.num_layers=2")
     args = ap.parse_args(argv)
-    if not os.path.isfile(os.path.join(args.run, "pretrain", "manifest.json")):
+    if load_manifest(args.run, "pretrain") is None:
         ap.error(f"{args.run}: no finished pretrain stage; run `kollm run pipeline preset={args.preset}` first")
     # the comparison is of architectures, not of subnormal floats (the serving engine's path was unaffected)
     flush_subnormals()

@@ -31,6 +31,7 @@ from kollm.evaluate import measures as evaluation  # noqa: E402
 from kollm.evaluate import prompting
 from kollm.finetune import trainer as train
 from recipes import presets  # noqa: E402
+from stages.base import require_manifest
 
 # (task, method, head, backend): every PEFT method on NSMC with the lm head, full / LoRA / DoRA with the
 # classification head, AutoModel's LoRA and DoRA, and the other tasks with full fine-tuning and LoRA.
@@ -70,8 +71,8 @@ def main() -> None:
     ft = dataclasses.replace(
         presets.build(args.preset or run_cfg["preset"], args.overrides).finetune, min_steps=args.min_steps
     )
-    data = read_json(os.path.join(args.run, "data", "manifest.json"))["outputs"]
-    base = read_json(os.path.join(args.run, "pretrain", "manifest.json"))["outputs"]["model_dir"]
+    data = require_manifest(args.run, "data")["outputs"]
+    base = require_manifest(args.run, "pretrain")["outputs"]["model_dir"]
     work = os.path.join(args.run, "finetune_methods")
     plan = [p for p in PLAN if not args.only or ":".join(p) in args.only]
     automodel_ready = os.path.isfile(os.path.join(REPO, ".venv-automodel", "bin", "python"))

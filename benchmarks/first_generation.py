@@ -9,7 +9,6 @@ template. Greedy, so a rerun on the same run gives the same text. docs/workshop/
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
+from stages.base import load_manifest
 
 PROMPTS = {"pretrained": "이 영화 정말", "aligned": "이 영화에 대한 긍정적인 리뷰를 써 주세요."}
 
@@ -32,13 +32,12 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
     out = {}
     for which, stage in (("pretrained", "pretrain"), ("aligned", "align")):
         # where each stage's model is: its manifest says (the align stage's is its last step's policy)
-        manifest = os.path.join(run_dir, stage, "manifest.json")
-        if not os.path.isfile(manifest):
+        manifest = load_manifest(run_dir, stage)
+        if manifest is None:
             raise SystemExit(
-                f"error: {manifest}: the {stage} stage has not finished; run `kollm run pipeline preset=tiny` first"
+                f"error: {run_dir}: the {stage} stage has not finished; run `kollm run pipeline preset=tiny` first"
             )
-        with open(manifest, encoding="utf-8") as f:
-            model_dir = json.load(f)["outputs"]["model_dir"]
+        model_dir = manifest["outputs"]["model_dir"]
         gen = pipeline("text-generation", model=model_dir, device="cpu", dtype=torch.float32)
         prompt = PROMPTS[which]
         t0 = time.perf_counter()

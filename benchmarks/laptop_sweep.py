@@ -22,12 +22,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.config import ModelConfig  # noqa: E402
-from kollm.core.io import read_json  # noqa: E402
 from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
 from kollm.pretrain import indexed_data  # noqa: E402
 from kollm.pretrain import torch_backend as pretrain
 from kollm.pretrain.frame import summarize  # noqa: E402
 from recipes import presets  # noqa: E402
+from stages.base import require_manifest
 
 CANDIDATES = {
     "h192-L4": ModelConfig(
@@ -58,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
-    manifest = read_json(os.path.join(args.run, "pretrain", "manifest.json"))
+    manifest = require_manifest(args.run, "pretrain")
     prefix = manifest["outputs"]["indexed_data"]
     train_tokens = indexed_data.load_tokens(prefix)
     val_tokens = indexed_data.load_tokens(prefix[: -len("train")] + "val")

@@ -30,6 +30,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from stages import NAMES as STAGES  # noqa: E402  the declared stages, in pipeline order
+from stages.base import require_manifest
 
 # the demo's goals (issue 11): the whole pipeline within 15 minutes, its best NSMC model >= 0.80;
 # benchmarks/render.py shows them beside the measured figures
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
         print(f"pipeline failed (exit {proc.returncode}); run dir kept at {root}", file=sys.stderr)
         return proc.returncode
     run_dir = os.path.join(root, preset)
-    manifests = {s: json.load(open(os.path.join(run_dir, s, "manifest.json"))) for s in STAGES}
+    manifests = {s: require_manifest(run_dir, s) for s in STAGES}
     report = json.load(open(os.path.join(run_dir, "evaluate", "report.json"), encoding="utf-8"))
     nsmc = report["tasks"]["nsmc"]
     # stages skipped as up to date started before this call: count their own time, not this call's skip

@@ -36,6 +36,7 @@ sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.core.io import read_json, read_jsonl  # noqa: E402
+from stages.base import load_manifest, require_manifest
 
 VOCABS = [8000, 16000, 32000, 64000]
 # published anchors; their tokenizer files are not reachable offline, so no measured figure stands beside them
@@ -49,7 +50,7 @@ ANCHORS = [
 def eval_sets(run: str, data_dir: str, n: int = 2000) -> dict[str, list[str]]:
     from kollm.data import sources
 
-    curate = read_json(os.path.join(run, "curate", "manifest.json"))["outputs"]
+    curate = require_manifest(run, "curate")["outputs"]
     nsmc = [d["text"] for d in itertools.islice(read_jsonl(curate["heldout"]), n)]
     klue = [s for r in sources.iter_klue_sts(data_dir) for s in (r["sentence1"], r["sentence2"])][:n]
     comments = [r["text"] for r in sources.iter_hate_labeled(data_dir, "dev")][:n]
@@ -121,7 +122,7 @@ def text_study(args, sets) -> list[dict]:
 
     work = os.path.join(args.run, "tokenizer_study")
     os.makedirs(work, exist_ok=True)
-    curate = read_json(os.path.join(args.run, "curate", "manifest.json"))["outputs"]
+    curate = require_manifest(args.run, "curate")["outputs"]
     corpus = os.path.join(work, "train.txt")
     with open(corpus, "w", encoding="utf-8") as f:
         for d in itertools.islice(read_jsonl(curate["corpus"]), args.train_docs):
@@ -175,14 +176,12 @@ def model_study(args) -> list[dict]:
 
     base = os.path.abspath(args.run)
     # every kind is measured on the same held-out reviews (bits/char) and NSMC test rows (accuracy)
-    curated = read_json(os.path.join(base, "curate", "manifest.json"))["outputs"]
+    curated = require_manifest(base, "curate")["outputs"]
     heldout = [d["text"] for d in itertools.islice(read_jsonl(curated["heldout"]), 3000) if len(d["text"]) <= 200][
         :1000
     ]
     task = tasks.by_name("nsmc")
-    test = tasks.load_split(
-        task, read_json(os.path.join(base, "data", "manifest.json"))["outputs"], "test", 0, args.test_per_class
-    )
+    test = tasks.load_split(task, require_manifest(base, "data")["outputs"], "test", 0, args.test_per_class)
     rows, chars_per_step = [], None
     for kind in args.model_study:
         name = f"tokstudy-{kind}"
@@ -446,9 +445,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--test-per-class", type=int, default=1000)
     ap.add_argument("overrides", nargs="*", help="model study: dotted overrides, e.g. pretrain.steps=300")
     args = ap.parse_args(argv)
-    if not os.path.isfile(os.path.join(args.run, "curate", "manifest.json")):
+    if load_manifest(args.run, "curate") is None:
         ap.error(f"{args.run}: no finished curate stage; run the pipeline first (kollm run pipeline preset=tiny)")
-    data = read_json(os.path.join(args.run, "data", "manifest.json"))  # the data the run's own stages read
+    data = require_manifest(args.run, "data")  # the data the run's own stages read
     sets = eval_sets(args.run, data.get("data_dir") or data["config"]["data"]["data_dir"] or _data_dir())
     out = os.path.join(HERE, "results", "tokenizers.json")
     previous = read_json(out) if os.path.exists(out) else {}

@@ -104,11 +104,11 @@ def cmd_run(args) -> int:
     if args.dryrun:
         print(f"dry run: nothing was launched; generated files are under {exp_dir}")
         return 0
-    failed = [s for s in only if load_manifest(cfg, s) is None]
+    failed = [s for s in only if load_manifest(cfg.run_dir, s) is None]
     print()
     print(f"{'stage':<10} {'status':<10} {'wall_s':>8}")
     for s in only:
-        m = load_manifest(cfg, s)
+        m = load_manifest(cfg.run_dir, s)
         print(f"{s:<10} {'done' if m else 'FAILED':<10} {m['wall_s'] if m else '':>8}")
     if failed:
         print(
@@ -116,7 +116,7 @@ def cmd_run(args) -> int:
             file=sys.stderr,
         )
         return 1
-    report = load_manifest(cfg, "evaluate")
+    report = load_manifest(cfg.run_dir, "evaluate")
     if report:
         print(f"\nreport: {report['outputs']['report_md']}")
         print("headline: " + ", ".join(f"{k}={v}" for k, v in report["metrics"].items()))
@@ -199,14 +199,15 @@ def cmd_chat(args) -> int:
 
 
 def served_model(run_dir: str) -> str:
-    """The model the run's pipeline served (its align stage's last policy)."""
-    manifest = os.path.join(run_dir, "align", "manifest.json")
-    if not os.path.exists(manifest):
+    """The model the run's pipeline served (the output playing the "model" role: the align stage's last policy)."""
+    from stages.base import model_of_run
+
+    try:
+        return model_of_run(run_dir)
+    except KollmError as e:
         raise KollmError(
-            f"no served model in {run_dir} ({manifest} missing): run the pipeline first "
-            "(kollm run pipeline) or pass --model-dir"
-        )
-    return json.load(open(manifest))["outputs"]["model_dir"]
+            f"no served model: {e}: run the pipeline first (kollm run pipeline) or pass --model-dir"
+        ) from None
 
 
 def cmd_export(args) -> int:
@@ -216,7 +217,7 @@ def cmd_export(args) -> int:
     cfg = _config(args.overrides)
     if args.push:
         hub.check_repo_id(args.push)  # a bad id is one line, before anything runs
-    manifest = load_manifest(cfg, "export")
+    manifest = load_manifest(cfg.run_dir, "export")
     if manifest is None or args.rerun:
         from stages.runner import main as run_stage
 

@@ -11,6 +11,7 @@ import nemo_run as run
 from kollm.config import PipelineConfig
 from kollm.core.errors import KollmError
 from kollm.data.sources import repo_root
+from stages.base import Launch
 
 CONTAINER_REPO = "/workspace/kollm"  # where containers/ images hold the repository
 
@@ -22,17 +23,25 @@ ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFER
 TORCHRUN_ENV = {"PET_SIGNALS_TO_HANDLE": "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", "PET_SHUTDOWN_TIMEOUT": "100"}
 
 
-def distributed_pretrain(cfg: PipelineConfig, stages: list[str] | None) -> bool:
-    """Pretraining alone, on more than one process: launched through torchrun."""
-    return stages == ["pretrain"] and cfg.pretrain.nproc_per_node * cfg.run.nodes > 1
+def launched(stages: list[str] | None) -> Launch:
+    """The launch traits of what runs: a stage alone has its own (stages/__init__.py); a pipeline, none."""
+    from stages import by_name
+
+    return by_name(stages[0]).launch if stages and len(stages) == 1 else Launch()
+
+
+def torchrun_ranks(cfg: PipelineConfig, stages: list[str] | None) -> int:
+    """Ranks per node when what runs is launched through torchrun (a stage with ranks, more than one process in
+    all), else 0."""
+    ranks = launched(stages).ranks
+    return ranks(cfg) if ranks is not None and ranks(cfg) * cfg.run.nodes > 1 else 0
 
 
 def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExecutor:
     """This machine: CPU, or one GPU; `pretrain.nproc_per_node=N` runs pretraining on N torchrun ranks."""
-    if distributed_pretrain(cfg, stages):
-        return run.LocalExecutor(
-            ntasks_per_node=cfg.pretrain.nproc_per_node, launcher="torchrun", env_vars={**ENV, **TORCHRUN_ENV}
-        )
+    ranks = torchrun_ranks(cfg, stages)
+    if ranks:
+        return run.LocalExecutor(ntasks_per_node=ranks, launcher="torchrun", env_vars={**ENV, **TORCHRUN_ENV})
     return run.LocalExecutor(ntasks_per_node=1, env_vars=dict(ENV))
 
 
@@ -63,8 +72,8 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     job (up to `run.requeues` times) and the requeued job resumes from that checkpoint.
     """
     r = cfg.run
-    multi_node_ok = (stages == ["curate"] and cfg.curate.executor == "ray") or stages == ["pretrain"]
-    if r.nodes > 1 and not multi_node_ok:
+    launch = launched(stages)
+    if r.nodes > 1 and not launch.multi_node(cfg):
         # The other stages are one process; several nodes would run them several times over.
         raise KollmError(
             "run.nodes > 1 works for pretraining (`kollm run pretrain ...`) and for curation on Ray "
@@ -76,26 +85,25 @@ def slurm(cfg: PipelineConfig, stages: list[str] | None = None) -> run.SlurmExec
     if r.container_image:
         # The run directory must be on a filesystem every node sees.
         mounts = r.mounts
-    torchrun = distributed_pretrain(cfg, stages)
-    pretraining = stages == ["pretrain"]
-    extra = {"requeue": True} if pretraining else {}
+    ranks = torchrun_ranks(cfg, stages)
+    extra = {"requeue": True} if launch.requeue else {}
     return run.SlurmExecutor(
         account=r.account,
         partition=r.partition or None,
         nodes=r.nodes,
-        ntasks_per_node=cfg.pretrain.nproc_per_node if torchrun else 1,
-        launcher="torchrun" if torchrun else None,
+        ntasks_per_node=ranks or 1,
+        launcher="torchrun" if ranks else None,
         gpus_per_node=r.gpus_per_node or None,
         time=r.time_limit,
         container_image=r.container_image or None,
         container_mounts=mounts,
         tunnel=tunnel,
         packager=run.Packager(),
-        env_vars={**ENV, **(TORCHRUN_ENV if torchrun else {})},
+        env_vars={**ENV, **(TORCHRUN_ENV if ranks else {})},
         exclusive=True if r.gpus_per_node else None,
-        signal="USR1@120" if pretraining else None,
+        signal="USR1@120" if launch.requeue else None,
         additional_parameters=extra,
-        retries=r.requeues if pretraining else 0,
+        retries=r.requeues if launch.requeue else 0,
     )
 
 

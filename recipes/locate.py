@@ -12,6 +12,7 @@ import os
 import shlex
 
 from kollm.core.errors import KollmError
+from stages.base import load_manifest
 
 
 def _in_run(path: str) -> tuple[str, str, list[str]] | None:
@@ -51,15 +52,6 @@ def _stage_command(run_dir: str, stage: str, *settings: str) -> str:
     if os.path.normpath(root) != "runs":
         where.append(f"run.root={root}")
     return "`" + " ".join(["kollm run", stage, *map(shlex.quote, [f"preset={preset}", *where, *settings])]) + "`"
-
-
-def _complete_manifest(stage_folder: str) -> dict | None:
-    try:
-        with open(os.path.join(stage_folder, "manifest.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return manifest if manifest.get("status") == "complete" else None
 
 
 def _finetuned(run_dir: str, manifest: dict) -> tuple[dict, dict[str, dict]]:
@@ -115,7 +107,7 @@ def evaluation_input(path: str, kind: str, task_names: list[str]) -> str:
         return path
     run_dir, stage, rest = found
     stage_folder = os.path.join(run_dir, stage)
-    manifest = _complete_manifest(stage_folder)
+    manifest = load_manifest(run_dir, stage)
     if manifest is None:
         raise KollmError(
             f"{path}: the {stage} stage has not completed in {run_dir}; it is made by {_stage_command(run_dir, stage)}"

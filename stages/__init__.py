@@ -8,7 +8,7 @@ the manifest's "outputs"), its config section (kollm/config.py), and one `Stage(
 from __future__ import annotations
 
 from stages import align, curate, data, evaluate, export, finetune, pretrain, quantize, serve, tokenizer
-from stages.base import Stage
+from stages.base import Launch, Stage
 
 STAGES: tuple[Stage, ...] = (
     Stage(
@@ -27,7 +27,13 @@ STAGES: tuple[Stage, ...] = (
             "heldout_raw",
         ),
     ),
-    Stage("curate", curate.run, upstream=("data",), outputs=("corpus", "heldout", "toxicity_model", "curation_dir")),
+    Stage(
+        "curate",
+        curate.run,
+        upstream=("data",),
+        outputs=("corpus", "heldout", "toxicity_model", "curation_dir"),
+        launch=Launch(multi_node=curate.on_ray),  # Curator's Ray cluster spans the nodes
+    ),
     Stage("tokenizer", tokenizer.run, upstream=("curate",), outputs=("tokenizer_dir",)),
     Stage(
         "pretrain",
@@ -36,6 +42,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("model", "pretrain"),
         outputs=("model_dir", "loss_png", "metrics", "indexed_data"),
         standalone=pretrain.standalone,
+        launch=Launch(ranks=pretrain.ranks_per_node, multi_node=pretrain.multi_node, requeue=True),
     ),
     Stage("finetune", finetune.run, upstream=("data", "pretrain"), outputs=("results",)),
     Stage(
@@ -43,6 +50,7 @@ STAGES: tuple[Stage, ...] = (
         align.run,
         upstream=("data", "curate", "pretrain"),
         outputs=("model_dir", "metrics", "datacard", "nemo_rl_dir", "nemo_aligner_dir"),
+        roles={"model": "model_dir"},  # its last policy is the model export, quantize and serve ship
     ),
     Stage(
         "evaluate",

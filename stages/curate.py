@@ -22,6 +22,11 @@ from stages.base import inputs
 RAW = {"corpus": "corpus_raw", "heldout": "heldout_raw"}  # output name -> the data stage's input
 
 
+def on_ray(cfg: PipelineConfig) -> bool:
+    """Curation on Ray (`curate.executor=ray`) spans nodes: node 0 the Ray head, the others workers."""
+    return cfg.curate.executor == "ray"
+
+
 def train_toxicity(train: str, dev: str, out: str) -> tuple[str, dict]:
     """The toxicity model for these labelled files: trained once, reused while their content is unchanged
     (so a resumed curation sees the same model file and keeps its finished shards)."""

@@ -13,11 +13,11 @@ import os
 from kollm.config import PipelineConfig
 from kollm.core import read_json
 from kollm.export import model_card, write_folder
-from stages.base import inputs, require
+from stages.base import inputs, require, the
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    model_dir = inputs(cfg, "align")["model_dir"]
+    model_dir = the(cfg, "model")
     inputs(cfg, "evaluate"), inputs(cfg, "pretrain")  # declared upstream: their manifests are the card's numbers
     metrics = require(cfg, "evaluate").get("metrics", {})
     pretrained = require(cfg, "pretrain")

@@ -25,6 +25,16 @@ def standalone(cfg: PipelineConfig) -> bool:
     return bool(cfg.pretrain.corpus)
 
 
+def ranks_per_node(cfg: PipelineConfig) -> int:
+    """torchrun ranks on each node: GPUs, or gloo ranks on a CPU."""
+    return cfg.pretrain.nproc_per_node
+
+
+def multi_node(cfg: PipelineConfig) -> bool:
+    """Pretraining spans nodes: torchrun on every node, rendezvous on the first."""
+    return True
+
+
 def data_paths(cfg: PipelineConfig) -> tuple[str, str, str]:
     """(train corpus, validation corpus, tokenizer folder): standalone paths or the upstream stages'."""
     p = cfg.pretrain

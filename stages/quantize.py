@@ -19,7 +19,7 @@ import torch
 
 from kollm.config import PipelineConfig
 from kollm.core import read_jsonl, write_json
-from stages.base import inputs
+from stages.base import inputs, the
 
 
 def _perplexity(model, tokenizer, heldout: list[str], max_len: int) -> dict:
@@ -62,7 +62,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.quantize import dynamic_int8, export, folder_mb, quantize, supported, widths
 
     q = cfg.quantize
-    model_dir = inputs(cfg, "align")["model_dir"]
+    model_dir = the(cfg, "model")
     curated, data = inputs(cfg, "curate"), inputs(cfg, "data")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32).eval()

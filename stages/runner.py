@@ -66,7 +66,7 @@ def _check_outputs(stage: Stage, body: dict) -> None:
 
 def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     fp = fingerprint(cfg, stage)
-    current = load_manifest(cfg, stage.name)
+    current = load_manifest(cfg.run_dir, stage.name)
     if current and current.get("fingerprint") == fp and not cfg.run.force:
         print(
             f"[{stage.name}] up to date ({manifest_path(cfg, stage.name)}); skipping. Use run.force=true to redo it.",

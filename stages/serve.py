@@ -14,7 +14,7 @@ import time
 
 from kollm.config import PipelineConfig
 from kollm.curation import hangul_ratio, normalize
-from stages.base import inputs
+from stages.base import the
 
 
 def preflight(cfg: PipelineConfig) -> None:
@@ -37,7 +37,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from triton_model_repo import RepositoryOptions, write_repository
 
     s = cfg.serve
-    model_dir = inputs(cfg, "align")["model_dir"]
+    model_dir = the(cfg, "model")
     repo = os.path.join(out, "model_repository")
     opts = RepositoryOptions(
         max_batch=s.max_batch,

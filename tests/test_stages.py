@@ -2,6 +2,7 @@
 manifests, the curate stage resumes after a kill, the Triton model ships inside the package."""
 
 import ast
+import dataclasses
 import glob
 import json
 import os
@@ -15,6 +16,7 @@ import zipfile
 import pytest
 
 from kollm.config import PipelineConfig
+from kollm.core import KollmError
 from stages import NAMES, STAGES, base
 from tests.conftest import REPO, run_cli
 
@@ -164,6 +166,51 @@ def test_a_stage_reads_only_what_it_declares(tmp_path):
             base.inputs(cfg, "data")  # the tokenizer stage reads curate, not data
     finally:
         base.running.reset(token)
+
+
+def test_launch_traits_are_declared_on_the_stage_and_read_by_the_executors(monkeypatch, tmp_path):
+    """torchrun, several nodes and requeueing come from a stage's `Launch`, not from its name: give another stage
+    pretraining's traits and the executors launch it so."""
+    import stages as declared
+    from recipes import executors, presets
+
+    cfg = presets.build("ci", [f"run.root={tmp_path}", "pretrain.nproc_per_node=2"])
+    assert executors.torchrun_ranks(cfg, ["pretrain"]) == 2
+    assert executors.torchrun_ranks(cfg, None) == 0  # the whole pipeline: one process a stage
+    assert executors.torchrun_ranks(cfg, ["finetune"]) == 0
+    assert executors.local(cfg, ["pretrain"]).launcher == "torchrun"
+    two_nodes = presets.build("ci", [f"run.root={tmp_path}", "run.nodes=2", "run.executor=slurm"])
+    with pytest.raises(KollmError, match="run.nodes > 1"):
+        executors.slurm(two_nodes, ["finetune"])
+    swapped = tuple(
+        dataclasses.replace(s, launch=declared.by_name("pretrain").launch) if s.name == "finetune" else s
+        for s in declared.STAGES
+    )
+    monkeypatch.setattr(declared, "STAGES", swapped)
+    assert executors.torchrun_ranks(cfg, ["finetune"]) == 2
+    job = executors.slurm(two_nodes, ["finetune"])
+    assert job.signal == "USR1@120" and job.retries == two_nodes.run.requeues
+
+
+def test_the_model_is_a_declared_role(tmp_path):
+    """Export, quantize and serve ask for "the model", which the align stage declares; a stage that declared the
+    role after it would be what they ship."""
+    from recipes import presets
+
+    cfg = presets.build("ci", [f"run.root={tmp_path}"])
+    os.makedirs(base.stage_dir(cfg, "align"))
+    json.dump({"status": "complete", "outputs": {"model_dir": "policy"}}, open(base.manifest_path(cfg, "align"), "w"))
+    for consumer in ("export", "quantize", "serve"):
+        token = base.running.set(STAGES[NAMES.index(consumer)])
+        try:
+            assert base.the(cfg, "model") == "policy"
+        finally:
+            base.running.reset(token)
+    assert base.model_of_run(cfg.run_dir) == "policy"
+    merge = base.Stage("merge", lambda cfg, out: {}, outputs=("merged_dir",), roles={"model": "merged_dir"})
+    assert base.role_of([STAGES[NAMES.index("align")], merge], "model") == ("merge", "merged_dir")
+    with pytest.raises(KollmError, match="its align stage has not completed"):
+        base.model_of_run(str(tmp_path / "elsewhere"))
 
 
 def test_triton_model_ships_inside_the_package(tmp_path):
