@@ -2,7 +2,8 @@
 
 The runner (stages.runner), the NeMo Run tasks (recipes.tasks), the CLI and `kollm run --help`
 all read this list. Adding a stage is three things: its module here (`run(cfg, out) -> dict` with
-the manifest's "outputs"), its config section (kollm/config.py), and one `Stage(...)` line below.
+the manifest's "outputs"), its config section (`kollm/<package>/config.py`, a field of
+`kollm.config.PipelineConfig`), and one `Stage(...)` line below.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Triton Inference Server: kollm's python-backend model and the repository that serves it.
 
-`kollm_llm/1/model.py` is the model Triton runs (it imports kollm.serve for generation); it ships
+`kollm_llm/1/model.py` is the model Triton runs (it imports kollm.generation and kollm.serve); it ships
 as package data, so an installed kollm (not only a checkout) can write a repository:
 
     write_repository("model_repository/", "runs/tiny/align/grpo/model")   # -> ["kollm", "kollm_stream"]
