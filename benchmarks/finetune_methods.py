@@ -38,7 +38,7 @@ from stages.base import require_manifest
 # (Full fine-tuning with the lm head is left out: it trains the LM head over the whole vocabulary on every
 # position, ~5x the cls head's time here, and scored below it on the tiny preset.)
 PLAN = (
-    [("nsmc", m, "lm", "hf") for m in ("lora", "dora", "waveft", "prompt_tuning", "qlora")]
+    [("nsmc", m, "lm", "hf") for m in ("lora", "dora", "waveft", "prompt_tuning", "qlora", "ia3")]
     + [("nsmc", m, "cls", "hf") for m in ("full", "lora", "dora")]
     + [("nsmc", m, "lm", "automodel") for m in ("lora", "dora")]
     + [(t, m, "cls", "hf") for t in ("klue_nli", "hate") for m in ("full", "lora")]

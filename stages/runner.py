@@ -85,11 +85,10 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     t0 = time.perf_counter()
     print(f"[{stage.name}] running in {out}", flush=True)
     # GRPO, judging and the evaluation generate: every stage runs with subnormals flushed (~40x on CPUs)
-    from kollm.models import flush_subnormals  # imports torch, which the manifest-only paths above need not
+    from kollm.models import flush_subnormals, prepare  # imports torch, which the manifest-only paths above need not
 
     flush_subnormals()
-    if cfg.model.arch == "rwkv":
-        from kollm.models import rwkv  # noqa: F401  the auto classes build and load kollm's batch-correct RWKV
+    prepare(cfg.model.arch)  # what the architecture needs before its models are built or loaded (the registry's)
     token = running.set(stage)
     try:
         body = stage.run(cfg, out)

@@ -160,3 +160,19 @@ def test_rows_are_packed_for_sft_exactly_where_packing_keeps_them_apart(arch, ko
         arch,
         (alone - behind).abs().max(),
     )
+
+
+def test_the_registry_is_every_arch_and_says_what_each_is():
+    """model.arch's choices and the registry agree; each entry's model_type is its config's (what decides packing);
+    only the Llama has no width knob, and only RWKV needs a setup (kollm's batch-correct class)."""
+    import typing
+
+    from kollm.models.config import Arch
+
+    assert set(architectures.ARCHITECTURES) == set(typing.get_args(Arch))
+    m = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128, max_seq_len=64)
+    for name, a in architectures.ARCHITECTURES.items():
+        assert a.config(m, 300, 1 if a.knob == "expand" else 64).model_type == a.model_type, name
+    assert [n for n, a in architectures.ARCHITECTURES.items() if not a.knob] == ["llama"]
+    assert [n for n, a in architectures.ARCHITECTURES.items() if a.setup] == ["rwkv"]
+    assert set(architectures.PACKABLE_MODEL_TYPES) == {"llama", "qwen3_moe", "deepseek_v3"}

@@ -42,8 +42,8 @@ def assert_one_clear_error(proc, fragment):
             "'kmmlu' is not one of nsmc, klue_nli, hate",
         ),
         (
-            ["run", "--dryrun", "finetune", "preset=ci", "finetune.method=ia3"],
-            "finetune.method='ia3': choose full, lora, dora, waveft, prompt_tuning, qlora",
+            ["run", "--dryrun", "finetune", "preset=ci", "finetune.method=bitfit"],
+            "finetune.method='bitfit': choose full, lora, dora, waveft, prompt_tuning, qlora, ia3",
         ),
         (
             ["run", "--dryrun", "pretrain", "preset=1b", "pretrain.micro_batch_size=3"],

@@ -1,7 +1,6 @@
 """Each fine-tuning method, with each head, on a tiny pretrained Llama and real Korean rows."""
 
 import os
-import typing
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ ROWS = [
     {"text": "배우들 연기가 정말 좋았다", "label": 1},
     {"text": "지루하고 뻔한 이야기", "label": 0},
 ]
-METHODS = typing.get_args(methods.Method)
+METHODS = tuple(methods.METHODS)  # the registry: every finetune.method
 
 
 def _batch(head, tokenizer, rows=ROWS):
@@ -158,6 +157,32 @@ def test_finetune_task_writes_the_method_table_row(tiny_model_dir, korean_tokeni
     s.method = "prompt_tuning"
     pt = train.finetune_task(tiny_model_dir, tasks.NSMC, rows, ROWS, s, str(tmp_path / "pt"))
     assert pt["model_dir"] is None and pt["adapter_dir"]  # soft prompts cannot merge: base + adapter
+
+
+def test_ia3_is_one_file_and_one_name_and_trains_on_nsmc(tiny_model_dir, korean_tokenizer, nsmc_rows, tmp_path):
+    """IA3 was added as kollm/finetune/methods/ia3.py plus "ia3" in FinetuneMethod, nothing else: the registry finds
+    it, the run trains only its rescaling vectors (keys, values, down_proj's input) on real NSMC reviews, saves the
+    adapter in HF-PEFT format and merges it into a plain HF folder."""
+    import glob
+
+    from transformers import AutoConfig
+
+    assert methods.METHODS["ia3"].name == "ia3" and "ia3" in methods.MERGEABLE
+    registered = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(os.path.dirname(methods.__file__), "*.py"))}
+    assert set(methods.METHODS) == registered - {"__init__", "method"}  # one module per method, each registered
+    rows = tasks.rows_from(tasks.NSMC, nsmc_rows, seed=0, per_class=200)  # real reviews, balanced
+    by_label = [[r for r in rows if r["label"] == k] for k in (0, 1)]
+    train_rows, val_rows = by_label[0][:150] + by_label[1][:150], by_label[0][150:] + by_label[1][150:]
+    s = FinetuneConfig(method="ia3", head="lm", batch_size=16, max_len=48, lr=1e-2, epochs=1)
+    row = train.finetune_task(tiny_model_dir, tasks.NSMC, train_rows, val_rows, s, str(tmp_path / "ia3"))
+    c = AutoConfig.from_pretrained(tiny_model_dir)
+    head_dim = c.hidden_size // c.num_attention_heads
+    vectors = c.num_hidden_layers * (2 * c.num_key_value_heads * head_dim + c.intermediate_size)
+    assert row["trainable_params"] == vectors  # one scale per key, value and MLP channel: nothing else trains
+    assert row["loss_last"] < row["loss_first"], row
+    assert row["test_examples"] == 100 and 0 <= row["accuracy"] <= 1
+    assert os.path.isfile(os.path.join(row["adapter_dir"], "adapter_model.safetensors"))
+    assert os.path.isfile(os.path.join(row["model_dir"], "model.safetensors"))  # merged: a plain HF folder
 
 
 def test_metrics_on_hand_checked_cases():

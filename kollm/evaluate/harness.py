@@ -107,7 +107,9 @@ def evaluate(
     import torch
     from lm_eval.tasks import TaskManager
 
-    from kollm.models import rwkv  # noqa: F401  an RWKV folder loads as kollm's batch-correct model (padded batches)
+    from kollm.models import prepare
+
+    prepare()  # any folder may hold any architecture: an RWKV one loads as kollm's batch-correct model
 
     check_model_dir(model_dir)
     if adapter:

@@ -17,7 +17,7 @@ __getattr__, __dir__ = public_api(
     __name__,
     {
         "trainer": "finetune_task fit score merged_for_export",
-        "methods": "peft_config load load_base merged trainable_parameters MERGEABLE",
+        "methods": "peft_config load load_base merged trainable_parameters MERGEABLE METHODS Method",
         "heads": "predict examples label_logprobs class_logits",
     },
     eager=("FinetuneConfig",),

@@ -22,7 +22,19 @@ from kollm.core.errors import KollmError
 from kollm.data.tasks import Task
 from kollm.finetune.config import FinetuneConfig
 
-METHODS = ("lora", "dora")  # AutoModel's PeftConfig: LoRA, and DoRA via use_dora
+
+def methods_it_runs() -> tuple[str, ...]:
+    """The methods whose registration says AutoModel's PeftConfig runs them (LoRA; DoRA through use_dora)."""
+    from kollm.finetune.methods import METHODS
+
+    return tuple(name for name, m in METHODS.items() if m.automodel is not None)
+
+
+def _settings(method: str, part: str) -> dict:
+    """The method's own AutoModel settings for one part of the recipe ("model", "peft")."""
+    from kollm.finetune.methods import METHODS
+
+    return dict((METHODS[method].automodel or {}).get(part, {}))
 
 
 def python(configured: str = "") -> str:
@@ -40,9 +52,9 @@ def python(configured: str = "") -> str:
 
 def check(s: FinetuneConfig) -> str:
     """The AutoModel interpreter, once the method and head are ones its recipe runs."""
-    if s.method not in METHODS or s.head != "lm":
+    if s.method not in methods_it_runs() or s.head != "lm":
         raise KollmError(
-            f"finetune.backend=automodel runs {' and '.join(METHODS)} with the lm head; "
+            f"finetune.backend=automodel runs {' and '.join(methods_it_runs())} with the lm head; "
             f"got method={s.method} head={s.head} (use finetune.backend=hf)"
         )
     return python(s.automodel_python)
@@ -55,13 +67,14 @@ def recipe(base_dir: str, train_file: str, n_rows: int, s: FinetuneConfig, out: 
         "recipe": "TrainFinetuneRecipeForNextTokenPrediction",
         "dist_env": {"backend": "nccl" if gpus else "gloo", "timeout_minutes": 10},
         "rng": {"_target_": "nemo_automodel.components.training.rng.StatefulRNG", "seed": s.seed, "ranked": True},
-        # force_hf: AutoModel's own Llama is built on the meta device and DoRA's magnitude (||W||) is then
-        # computed from empty weights (NaN from the first step, seen on 0.7.0); the HF class loads weights first
+        # force_hf and use_dora: what the method's registration asks of AutoModel (DoRA needs the HF model class:
+        # kollm/finetune/methods/dora.py says why)
         "model": {
             "_target_": "nemo_automodel.NeMoAutoModelForCausalLM.from_pretrained",
             "pretrained_model_name_or_path": os.path.abspath(base_dir),
             "torch_dtype": "float32",
-            "force_hf": s.method == "dora",
+            "force_hf": False,
+            **_settings(s.method, "model"),
         },
         "distributed": {
             "_target_": "nemo_automodel.components.distributed.fsdp2.FSDP2Manager",
@@ -107,7 +120,8 @@ def recipe(base_dir: str, train_file: str, n_rows: int, s: FinetuneConfig, out: 
             "dim": s.lora_r,
             "alpha": s.lora_alpha,
             "dropout": s.lora_dropout,
-            "use_dora": s.method == "dora",
+            "use_dora": False,
+            **_settings(s.method, "peft"),
             "use_triton": bool(gpus),
         },
         "loss_fn": {"_target_": "nemo_automodel.components.loss.masked_ce.MaskedCrossEntropy"},

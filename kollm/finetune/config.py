@@ -7,7 +7,7 @@ from typing import Literal
 
 from kollm.pretrain.config import Precision
 
-FinetuneMethod = Literal["full", "lora", "dora", "waveft", "prompt_tuning", "qlora"]
+FinetuneMethod = Literal["full", "lora", "dora", "waveft", "prompt_tuning", "qlora", "ia3"]  # kollm/finetune/methods/
 FinetuneHead = Literal["lm", "cls"]  # lm: the causal LM answers a label word; cls: a classification head
 FinetuneBackend = Literal["hf", "automodel"]  # HF PEFT + kollm's loop, or NeMo AutoModel (.venv-automodel)
 FinetuneTask = Literal["nsmc", "klue_nli", "hate"]

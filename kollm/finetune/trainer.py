@@ -25,7 +25,8 @@ from kollm.pretrain.frame import autocast
 
 
 def lr_for(method: Method, s: FinetuneConfig) -> float:
-    return {"full": s.full_lr, "prompt_tuning": s.prompt_lr}.get(method, s.lr)
+    """The learning rate `method` trains with: the finetune.* field its registration names."""
+    return getattr(s, methods.METHODS[method].lr)
 
 
 class PeakMemory:
@@ -160,7 +161,8 @@ def finetune_task(
         trainable, total = methods.trainable_parameters(model)
         train_s, peak_mb = trained["train_s"], trained["peak_mem_mb"]
     else:
-        init_text = task.instruction.split("{")[0].strip() if method == "prompt_tuning" else ""
+        from_instruction = methods.METHODS[method].init_from_instruction
+        init_text = task.instruction.split("{")[0].strip() if from_instruction else ""
         model = methods.load(base_dir, head, method, len(task.labels), s, tokenizer.pad_token_id, init_text)
         trainable, total = methods.trainable_parameters(model)
         examples = heads.examples(head, tokenizer, task, train_rows, s.max_len)
@@ -176,7 +178,7 @@ def finetune_task(
                 desc=f"finetune {task.name} ({method}, {head} head)",
             )
         train_s, peak_mb = time.perf_counter() - t0, mem.mb
-        if method != "full":
+        if methods.METHODS[method].adapter:
             paths["adapter_dir"] = os.path.abspath(os.path.join(out, "adapter"))
             model.save_pretrained(paths["adapter_dir"])
     result = score(head, model, tokenizer, task, test_rows, s.max_len)
@@ -220,7 +222,7 @@ def finetune_task(
 def merged_for_export(model, method: Method, base_dir: str, head: Head, n_labels: int, pad_id, adapter_dir):
     """A plain transformers model to save: QLoRA's adapter is merged into the full-precision base
     (the usual QLoRA export), the other adapters into the model they trained on."""
-    if method == "qlora":
+    if methods.METHODS[method].quantized_base:
         from peft import PeftModel
 
         base = methods.load_base(base_dir, head, n_labels, pad_id)

@@ -26,53 +26,56 @@ __all__ = [
     "flops_per_token",
     "llama_config",
     "flush_subnormals",
+    "prepare",
 ]
-# `from kollm.models import rwkv` registers the batch-correct RWKV with transformers' auto classes
-__getattr__, __dir__ = public_api(__name__, {}, submodules="rwkv", eager=tuple(__all__))
+__getattr__, __dir__ = public_api(__name__, {}, submodules="architectures rwkv gpt inside", eager=tuple(__all__))
 
 
 def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
+    """A fresh model of `model.arch` (the registry: kollm/models/architectures.py), or with model.impl=scratch the
+    Llama written out in kollm/models/gpt.py."""
     import torch
-    from transformers import LlamaForCausalLM
 
-    if cfg.arch != "llama":
-        from kollm.models import architectures
+    from kollm.models import architectures
 
-        return architectures.build(cfg, tokenizer, seed)
-    torch.manual_seed(seed)
-    if cfg.impl == "scratch":
+    if cfg.impl == "scratch":  # kollm.config.validate: the Llama only
         from kollm.models import gpt
 
+        torch.manual_seed(seed)
         return gpt.from_model_config(cfg, tokenizer)
-    return LlamaForCausalLM(llama_config(cfg, tokenizer))
+    return architectures.build(cfg, tokenizer, seed)
 
 
 def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
     """Parameters of `build_model(cfg, tokenizer)` from the config alone, without building it (an 8B model
-    would take ~30 GB of host memory per rank): tied embedding, per layer GQA attention (q and o of
-    hidden x hidden, k and v of hidden x kv_heads*head_dim), SwiGLU (3 x hidden x intermediate), two
-    RMSNorms; the final norm. The registry's other architectures (model.arch) are counted on the meta device."""
-    if cfg.arch != "llama":
-        from kollm.models import architectures
+    would take ~30 GB of host memory per rank): the Llama's by formula (kollm/models/llama.py), the registry's
+    other architectures counted on the meta device."""
+    from kollm.models import architectures
 
-        return architectures.describe(cfg, vocab_size)["params"]
-    h, head_dim = cfg.hidden_size, cfg.hidden_size // cfg.num_heads
-    attention = 2 * h * h + 2 * h * cfg.num_kv_heads * head_dim
-    layer = attention + 3 * h * cfg.intermediate_size + 2 * h
-    return vocab_size * h + cfg.num_layers * layer + h
+    own = architectures.ARCHITECTURES[cfg.arch].parameters
+    return own(cfg, vocab_size) if own else architectures.describe(cfg, vocab_size)["params"]
 
 
 def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
-    """6N + attention (12 * layers * hidden * seq): the usual training FLOPs per token. Other architectures:
-    6 x the parameters a token passes through (MoEs: the active ones), without the attention/scan term."""
-    if cfg.arch != "llama":
-        from kollm.models import architectures
+    """Training FLOPs per token: the Llama's 6N + attention (kollm/models/llama.py); other architectures 6 x the
+    parameters a token passes through (MoEs: the active ones), without the attention/scan term."""
+    from kollm.models import architectures
 
-        d = architectures.describe(cfg, vocab_size)
-        return 6 * (
-            d["params"] - d["non_embedding_params"] + d.get("active_non_embedding_params", d["non_embedding_params"])
-        )
-    return 6 * parameter_count(cfg, vocab_size) + 12 * cfg.num_layers * cfg.hidden_size * seq_len
+    own = architectures.ARCHITECTURES[cfg.arch].flops_per_token
+    if own:
+        return own(cfg, vocab_size, seq_len)
+    d = architectures.describe(cfg, vocab_size)
+    return 6 * (
+        d["params"] - d["non_embedding_params"] + d.get("active_non_embedding_params", d["non_embedding_params"])
+    )
+
+
+def prepare(arch: str | None = None) -> None:
+    """What an architecture needs before one of its models is built or loaded from a folder (RWKV: kollm's
+    batch-correct class registered with the auto classes); None: every architecture's."""
+    from kollm.models import architectures
+
+    architectures.prepare(arch)
 
 
 def flush_subnormals() -> None:

@@ -23,16 +23,35 @@ import, transformers picks their GPU kernels and the CPU paths fail (platform-fa
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from kollm.models.config import Arch, ModelConfig
 
-ARCHS: tuple[str, ...] = typing.get_args(Arch)
-_EXPAND_KNOB = ("mamba2", "mamba", "hybrid")
-ACTIVE_EXPERTS = {"moe": (2, 4), "mla_moe": (2, 8)}  # (active, routed) experts per token
-# HF model types whose rows may run packed into one sequence (padding-free SFT): pure attention, which
-# transformers masks per row from the restarting position ids. Mamba, RWKV and Nemotron-H's SSM layers carry
-# their state from one row into the next, so theirs are padded (tests/test_architectures.py checks both ways)
-PACKABLE_MODEL_TYPES = ("llama", "qwen3_moe", "deepseek_v3")
+
+@dataclass(frozen=True)
+class Architecture:
+    """One `model.arch`: its HF config from `model.*` and one width knob, and what the rest of kollm must know."""
+
+    name: str
+    model_type: str  # its HF config's model_type (what a saved folder says it is)
+    # (model.*, tokenizer or a bare vocabulary size, knob) -> the HF config
+    config: Callable[[ModelConfig, Any, int], Any]
+    # the knob turned to match the Llama's non-embedding parameters: "" (none: the Llama is the budget),
+    # "expand" (Mamba's integer expansion, 1..16) or "width" (channels)
+    knob: Literal["", "expand", "width"] = "width"
+    experts: tuple[int, int] | None = None  # (active, routed) experts per token (MoEs)
+    # its rows may run packed into one sequence (padding-free SFT): pure attention, which transformers masks per
+    # row from the restarting position ids. SSM layers and RWKV carry their state from one row into the next, so
+    # theirs are padded (tests/test_architectures.py checks both ways)
+    packable: bool = False
+    # run before a model of it is built or loaded (RWKV: registers kollm's batch-correct class with the auto classes)
+    setup: Callable[[], None] | None = None
+    # the Llama's own build, parameter count and FLOPs (from the config alone: an 8B model is never built to count it)
+    build: Callable[[ModelConfig, Any], Any] | None = None
+    parameters: Callable[[ModelConfig, int], int] | None = None
+    flops_per_token: Callable[[ModelConfig, int, int], float] | None = None
 
 
 # every architecture runs every stage: the stages after pretraining need a sequence-classification head
@@ -54,129 +73,228 @@ def _ids(tokenizer) -> dict:
     }
 
 
-def _config(arch: str, m: ModelConfig, tokenizer, knob: int):
+def _llama(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    h // m.num_heads
+    from kollm.models.llama import llama_config
+
+    return (
+        llama_config(m, tokenizer)
+        if not isinstance(tokenizer, int)
+        else tf.LlamaConfig(
+            hidden_size=h,
+            intermediate_size=m.intermediate_size,
+            num_hidden_layers=L,
+            num_attention_heads=m.num_heads,
+            num_key_value_heads=m.num_kv_heads,
+            tie_word_embeddings=True,
+            **ids,
+        )
+    )
+
+
+def _mamba2(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    h // m.num_heads
+    return tf.Mamba2Config(
+        hidden_size=h,
+        num_hidden_layers=L,
+        num_heads=knob * h // 32,
+        head_dim=32,
+        expand=knob,
+        state_size=64,
+        n_groups=1,
+        chunk_size=64,
+        conv_kernel=4,
+        tie_word_embeddings=True,
+        **ids,
+    )
+
+
+def _mamba(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    h // m.num_heads
+    return tf.MambaConfig(
+        hidden_size=h,
+        num_hidden_layers=L,
+        expand=knob,
+        state_size=16,
+        use_mambapy=True,
+        tie_word_embeddings=True,
+        **ids,
+    )
+
+
+def _rwkv(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    h // m.num_heads
+    ids.pop("pad_token_id")
+    return tf.RwkvConfig(
+        hidden_size=h,
+        num_hidden_layers=L,
+        attention_hidden_size=h,
+        intermediate_size=knob,
+        context_length=m.max_seq_len,
+        tie_word_embeddings=True,
+        **ids,
+    )
+
+
+def _moe(m: ModelConfig, tokenizer, knob: int):
     import transformers as tf
 
     h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
     head_dim = h // m.num_heads
-    if arch == "llama":
-        from kollm.models.llama import llama_config
+    return tf.Qwen3MoeConfig(
+        hidden_size=h,
+        num_hidden_layers=L,
+        num_attention_heads=m.num_heads,
+        num_key_value_heads=m.num_kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=m.max_seq_len,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=knob,
+        intermediate_size=m.intermediate_size,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        # the torch loop asks for the router logits itself (pretrain.CausalLMLoss): kept
+        # in the config, HF's generate() computes the aux loss with a mask of the
+        # wrong shape and fails (seen in GRPO's sampling)
+        output_router_logits=False,
+        router_aux_loss_coef=0.01,
+        tie_word_embeddings=True,
+        **ids,
+    )
 
-        return (
-            llama_config(m, tokenizer)
-            if not isinstance(tokenizer, int)
-            else tf.LlamaConfig(
-                hidden_size=h,
-                intermediate_size=m.intermediate_size,
-                num_hidden_layers=L,
-                num_attention_heads=m.num_heads,
-                num_key_value_heads=m.num_kv_heads,
-                tie_word_embeddings=True,
-                **ids,
-            )
-        )
-    if arch == "mamba2":
-        return tf.Mamba2Config(
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_heads=knob * h // 32,
-            head_dim=32,
-            expand=knob,
-            state_size=64,
-            n_groups=1,
-            chunk_size=64,
-            conv_kernel=4,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "mamba":
-        return tf.MambaConfig(
-            hidden_size=h,
-            num_hidden_layers=L,
-            expand=knob,
-            state_size=16,
-            use_mambapy=True,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "rwkv":
-        ids.pop("pad_token_id")
-        return tf.RwkvConfig(
-            hidden_size=h,
-            num_hidden_layers=L,
-            attention_hidden_size=h,
-            intermediate_size=knob,
-            context_length=m.max_seq_len,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "moe":
-        return tf.Qwen3MoeConfig(
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_attention_heads=m.num_heads,
-            num_key_value_heads=m.num_kv_heads,
-            head_dim=head_dim,
-            max_position_embeddings=m.max_seq_len,
-            num_experts=4,
-            num_experts_per_tok=2,
-            moe_intermediate_size=knob,
-            intermediate_size=m.intermediate_size,
-            decoder_sparse_step=1,
-            norm_topk_prob=True,
-            # the torch loop asks for the router logits itself (pretrain.CausalLMLoss): kept
-            # in the config, HF's generate() computes the aux loss with a mask of the
-            # wrong shape and fails (seen in GRPO's sampling)
-            output_router_logits=False,
-            router_aux_loss_coef=0.01,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "mla_moe":
-        return tf.DeepseekV3Config(
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_attention_heads=m.num_heads,
-            num_key_value_heads=m.num_heads,
-            kv_lora_rank=h // 4,
-            q_lora_rank=h // 2,
-            qk_rope_head_dim=head_dim // 2,
-            qk_nope_head_dim=head_dim // 2,
-            v_head_dim=head_dim,
-            n_routed_experts=8,
-            n_shared_experts=1,
-            num_experts_per_tok=2,
-            moe_intermediate_size=knob,
-            intermediate_size=m.intermediate_size,
-            first_k_dense_replace=1,
-            n_group=1,
-            topk_group=1,
-            num_nextn_predict_layers=0,
-            max_position_embeddings=m.max_seq_len,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "hybrid":
-        # Nemotron-H's recipe: mostly Mamba-2 + MLP pairs, attention in one of every four pairs
-        blocks = [kind for i in range(L) for kind in ("full_attention" if i == L // 2 else "linear_attention", "mlp")]
-        return tf.NemotronHConfig(
-            hidden_size=h,
-            layers_block_type=blocks,
-            num_attention_heads=m.num_heads,
-            num_key_value_heads=m.num_kv_heads,
-            head_dim=head_dim,
-            intermediate_size=m.intermediate_size,
-            mamba_num_heads=knob * h // 32,
-            mamba_head_dim=32,
-            expand=knob,
-            ssm_state_size=64,
-            n_groups=1,
-            chunk_size=64,
-            max_position_embeddings=m.max_seq_len,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    raise ValueError(f"model.arch={arch!r}; choose from {', '.join(ARCHS)}")
+
+def _mla_moe(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    head_dim = h // m.num_heads
+    return tf.DeepseekV3Config(
+        hidden_size=h,
+        num_hidden_layers=L,
+        num_attention_heads=m.num_heads,
+        num_key_value_heads=m.num_heads,
+        kv_lora_rank=h // 4,
+        q_lora_rank=h // 2,
+        qk_rope_head_dim=head_dim // 2,
+        qk_nope_head_dim=head_dim // 2,
+        v_head_dim=head_dim,
+        n_routed_experts=8,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=knob,
+        intermediate_size=m.intermediate_size,
+        first_k_dense_replace=1,
+        n_group=1,
+        topk_group=1,
+        num_nextn_predict_layers=0,
+        max_position_embeddings=m.max_seq_len,
+        tie_word_embeddings=True,
+        **ids,
+    )
+
+
+def _hybrid(m: ModelConfig, tokenizer, knob: int):
+    import transformers as tf
+
+    h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
+    head_dim = h // m.num_heads
+    # Nemotron-H's recipe: mostly Mamba-2 + MLP pairs, attention in one of every four pairs
+    blocks = [kind for i in range(L) for kind in ("full_attention" if i == L // 2 else "linear_attention", "mlp")]
+    return tf.NemotronHConfig(
+        hidden_size=h,
+        layers_block_type=blocks,
+        num_attention_heads=m.num_heads,
+        num_key_value_heads=m.num_kv_heads,
+        head_dim=head_dim,
+        intermediate_size=m.intermediate_size,
+        mamba_num_heads=knob * h // 32,
+        mamba_head_dim=32,
+        expand=knob,
+        ssm_state_size=64,
+        n_groups=1,
+        chunk_size=64,
+        max_position_embeddings=m.max_seq_len,
+        tie_word_embeddings=True,
+        **ids,
+    )
+
+
+def _register_batch_correct_rwkv() -> None:
+    from kollm.models import rwkv  # noqa: F401  importing it registers the class
+
+
+def _llama_build(m: ModelConfig, tokenizer):
+    from transformers import LlamaForCausalLM
+
+    from kollm.models.llama import llama_config
+
+    return LlamaForCausalLM(llama_config(m, tokenizer))
+
+
+def _llama_parameters(m: ModelConfig, vocab_size: int) -> int:
+    from kollm.models.llama import parameter_count
+
+    return parameter_count(m, vocab_size)
+
+
+def _llama_flops(m: ModelConfig, vocab_size: int, seq_len: int) -> float:
+    from kollm.models.llama import flops_per_token
+
+    return flops_per_token(m, vocab_size, seq_len)
+
+
+# the registry: every model.arch (its Literal, kollm/models/config.py, names them; a test checks they agree)
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "llama",
+            "llama",
+            _llama,
+            knob="",
+            packable=True,
+            build=_llama_build,
+            parameters=_llama_parameters,
+            flops_per_token=_llama_flops,
+        ),
+        Architecture("mamba2", "mamba2", _mamba2, knob="expand"),
+        Architecture("mamba", "mamba", _mamba, knob="expand"),
+        Architecture("rwkv", "rwkv", _rwkv, setup=_register_batch_correct_rwkv),
+        Architecture("moe", "qwen3_moe", _moe, experts=(2, 4), packable=True),
+        Architecture("mla_moe", "deepseek_v3", _mla_moe, experts=(2, 8), packable=True),
+        Architecture("hybrid", "nemotron_h", _hybrid, knob="expand"),
+    )
+}
+ARCHS: tuple[str, ...] = typing.get_args(Arch)
+ACTIVE_EXPERTS = {name: a.experts for name, a in ARCHITECTURES.items() if a.experts}  # (active, routed) per token
+
+
+def _config(arch: str, m: ModelConfig, tokenizer, knob: int):
+    return ARCHITECTURES[arch].config(m, tokenizer, knob)
+
+
+# HF model types whose rows may run packed into one sequence (padding-free SFT; Architecture.packable)
+PACKABLE_MODEL_TYPES = tuple(a.model_type for a in ARCHITECTURES.values() if a.packable)
+
+
+def prepare(arch: str | None = None) -> None:
+    """Run the setup `arch` needs before a model of it is built or loaded (None: every architecture's)."""
+    for name, a in ARCHITECTURES.items():
+        if a.setup is not None and arch in (None, name):
+            a.setup()
 
 
 def counts(model) -> dict:
@@ -198,12 +316,13 @@ def _meta_counts(arch: str, m: ModelConfig, tokenizer, knob: int) -> dict:
 
 def knob_for_budget(arch: str, m: ModelConfig, tokenizer) -> int:
     """The width knob whose non-embedding count is nearest the Llama's (counted on the meta device: no memory)."""
-    if arch == "llama":
+    a = ARCHITECTURES[arch]
+    if not a.knob:
         return 0
     budget = _meta_counts("llama", m, tokenizer, 0)["non_embedding_params"]
     # experts run in torch's grouped matmul, whose strides must be multiples of 16 bytes: widths step by 8
-    step = 8 if arch in ACTIVE_EXPERTS else 1
-    lo, hi = 1, 16 if arch in _EXPAND_KNOB else 4096 // step  # params grow with the knob: bisect, take the nearer
+    step = 8 if a.experts else 1
+    lo, hi = 1, 16 if a.knob == "expand" else 4096 // step  # params grow with the knob: bisect, take the nearer
 
     def size(k: int) -> int:
         return _meta_counts(arch, m, tokenizer, k * step)["non_embedding_params"]
@@ -222,10 +341,11 @@ def build(m: ModelConfig, tokenizer, seed: int = 0):
     import torch
     from transformers import AutoModelForCausalLM
 
-    if m.arch == "rwkv":
-        from kollm.models import rwkv  # noqa: F401  registers the batch-correct RWKV
-
+    a = ARCHITECTURES[m.arch]
+    prepare(m.arch)
     torch.manual_seed(seed)
+    if a.build is not None:
+        return a.build(m, tokenizer)
     return AutoModelForCausalLM.from_config(hf_config(m, tokenizer))
 
 

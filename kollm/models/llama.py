@@ -23,3 +23,17 @@ def llama_config(cfg: ModelConfig, tokenizer):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
+    """Tied embedding, per layer GQA attention (q and o of hidden x hidden, k and v of hidden x kv_heads*head_dim),
+    SwiGLU (3 x hidden x intermediate), two RMSNorms; the final norm."""
+    h, head_dim = cfg.hidden_size, cfg.hidden_size // cfg.num_heads
+    attention = 2 * h * h + 2 * h * cfg.num_kv_heads * head_dim
+    layer = attention + 3 * h * cfg.intermediate_size + 2 * h
+    return vocab_size * h + cfg.num_layers * layer + h
+
+
+def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
+    """6N + attention (12 * layers * hidden * seq): the usual training FLOPs per token."""
+    return 6 * parameter_count(cfg, vocab_size) + 12 * cfg.num_layers * cfg.hidden_size * seq_len

@@ -2,19 +2,31 @@
 
     model = methods.load(base_dir, head="lm", method="dora", n_labels=2, settings=FinetuneConfig())
 
-Every PEFT method targets the architecture's linear layers (`target_modules`), saves in HF-PEFT
-format (`adapter_config.json` + `adapter_model.safetensors`) and, except prompt tuning, merges
-into the base weights (`merged`) with the same logits.
+One module per method in this package (full, lora, dora, waveft, prompt_tuning, qlora, ia3), each a `Method`
+record (method.py): its PEFT config, the settings it reads, its learning rate, what it supports (merging, a
+quantised base, NeMo AutoModel). The registry below finds a method's module by its name in `FinetuneMethod`
+(kollm/finetune/config.py): adding a method is its file plus its name there.
+
+Every PEFT method targets the architecture's linear layers (`target_modules`), saves in HF-PEFT format
+(`adapter_config.json` + `adapter_model.safetensors`) and, where it can (`Method.mergeable`), merges into the base
+weights (`merged`) with the same logits.
 """
 
 from __future__ import annotations
 
-from kollm.core.errors import KollmError
-from kollm.finetune.config import FinetuneConfig
-from kollm.finetune.config import FinetuneHead as Head
-from kollm.finetune.config import FinetuneMethod as Method
+import importlib
+import typing
 
-MERGEABLE = ("lora", "dora", "waveft", "qlora")
+from kollm.core.errors import KollmError
+from kollm.finetune.config import FinetuneConfig, FinetuneMethod
+from kollm.finetune.config import FinetuneHead as Head
+from kollm.finetune.methods.method import Method
+
+# the registry: finetune.method's choices, each found as kollm/finetune/methods/<name>.py's METHOD
+METHODS: dict[str, Method] = {
+    name: importlib.import_module(f"kollm.finetune.methods.{name}").METHOD for name in typing.get_args(FinetuneMethod)
+}
+MERGEABLE = tuple(name for name, m in METHODS.items() if m.adapter and m.mergeable)
 
 # Linear layers a PEFT adapter wraps, per HF model_type. peft refuses out_proj/conv1d on the Mamba
 # family (tuners_utils), so those adapt in_proj only.
@@ -37,52 +49,15 @@ def target_modules(model) -> list[str] | str:
     return "all-linear"  # peft's own rule for architectures kollm has no list for
 
 
-def _linear_sizes(model, targets) -> list[int]:
-    import torch
+def peft_config(model, head: Head, method: FinetuneMethod, s: FinetuneConfig, base_dir: str, init_text: str = ""):
+    """The HF PEFT config of `method` for `model` (its registered module builds it)."""
+    from peft import TaskType
 
-    names = targets if isinstance(targets, list) else None
-    return [
-        m.in_features * m.out_features
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and (names is None or n.split(".")[-1] in names)
-    ]
-
-
-def peft_config(model, head: Head, method: Method, s: FinetuneConfig, base_dir: str, init_text: str = ""):
-    from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType, WaveFTConfig
-
+    build = METHODS[method].peft_config
+    if build is None:
+        raise KollmError(f"finetune.method={method} trains the weights themselves: it has no PEFT config")
     task_type = TaskType.CAUSAL_LM if head == "lm" else TaskType.SEQ_CLS
-    targets = target_modules(model)
-    if method in ("lora", "dora", "qlora"):
-        return LoraConfig(
-            r=s.lora_r,
-            lora_alpha=s.lora_alpha,
-            lora_dropout=s.lora_dropout,
-            task_type=task_type,
-            target_modules=targets,
-            use_dora=method == "dora",
-        )
-    if method == "waveft":
-        smallest = min(_linear_sizes(model, targets) or [s.waveft_n_frequency])
-        return WaveFTConfig(
-            n_frequency=min(s.waveft_n_frequency, smallest),
-            task_type=task_type,
-            target_modules=targets,
-            random_loc_seed=s.seed,
-        )
-    if method == "prompt_tuning":
-        # initialised from the task's instruction: a soft prompt that starts as a real Korean prompt
-        init = (
-            dict(
-                prompt_tuning_init=PromptTuningInit.TEXT,
-                prompt_tuning_init_text=init_text,
-                tokenizer_name_or_path=base_dir,
-            )
-            if init_text
-            else {}
-        )
-        return PromptTuningConfig(task_type=task_type, num_virtual_tokens=s.prompt_tokens, **init)
-    raise KollmError(f"no PEFT config for method {method!r}")
+    return build(model, task_type, target_modules(model), s, base_dir, init_text)
 
 
 def load_base(base_dir: str, head: Head, n_labels: int, pad_token_id: int | None, quantized: bool = False):
@@ -112,7 +87,7 @@ def load_base(base_dir: str, head: Head, n_labels: int, pad_token_id: int | None
 def load(
     base_dir: str,
     head: Head,
-    method: Method,
+    method: FinetuneMethod,
     n_labels: int,
     settings: FinetuneConfig,
     pad_token_id: int | None = None,
@@ -123,10 +98,11 @@ def load(
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     torch.manual_seed(settings.seed)  # adapter and head initialisation come from this generator
-    model = load_base(base_dir, head, n_labels, pad_token_id, quantized=method == "qlora")
-    if method == "full":
+    m = METHODS[method]
+    model = load_base(base_dir, head, n_labels, pad_token_id, quantized=m.quantized_base)
+    if not m.adapter:
         return model
-    if method == "qlora":
+    if m.quantized_base:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, peft_config(model, head, method, settings, base_dir, init_text))
 
@@ -139,10 +115,10 @@ def trainable_parameters(model) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
-def merged(model, method: Method):
+def merged(model, method: FinetuneMethod):
     """The adapter folded into the base weights (a plain transformers model), or None where it cannot."""
-    if method == "full":
+    if not METHODS[method].adapter:
         return model
-    if method not in MERGEABLE:
+    if not METHODS[method].mergeable:
         return None
     return model.merge_and_unload()
