@@ -186,8 +186,9 @@ def test_micro_batches_accumulate_to_the_whole_batch(packed, korean_tokenizer, t
     whole, pieces = curve("whole", 0), curve("pieces", 2)  # batch 8: 4 micro-batches of 2 rows
     # the history rounds losses to 4 decimals: two sums 1e-6 apart can print 1e-4 apart (8.0123 vs 8.0122)
     assert len(whole) == 8 and np.allclose(whole, pieces, atol=1.5e-4), (whole, pieces)
-    with pytest.raises(ValueError, match="micro-batches of 3"):
-        curve("uneven", 3)
+    # a micro-batch size that does not divide the batch (kollm.config.validate refuses it for a pipeline; a script
+    # calling the loop may pass one): 3 + 3 + 2 rows, no row dropped, the same curve
+    assert np.allclose(whole, curve("uneven", 3), atol=1.5e-4)
 
 
 def test_gpu_peak_flops_come_from_the_datasheet(monkeypatch):

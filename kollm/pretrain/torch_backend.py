@@ -233,20 +233,21 @@ def _load_full_states(path: str, lm, net, optimizer, strategy: str, dist: Distri
 
 def forward_backward(net, x: torch.Tensor, y: torch.Tensor, micro_batch_size: int, precision: str) -> torch.Tensor:
     """The mean loss of this rank's rows, gradients accumulated over micro-batches of `micro_batch_size`
-    rows (0: all rows at once). Under DDP/FSDP2 the gradients are synchronised once, in the last
-    micro-batch's backward pass."""
+    rows (0: all rows at once; a last, smaller micro-batch takes the rows left over, none is dropped). Under
+    DDP/FSDP2 the gradients are synchronised once, in the last micro-batch's backward pass."""
     size = micro_batch_size or len(x)
-    count = len(x) // size
+    chunks = [slice(start, min(start + size, len(x))) for start in range(0, len(x), size)]
     total = torch.zeros((), device=x.device)
-    for i in range(count):
-        sync = i == count - 1
-        rows = slice(i * size, (i + 1) * size)
+    for i, rows in enumerate(chunks):
+        sync = i == len(chunks) - 1
         accumulate = isinstance(net, torch.nn.parallel.DistributedDataParallel) and not sync
         if hasattr(net, "set_requires_gradient_sync"):  # FSDP2
             net.set_requires_gradient_sync(sync)
         with net.no_sync() if accumulate else contextlib.nullcontext():
             with autocast(precision):
-                loss = net(x[rows], y[rows]) / count  # equal-sized micro-batches: the mean of means
+                loss = net(x[rows], y[rows])
+                # the mean over all rows: equal micro-batches, the mean of their means; else each weighted by its rows
+                loss = loss / len(chunks) if len(x) % size == 0 else loss * ((rows.stop - rows.start) / len(x))
             loss.backward()
         total += loss.detach()
     return total

@@ -23,6 +23,7 @@ from functools import partial
 
 import torch
 
+from kollm.core.errors import KollmError
 from kollm.models.config import ModelConfig
 from kollm.pretrain import mfu
 from kollm.pretrain.config import PretrainConfig
@@ -252,6 +253,11 @@ def _train(
     forward_backward = get_forward_backward_func()
     per_rank = p.batch_size // dp_size
     mbs = p.micro_batch_size or per_rank
+    if p.batch_size % dp_size or per_rank % mbs:  # megatron's schedule runs equal micro-batches: none may be cut
+        raise KollmError(
+            f"pretrain.batch_size={p.batch_size} does not split into {dp_size} data-parallel ranks of whole "
+            f"micro-batches of {mbs} rows"
+        )
     peak, peak_source = mfu.peak_flops(p.precision, dist.device.type)
     tokens_per_step = p.batch_size * p.seq_len
     t_last, tok_since = time.perf_counter(), 0
