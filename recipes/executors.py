@@ -34,7 +34,8 @@ def torchrun_ranks(cfg: PipelineConfig, stages: list[str] | None) -> int:
     """Ranks per node when what runs is launched through torchrun (a stage with ranks, more than one process in
     all), else 0."""
     ranks = launched(stages).ranks
-    return ranks(cfg) if ranks is not None and ranks(cfg) * cfg.run.nodes > 1 else 0
+    per_node = ranks(cfg) if ranks is not None else 0
+    return per_node if per_node * cfg.run.nodes > 1 else 0
 
 
 def local(cfg: PipelineConfig, stages: list[str] | None = None) -> run.LocalExecutor:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kollm.models import llama
 from kollm.models.config import Arch, ModelConfig
 
 
@@ -78,10 +79,8 @@ def _llama(m: ModelConfig, tokenizer, knob: int):
 
     h, L, ids = m.hidden_size, m.num_layers, _ids(tokenizer)
     h // m.num_heads
-    from kollm.models.llama import llama_config
-
     return (
-        llama_config(m, tokenizer)
+        llama.llama_config(m, tokenizer)
         if not isinstance(tokenizer, int)
         else tf.LlamaConfig(
             hidden_size=h,
@@ -236,26 +235,6 @@ def _register_batch_correct_rwkv() -> None:
     from kollm.models import rwkv  # noqa: F401  importing it registers the class
 
 
-def _llama_build(m: ModelConfig, tokenizer):
-    from transformers import LlamaForCausalLM
-
-    from kollm.models.llama import llama_config
-
-    return LlamaForCausalLM(llama_config(m, tokenizer))
-
-
-def _llama_parameters(m: ModelConfig, vocab_size: int) -> int:
-    from kollm.models.llama import parameter_count
-
-    return parameter_count(m, vocab_size)
-
-
-def _llama_flops(m: ModelConfig, vocab_size: int, seq_len: int) -> float:
-    from kollm.models.llama import flops_per_token
-
-    return flops_per_token(m, vocab_size, seq_len)
-
-
 # the registry: every model.arch (its Literal, kollm/models/config.py, names them; a test checks they agree)
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -266,9 +245,9 @@ ARCHITECTURES: dict[str, Architecture] = {
             _llama,
             knob="",
             packable=True,
-            build=_llama_build,
-            parameters=_llama_parameters,
-            flops_per_token=_llama_flops,
+            build=llama.build,
+            parameters=llama.parameter_count,
+            flops_per_token=llama.flops_per_token,
         ),
         Architecture("mamba2", "mamba2", _mamba2, knob="expand"),
         Architecture("mamba", "mamba", _mamba, knob="expand"),

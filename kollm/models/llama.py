@@ -25,6 +25,13 @@ def llama_config(cfg: ModelConfig, tokenizer):
     )
 
 
+def build(cfg: ModelConfig, tokenizer):
+    """A fresh Llama of `model.*` with our tokenizer's vocabulary (seeded by the caller)."""
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM(llama_config(cfg, tokenizer))
+
+
 def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
     """Tied embedding, per layer GQA attention (q and o of hidden x hidden, k and v of hidden x kv_heads*head_dim),
     SwiGLU (3 x hidden x intermediate), two RMSNorms; the final norm."""
