@@ -110,16 +110,23 @@ def main() -> int:
     from kollm.data import tasks
     from kollm.evaluate import harness
     from kollm.evaluate import measures as evaluation
-    from stages.base import require
+    from stages.align import AlignOutputs
+    from stages.base import outputs_of
+    from stages.curate import CurateOutputs
+    from stages.evaluate import EvaluateOutputs
+    from stages.finetune import FinetuneOutputs
+    from stages.pretrain import PretrainOutputs
 
     cfg = run_config(args.run)
     try:  # complete stages only, or the one-line error saying what to run
-        pretrain, align, evaluate, finetune, curate = (
-            require(cfg, s) for s in ("pretrain", "align", "evaluate", "finetune", "curate")
-        )
+        pretrain = outputs_of(args.run, PretrainOutputs)
+        align = outputs_of(args.run, AlignOutputs)
+        evaluate = outputs_of(args.run, EvaluateOutputs)
+        finetune = outputs_of(args.run, FinetuneOutputs)
+        curate = outputs_of(args.run, CurateOutputs)
     except KollmError as e:
         sys.exit(str(e))
-    finetuned = {r["task"]: r for r in read_json(finetune["outputs"]["results"])["tasks"]}
+    finetuned = {r["task"]: r for r in read_json(finetune.results)["tasks"]}
     for task in ("nsmc", "hate"):
         if task not in finetuned or finetuned[task]["head"] != "cls" or not finetuned[task]["model_dir"]:
             sys.exit(
@@ -127,15 +134,15 @@ def main() -> int:
             )
     sentiment_judge = judge.Judge.load(finetuned["nsmc"]["model_dir"], tasks.NSMC)
     toxicity_judge = judge.Judge.load(finetuned["hate"]["model_dir"], tasks.HATE)
-    report = read_json(evaluate["outputs"]["report_json"])
+    report = read_json(evaluate.report_json)
     folder = report["lm_eval_data"]
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(curate["outputs"]["heldout"]), 500)]
-    trained = read_json(align["outputs"]["metrics"])
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(curate.heldout), 500)]
+    trained = read_json(align.metrics)
     steps_dirs = {
-        "base": pretrain["outputs"]["model_dir"],
+        "base": pretrain.model_dir,
         **{s: trained[s]["model_dir"] for s in ("sft", "dpo", "grpo") if s in trained},
     }
-    tokenizer = AutoTokenizer.from_pretrained(align["outputs"]["model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(align.model_dir)
     steps = []
     for step, path in steps_dirs.items():
         print(f"[{step}] {path}", flush=True)

@@ -41,9 +41,10 @@ from kollm.models import (  # noqa: E402
     build_model,
     flush_subnormals,
 )
-from kollm.pretrain import indexed_data
-from kollm.pretrain import torch_backend as pretrain
-from stages.base import load_manifest, require_manifest
+from kollm.pretrain import indexed_data  # noqa: E402
+from kollm.pretrain import torch_backend as pretrain  # noqa: E402
+from stages.base import load_manifest, outputs_of  # noqa: E402
+from stages.pretrain import PretrainOutputs  # noqa: E402
 
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
 DECODE_TOKENS = 32
@@ -136,9 +137,9 @@ def study(args) -> dict:
     from recipes import presets
 
     cfg = presets.build(args.preset, args.overrides)
-    pre = require_manifest(args.run, "pretrain")
-    prefix = pre["outputs"]["indexed_data"]
-    tokenizer = AutoTokenizer.from_pretrained(pre["outputs"]["model_dir"])
+    pre = outputs_of(args.run, PretrainOutputs)
+    prefix = pre.indexed_data
+    tokenizer = AutoTokenizer.from_pretrained(pre.model_dir)
     train_tokens = indexed_data.load_tokens(prefix)
     val_prefix = os.path.join(os.path.dirname(prefix), "val")
     val_tokens = indexed_data.load_tokens(val_prefix) if os.path.exists(val_prefix + ".bin") else None
@@ -221,7 +222,7 @@ def study(args) -> dict:
         "preset": args.preset,
         "precision": args.precision,
         "run": args.run,
-        "inside": look_inside(pre["outputs"]["model_dir"], tokenizer, args.out),
+        "inside": look_inside(pre.model_dir, tokenizer, args.out),
         "model": dataclasses.asdict(cfg.model),
         "pretrain": {"steps": p.steps, "batch_size": p.batch_size, "seq_len": p.seq_len, "lr": p.lr},
         "architectures": rows,

@@ -141,7 +141,7 @@ def planted_corpus(data_dir: str) -> tuple[list[dict], dict[str, str]]:
 
 # ---------------------------------------------------------------- the two pipelines
 def run_kollm(inputs: list[str], out: str, toxicity_model: str) -> None:
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
     from kollm.config import CurateConfig
 
     curate(inputs, out, CurateConfig(shard_docs=25_000), toxicity_model, progress=False)
@@ -162,7 +162,7 @@ def run_datatrove(inputs: list[str], out: str, toxicity_model: str) -> None:
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.word_tokenizers import KiwiTokenizer
 
-    from curator_pipelines.korean import document_filters
+    from curator_pipelines.korean_pipeline import document_filters
     from kollm.config import CurateConfig
     from kollm.curation import korean, pii
 

@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/finetune_methods.py --run runs/laptop   # writes benchmarks/results/finetune_methods.json
 
+With --update and --only, the listed rows are measured and put into the existing table, whose other rows stay as
+they were measured; the update (its command, date, machine) is recorded in the table's "updates", and so is each
+listed row that was already there (before and after: a row that comes out the same shows the base is the same).
+
 Every method starts from the run's pretrained LM (its pretrain stage must be done) and is scored on the
 task's test split (NSMC: movies no training saw; KLUE-NLI: the disjoint test third; hate speech: dev).
 In the same run: majority class and TF-IDF + logistic regression trained on the whole train split, and the
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -23,15 +28,14 @@ sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.core.io import read_json  # noqa: E402
-from kollm.data import (
-    prompts,
-    tasks,  # noqa: E402
-)
+from kollm.data import prompts, tasks  # noqa: E402
 from kollm.evaluate import measures as evaluation  # noqa: E402
-from kollm.evaluate import prompting
-from kollm.finetune import trainer as train
+from kollm.evaluate import prompting  # noqa: E402
+from kollm.finetune import trainer as train  # noqa: E402
 from recipes import presets  # noqa: E402
-from stages.base import require_manifest
+from stages.base import outputs_of  # noqa: E402
+from stages.data import DataOutputs  # noqa: E402
+from stages.pretrain import PretrainOutputs  # noqa: E402
 
 # (task, method, head, backend): every PEFT method on NSMC with the lm head, full / LoRA / DoRA with the
 # classification head, AutoModel's LoRA and DoRA, and the other tasks with full fine-tuning and LoRA.
@@ -65,14 +69,17 @@ def main() -> None:
     )
     ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
+    ap.add_argument("--update", action="store_true", help="with --only: put those rows into the existing --out table")
     args = ap.parse_args()
+    if args.update and not (args.only and os.path.exists(args.out)):
+        ap.error("--update needs --only and an existing --out table")
 
     run_cfg = read_json(os.path.join(args.run, "config.json"))
     ft = dataclasses.replace(
         presets.build(args.preset or run_cfg["preset"], args.overrides).finetune, min_steps=args.min_steps
     )
-    data = require_manifest(args.run, "data")["outputs"]
-    base = require_manifest(args.run, "pretrain")["outputs"]["model_dir"]
+    data = outputs_of(args.run, DataOutputs).paths()
+    base = outputs_of(args.run, PretrainOutputs).model_dir
     work = os.path.join(args.run, "finetune_methods")
     plan = [p for p in PLAN if not args.only or ":".join(p) in args.only]
     automodel_ready = os.path.isfile(os.path.join(REPO, ".venv-automodel", "bin", "python"))
@@ -115,6 +122,8 @@ def main() -> None:
             flush=True,
         )
 
+    if args.update:
+        return update(args, results["methods"])
     if "nsmc" in rows:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -145,6 +154,47 @@ def main() -> None:
         + (" --only " + " ".join(args.only) if args.only else "")
         + "".join(" " + o for o in args.overrides),
     )
+
+
+def _key(row: dict) -> tuple[str, str, str, str]:
+    return row["task"], row["method"], row["head"], "automodel" if row["backend"] == "nemo-automodel" else "hf"
+
+
+def update(args: argparse.Namespace, measured: list[dict]) -> None:
+    """Put the measured rows into the existing table (in the plan's order), keeping the rest as measured."""
+    import datetime
+
+    from benchmarks.pipeline_tiny import machine
+
+    table = read_json(args.out)
+    old = {_key(r): r for r in table["methods"]}
+    new = {_key(r): r for r in measured}
+    again = {
+        ":".join(k): {"accuracy_before": old[k]["accuracy"], "accuracy_after": new[k]["accuracy"]}
+        for k in new
+        if k in old
+    }
+    for k, change in again.items():
+        print(f"[{k}] measured again: accuracy {change['accuracy_before']:.4f} -> {change['accuracy_after']:.4f}")
+    merged = {**old, **new}
+    table["methods"] = sorted(merged.values(), key=lambda r: PLAN.index(_key(r)))
+    command = (
+        f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} --per-class {args.per_class} "
+        f"--min-steps {args.min_steps} --update --only {' '.join(args.only)}" + "".join(" " + o for o in args.overrides)
+    )
+    table.setdefault("updates", []).append(
+        {
+            "command": command,
+            "rows": [":".join(k) for k in new],
+            "measured_again": again,
+            "machine": machine(),
+            "date": datetime.date.today().isoformat(),
+        }
+    )
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(table, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"updated {args.out}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
-from stages.base import load_manifest
+from kollm.core import KollmError  # noqa: E402
+from stages.align import AlignOutputs  # noqa: E402
+from stages.base import outputs_of  # noqa: E402
+from stages.pretrain import PretrainOutputs  # noqa: E402
 
 PROMPTS = {"pretrained": "이 영화 정말", "aligned": "이 영화에 대한 긍정적인 리뷰를 써 주세요."}
 
@@ -30,14 +33,12 @@ def generate(run_dir: str, max_new_tokens: int = 24) -> dict:
 
     flush_subnormals()
     out = {}
-    for which, stage in (("pretrained", "pretrain"), ("aligned", "align")):
+    for which, record in (("pretrained", PretrainOutputs), ("aligned", AlignOutputs)):
         # where each stage's model is: its manifest says (the align stage's is its last step's policy)
-        manifest = load_manifest(run_dir, stage)
-        if manifest is None:
-            raise SystemExit(
-                f"error: {run_dir}: the {stage} stage has not finished; run `kollm run pipeline preset=tiny` first"
-            )
-        model_dir = manifest["outputs"]["model_dir"]
+        try:
+            model_dir = outputs_of(run_dir, record).model_dir
+        except KollmError as e:
+            raise SystemExit(f"error: {e}; run `kollm run pipeline preset=tiny` first") from None
         gen = pipeline("text-generation", model=model_dir, device="cpu", dtype=torch.float32)
         prompt = PROMPTS[which]
         t0 = time.perf_counter()

@@ -24,10 +24,11 @@ from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.config import ModelConfig  # noqa: E402
 from kollm.models import build_model, flops_per_token, parameter_count  # noqa: E402
 from kollm.pretrain import indexed_data  # noqa: E402
-from kollm.pretrain import torch_backend as pretrain
+from kollm.pretrain import torch_backend as pretrain  # noqa: E402
 from kollm.pretrain.frame import summarize  # noqa: E402
 from recipes import presets  # noqa: E402
-from stages.base import require_manifest
+from stages.base import outputs_of  # noqa: E402
+from stages.pretrain import PretrainOutputs  # noqa: E402
 
 CANDIDATES = {
     "h192-L4": ModelConfig(
@@ -58,11 +59,11 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
-    manifest = require_manifest(args.run, "pretrain")
-    prefix = manifest["outputs"]["indexed_data"]
+    pretrained = outputs_of(args.run, PretrainOutputs)
+    prefix = pretrained.indexed_data
     train_tokens = indexed_data.load_tokens(prefix)
     val_tokens = indexed_data.load_tokens(prefix[: -len("train")] + "val")
-    tokenizer = AutoTokenizer.from_pretrained(manifest["outputs"]["model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(pretrained.model_dir)
     p = dataclasses.replace(presets.from_preset("laptop").pretrain, checkpoint_every=0, log_every=50)
     rows = []
     for name in args.candidates:

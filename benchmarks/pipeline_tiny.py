@@ -67,13 +67,14 @@ def write_result(path: str, out: dict, command: str) -> None:
 def earlier_training_s(pretrain: dict) -> float:
     """Training time of the steps before the checkpoint this pretrain stage resumed from (0 if it did not)."""
     from kollm.pretrain.frame import checkpoint_step
+    from stages.pretrain import PretrainOutputs
 
     resumed = pretrain.get("resumed_from")
     if not resumed:
         return 0.0
     step = checkpoint_step(resumed)
     total, seen = 0.0, 0
-    for line in open(pretrain["outputs"]["metrics"]):
+    for line in open(PretrainOutputs.from_manifest(pretrain, "pretrain").metrics):
         row = json.loads(line)
         if row["step"] > step:
             break

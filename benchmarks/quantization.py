@@ -32,9 +32,10 @@ def main() -> int:
     cfg = run_config(args.run)
     cfg.run.force = True
     run_stage("quantize", cfg)
-    from stages.base import require
+    from stages.base import outputs_of
+    from stages.quantize import QuantizeOutputs
 
-    table = read_json(require(cfg, "quantize")["outputs"]["table"])
+    table = read_json(outputs_of(cfg.run_dir, QuantizeOutputs).table)
     for row in table["formats"]:
         row["dir"] = os.path.relpath(row["dir"]) if row["dir"] else ""
     table["model_dir"] = os.path.relpath(table["model_dir"])

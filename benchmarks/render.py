@@ -154,6 +154,15 @@ def finetune_methods_table(r: dict) -> str:
             lines.append(f"| `{p['prompt'].replace(chr(10), ' ⏎ ')}` | {p['shots']} | {p['accuracy']:.3f} |")
     for note in r.get("skipped", []):
         lines.append(f"\nSkipped: {note}.")
+    for u in r.get("updates", []):
+        again = "; ".join(
+            f"{row} measured again, accuracy {c['accuracy_before']:.3f} then {c['accuracy_after']:.3f}"
+            for row, c in u["measured_again"].items()
+        )
+        lines.append(
+            f"\nRows {', '.join(u['rows'])} measured on {u['machine']}, {u['date']}, with `{u['command']}` on the same "
+            f"preset's pretrained LM" + (f" ({again})." if again else ".")
+        )
     return "\n".join(lines)
 
 

@@ -36,7 +36,11 @@ sys.path.insert(0, REPO)
 
 from benchmarks.pipeline_tiny import write_result  # noqa: E402
 from kollm.core.io import read_json, read_jsonl  # noqa: E402
-from stages.base import load_manifest, require_manifest
+from stages.base import load_manifest, outputs_of, require_manifest  # noqa: E402
+from stages.curate import CurateOutputs  # noqa: E402
+from stages.data import DataOutputs  # noqa: E402
+from stages.finetune import FinetuneOutputs  # noqa: E402
+from stages.pretrain import PretrainOutputs  # noqa: E402
 
 VOCABS = [8000, 16000, 32000, 64000]
 # published anchors; their tokenizer files are not reachable offline, so no measured figure stands beside them
@@ -50,8 +54,7 @@ ANCHORS = [
 def eval_sets(run: str, data_dir: str, n: int = 2000) -> dict[str, list[str]]:
     from kollm.data import sources
 
-    curate = require_manifest(run, "curate")["outputs"]
-    nsmc = [d["text"] for d in itertools.islice(read_jsonl(curate["heldout"]), n)]
+    nsmc = [d["text"] for d in itertools.islice(read_jsonl(outputs_of(run, CurateOutputs).heldout), n)]
     klue = [s for r in sources.iter_klue_sts(data_dir) for s in (r["sentence1"], r["sentence2"])][:n]
     comments = [r["text"] for r in sources.iter_hate_labeled(data_dir, "dev")][:n]
     return {"nsmc": nsmc, "klue": klue, "comments": comments}
@@ -122,10 +125,9 @@ def text_study(args, sets) -> list[dict]:
 
     work = os.path.join(args.run, "tokenizer_study")
     os.makedirs(work, exist_ok=True)
-    curate = require_manifest(args.run, "curate")["outputs"]
     corpus = os.path.join(work, "train.txt")
     with open(corpus, "w", encoding="utf-8") as f:
-        for d in itertools.islice(read_jsonl(curate["corpus"]), args.train_docs):
+        for d in itertools.islice(read_jsonl(outputs_of(args.run, CurateOutputs).corpus), args.train_docs):
             f.write(d["text"].replace("\n", " ") + "\n")
     segmented, kiwi_s = os.path.join(work, "train_kiwi.txt"), 0.0
     if "kiwi_bpe" in args.kinds:
@@ -176,12 +178,10 @@ def model_study(args) -> list[dict]:
 
     base = os.path.abspath(args.run)
     # every kind is measured on the same held-out reviews (bits/char) and NSMC test rows (accuracy)
-    curated = require_manifest(base, "curate")["outputs"]
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(curated["heldout"]), 3000) if len(d["text"]) <= 200][
-        :1000
-    ]
+    curated = outputs_of(base, CurateOutputs)
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(curated.heldout), 3000) if len(d["text"]) <= 200][:1000]
     task = tasks.by_name("nsmc")
-    test = tasks.load_split(task, require_manifest(base, "data")["outputs"], "test", 0, args.test_per_class)
+    test = tasks.load_split(task, outputs_of(base, DataOutputs).paths(), "test", 0, args.test_per_class)
     rows, chars_per_step = [], None
     for kind in args.model_study:
         name = f"tokstudy-{kind}"
@@ -206,11 +206,12 @@ def model_study(args) -> list[dict]:
             chars_per_step, base_steps = cpt * tokens_per_step, cfg.pretrain.steps
         cfg.pretrain.steps = max(1, round(base_steps * chars_per_step / (cpt * tokens_per_step)))
         pre = run_stage(by_name("pretrain"), cfg)
-        ft = run_stage(by_name("finetune"), cfg)
-        tok = AutoTokenizer.from_pretrained(pre["outputs"]["model_dir"])
-        lm = AutoModelForCausalLM.from_pretrained(pre["outputs"]["model_dir"])
+        run_stage(by_name("finetune"), cfg)
+        model_dir = outputs_of(run_dir, PretrainOutputs).model_dir
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        lm = AutoModelForCausalLM.from_pretrained(model_dir)
         bpc = evaluation.perplexity(lm, tok, heldout, max_len=cfg.model.max_seq_len)
-        result = read_json(ft["outputs"]["results"])["tasks"][0]
+        result = read_json(outputs_of(run_dir, FinetuneOutputs).results)["tasks"][0]
         auto = AutoModelForSequenceClassification if cfg.finetune.head == "cls" else AutoModelForCausalLM
         clf = auto.from_pretrained(result["model_dir"])
         acc = train.score(cfg.finetune.head, clf, tok, task, test, cfg.finetune.max_len)["accuracy"]

@@ -1,5 +1,5 @@
 """The front end: recipes (presets.py: functions returning a typed PipelineConfig), their stages as NeMo Run
-tasks (tasks.py) under an executor chosen by config (executors.py), the experiment (pipeline.py), and the
+tasks (stage_tasks.py) under an executor chosen by config (executors.py), the experiment (pipeline.py), and the
 `kollm` command (cli.py).
 
     from recipes import presets, pipeline

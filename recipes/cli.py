@@ -141,7 +141,7 @@ def _in_serve_env(cfg, module: str) -> bool:
     serve-environment stages there) and does not return, or False when there is none to switch to."""
     if importlib.util.find_spec(module) is not None:
         return True
-    from recipes.tasks import serve_python
+    from recipes.stage_tasks import serve_python
 
     python = serve_python(cfg)
     if os.path.exists(python) and os.path.abspath(python) != os.path.abspath(sys.executable):
@@ -212,7 +212,8 @@ def served_model(run_dir: str) -> str:
 
 def cmd_export(args) -> int:
     from recipes import hub
-    from stages.base import load_manifest, require
+    from stages.base import load_manifest, outputs_of
+    from stages.export import ExportOutputs
 
     cfg = _config(args.overrides)
     if args.push:
@@ -222,7 +223,7 @@ def cmd_export(args) -> int:
         from stages.runner import main as run_stage
 
         run_stage("export", cfg)
-    folder = require(cfg, "export")["outputs"]["model_dir"]
+    folder = outputs_of(cfg.run_dir, ExportOutputs).model_dir
     print(f"exported: {folder}")
     if not args.push:
         return 0
@@ -305,12 +306,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_nemo_rl(args) -> int:
-    from recipes import nemo_rl
+    from recipes import nemo_rl_steps
 
     cfg = _config(args.overrides)
     cfg.run.root = os.path.abspath(cfg.run.root)
     _prepare_environment(cfg)
-    status = nemo_rl.launch(cfg, args.step, dryrun=args.dryrun)
+    status = nemo_rl_steps.launch(cfg, args.step, dryrun=args.dryrun)
     if "_exp_dir" in status and args.dryrun:
         print(f"dry run: nothing was launched; generated files are under {status['_exp_dir']}")
     elif "_exp_dir" in status:

@@ -56,7 +56,9 @@ def _stage_command(run_dir: str, stage: str, *settings: str) -> str:
 
 def _finetuned(run_dir: str, manifest: dict) -> tuple[dict, dict[str, dict]]:
     """The finetune stage's results (method, head) and its rows by task, from the file its manifest declares."""
-    with open(manifest["outputs"]["results"], encoding="utf-8") as f:
+    from stages.finetune import FinetuneOutputs
+
+    with open(FinetuneOutputs.from_manifest(manifest, "finetune").results, encoding="utf-8") as f:
         results = json.load(f)
     return results, {row["task"]: row for row in results["tasks"]}
 

@@ -7,14 +7,14 @@ import os
 import nemo_run as run
 
 from kollm.config import PipelineConfig
-from recipes import executors, tasks
+from recipes import executors, stage_tasks
 from stages import NAMES, by_name
 
 
 def experiment_tasks(cfg: PipelineConfig, only: list[str] | None = None) -> list[tuple[str, run.Partial | run.Script]]:
     """(stage name, NeMo Run task) in pipeline order; writes the run's config.json they share."""
-    config_file = tasks.write_config(cfg)
-    return [(name, tasks.task(name, cfg, config_file)) for name in (only or NAMES)]
+    config_file = stage_tasks.write_config(cfg)
+    return [(name, stage_tasks.task(name, cfg, config_file)) for name in (only or NAMES)]
 
 
 def launch(cfg: PipelineConfig, only: list[str] | None = None, dryrun: bool = False) -> dict:

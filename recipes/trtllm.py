@@ -29,9 +29,10 @@ ACTIONS = ("triton", "serve", "bench")
 def checkpoint(cfg: PipelineConfig) -> str:
     """The quantize stage's folder for `trtllm.format`."""
     from kollm.core.io import read_json
-    from stages.base import require
+    from stages.base import outputs_of
+    from stages.quantize import QuantizeOutputs
 
-    table = read_json(require(cfg, "quantize")["outputs"]["table"])
+    table = read_json(outputs_of(cfg.run_dir, QuantizeOutputs).table)
     checkpoints = {row["format"]: row["dir"] for row in table["formats"] if row["dir"]}
     if cfg.trtllm.format not in checkpoints:
         raise KollmError(

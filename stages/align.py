@@ -8,11 +8,24 @@ for this run), nemo_aligner_dir (the legacy NeMo-Aligner DPO config and data).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from kollm.config import PipelineConfig
 from kollm.core import write_json, write_jsonl
-from stages.base import inputs
+from stages.base import Outputs, inputs
+from stages.curate import CurateOutputs
+from stages.data import DataOutputs
+from stages.pretrain import PretrainOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignOutputs(Outputs):
+    model_dir: str  # the last policy (GRPO's, else DPO's, else SFT's): the pipeline's "model" role
+    metrics: str  # per step: its model folder, steps, loss and held-out metrics (JSON)
+    datacard: str  # where each alignment example came from (Markdown)
+    nemo_rl_dir: str  # NeMo-RL configs and data for this run (the GPU path)
+    nemo_aligner_dir: str  # the legacy NeMo-Aligner DPO config and data
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -34,7 +47,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     a = cfg.align
     built = build(
-        inputs(cfg, "data"),
+        inputs(cfg, DataOutputs).paths(),
         a.sft_examples,
         a.dpo_pairs,
         a.eval_pairs,
@@ -61,7 +74,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     # Start from the pretrained LM, not the fine-tuned classifier: that is a task model, while SFT
     # mixes the sentiment task in with the rest.
-    base = inputs(cfg, "pretrain")["model_dir"]
+    base = inputs(cfg, PretrainOutputs).model_dir
     torch.manual_seed(a.seed)
     done: dict[str, StepResult] = {}
     done["sft"] = sft(base, built.sft, a, os.path.join(out, "sft"))
@@ -76,7 +89,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     if "grpo" in a.steps:
         sentiment = fit_sentiment(built.train_reviews, a.sentiment_reward_examples, a.seed)
         sentiment_match, safety, label_match = make_rewards(
-            sentiment, CharNgramClassifier.load(inputs(cfg, "curate")["toxicity_model"])
+            sentiment, CharNgramClassifier.load(inputs(cfg, CurateOutputs).toxicity_model)
         )
         funcs = [
             (sentiment_match, a.grpo_sentiment_weight),
@@ -101,13 +114,13 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     nemo_rl_dir = nemo_rl.write(cfg, base, files, os.path.join(out, "nemo_rl"))
     aligner_dir = nemo_aligner.write(cfg, built.train_pairs, built.eval_pairs, base, os.path.join(out, "nemo_aligner"))
     return {
-        "outputs": {
-            "model_dir": policy,
-            "metrics": os.path.abspath(metrics_path),
-            "datacard": os.path.abspath(card),
-            "nemo_rl_dir": nemo_rl_dir,
-            "nemo_aligner_dir": aligner_dir,
-        },
+        "outputs": AlignOutputs(
+            model_dir=policy,
+            metrics=os.path.abspath(metrics_path),
+            datacard=os.path.abspath(card),
+            nemo_rl_dir=nemo_rl_dir,
+            nemo_aligner_dir=aligner_dir,
+        ),
         "counts": {
             "sft_examples": len(built.sft),
             "pairs": len(built.train_pairs),

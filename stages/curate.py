@@ -10,6 +10,7 @@ summary.md, datacard.md, histograms). Killed part-way, a rerun resumes: finished
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -17,7 +18,17 @@ import os
 from kollm.config import PipelineConfig
 from kollm.core import atomic_open, read_json, read_jsonl, sha256_file, write_json
 from kollm.curation import toxicity
-from stages.base import inputs
+from stages.base import Outputs, inputs
+from stages.data import DataOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class CurateOutputs(Outputs):
+    corpus: str  # curated pretraining documents (JSONL)
+    heldout: str  # curated held-out reviews, for perplexity and tokenizer measures
+    toxicity_model: str  # the character n-gram toxicity classifier the filters used
+    curation_dir: str  # NeMo Curator's work folder (shards, what each filter removed)
+
 
 RAW = {"corpus": "corpus_raw", "heldout": "heldout_raw"}  # output name -> the data stage's input
 
@@ -54,14 +65,14 @@ def _kept_rows(path: str):
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    from curator_pipelines.executors import join_slurm_ray_cluster
-    from curator_pipelines.korean import counts_by_input, curate
+    from curator_pipelines.korean_pipeline import counts_by_input, curate
+    from curator_pipelines.scheduling import join_slurm_ray_cluster
 
     if cfg.curate.executor == "ray":
         join_slurm_ray_cluster()  # multi-node Slurm: only node 0 (the Ray head) goes on
-    data = inputs(cfg, "data")
-    tox_path, tox_metrics = train_toxicity(data["hate_train"], data["hate_dev"], out)
-    raw = {name: data[source] for name, source in RAW.items()}
+    data = inputs(cfg, DataOutputs)
+    tox_path, tox_metrics = train_toxicity(data.hate_train, data.hate_dev, out)
+    raw = {name: getattr(data, source) for name, source in RAW.items()}
     work = os.path.join(out, "curation")
     summary = curate(list(raw.values()), work, cfg.curate, tox_path)
     counts = counts_by_input(work)
@@ -73,7 +84,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
                 for doc in _kept_rows(shard):
                     f.write(json.dumps(doc, ensure_ascii=False) + "\n")
     return {
-        "outputs": outputs,
+        "outputs": CurateOutputs(**outputs),
         "counts": {name: counts[path] for name, path in raw.items()},
         "metrics": {"toxicity": tox_metrics, "timings": summary["timings"]},
         "stages": summary["stages"],

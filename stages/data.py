@@ -11,6 +11,7 @@ perplexity).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 
 from tqdm import tqdm
@@ -30,6 +31,23 @@ from kollm.data import (
     nli_split,
     resolve_data_dir,
 )
+from stages.base import Outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOutputs(Outputs):
+    """The run's splits and raw text (JSONL paths); `.paths()` is what kollm.data.load_split reads."""
+
+    nsmc_train: str
+    nsmc_val: str
+    nsmc_test: str
+    hate_train: str
+    hate_dev: str
+    klue_nli_train: str
+    klue_nli_test: str
+    klue_sts: str
+    corpus_raw: str
+    heldout_raw: str
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -39,7 +57,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     for row in tqdm(reviews, desc="nsmc", unit="review", mininterval=2):
         split = movie_split(int(row["movie_id"]), cfg.data.val_fraction, cfg.data.test_fraction)
         splits[split].append(row)
-    outputs, counts = {}, {}
+    outputs: dict[str, str] = {}
+    counts: dict[str, int] = {}
 
     def write(name: str, rows) -> None:
         outputs[name] = os.path.abspath(os.path.join(out, f"{name}.jsonl"))
@@ -77,7 +96,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     movies = {s: len({r["movie_id"] for r in rows}) for s, rows in splits.items()}
     return {
         "data_dir": data_dir,
-        "outputs": outputs,
+        "outputs": DataOutputs(**outputs),
         "counts": counts,
         "corpus_by_source": dict(by_source),
         "movies": movies,

@@ -10,6 +10,7 @@ Writes report.md, report.json, plots, and the rows lm-eval read (lm_eval_data/).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -18,12 +19,23 @@ from kollm.config import PipelineConfig
 from kollm.core import KollmError, pyplot, read_json, read_jsonl, write_json
 from kollm.curation import hangul_ratio, normalize
 from kollm.data import NSMC_FIELDS
-from stages.base import inputs
+from stages.align import AlignOutputs
+from stages.base import Outputs, inputs, the
+from stages.curate import CurateOutputs
+from stages.data import DataOutputs
+from stages.finetune import FinetuneOutputs
+from stages.pretrain import PretrainOutputs
 
 ZERO_SHOT = ("pretrained", "aligned")
 
 
-def test_rows(cfg: PipelineConfig, data: dict) -> dict[str, list[dict]]:
+@dataclasses.dataclass(frozen=True)
+class EvaluateOutputs(Outputs):
+    report_md: str  # the report to read (Markdown, with plots)
+    report_json: str  # every figure in it (JSON): what the model card and the README render
+
+
+def test_rows(cfg: PipelineConfig, data: dict[str, str]) -> dict[str, list[dict]]:
     from kollm.data import NSMC, TASKS, load_split, rows_from
 
     ev = cfg.evaluate
@@ -80,12 +92,12 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.pretrain import read_history, summarize
 
     ev = cfg.evaluate
-    data, pretrained, aligned = inputs(cfg, "data"), inputs(cfg, "pretrain"), inputs(cfg, "align")
-    finetuned = read_json(inputs(cfg, "finetune")["results"])
+    data, pretrained = inputs(cfg, DataOutputs).paths(), inputs(cfg, PretrainOutputs)
+    finetuned = read_json(inputs(cfg, FinetuneOutputs).results)
     rows = test_rows(cfg, data)
     folder = harness.write_rows(rows, os.path.join(out, "lm_eval_data"))
     torch.manual_seed(0)
-    zero_shot_dirs = {"pretrained": pretrained["model_dir"], "aligned": aligned["model_dir"]}
+    zero_shot_dirs = {"pretrained": pretrained.model_dir, "aligned": the(cfg, "model")}
     report: dict = {
         "tasks": {},
         "test_rows": {n: len(r) for n, r in rows.items()},
@@ -144,7 +156,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         cfg.model.max_seq_len,
     )
     clock.lap("prompting")
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, "curate")["heldout"]), ev.perplexity_docs)]
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(inputs(cfg, CurateOutputs).heldout), ev.perplexity_docs)]
     report["perplexity"] = {name: perplexity(m, tokenizer, heldout) for name, m in models.items()}
     clock.lap("perplexity")
     report["generations"] = []
@@ -154,20 +166,20 @@ def run(cfg: PipelineConfig, out: str) -> dict:
             {"prompt": prompt, "response": text, "hangul_share": round(hangul_ratio(normalize(text)), 3)}
         )
     clock.lap("generations")
-    report["alignment"] = read_json(aligned["metrics"])
-    report["pretrain"] = summarize(read_history(pretrained["metrics"]))
+    report["alignment"] = read_json(inputs(cfg, AlignOutputs).metrics)
+    report["pretrain"] = summarize(read_history(pretrained.metrics))
     report["method_rows"] = finetuned["tasks"]
 
     _task_plot(report["tasks"], os.path.join(out, "tasks.png"))
     write_json(os.path.join(out, "report.json"), report)
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(render_markdown(report, cfg, pretrained["loss_png"], out))
+        f.write(render_markdown(report, cfg, pretrained.loss_png, out))
     t = report["tasks"]
     return {
-        "outputs": {
-            "report_md": os.path.abspath(os.path.join(out, "report.md")),
-            "report_json": os.path.abspath(os.path.join(out, "report.json")),
-        },
+        "outputs": EvaluateOutputs(
+            report_md=os.path.abspath(os.path.join(out, "report.md")),
+            report_json=os.path.abspath(os.path.join(out, "report.json")),
+        ),
         "counts": {f"{n}_test_rows": len(r) for n, r in rows.items()} | {"perplexity_docs": len(heldout)},
         "metrics": {
             "nsmc_finetuned_accuracy": round(t["nsmc"]["finetuned"]["acc"], 4) if "finetuned" in t["nsmc"] else None,

@@ -8,19 +8,24 @@ REPO --dry-run` lists what would be uploaded to the Hugging Face Hub.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from kollm.config import PipelineConfig
 from kollm.core import read_json
 from kollm.export import model_card, write_folder
-from stages.base import inputs, require, the
+from stages.base import Outputs, the, upstream
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOutputs(Outputs):
+    model_dir: str  # the HF model folder to ship, with its model card (README.md)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
     model_dir = the(cfg, "model")
-    inputs(cfg, "evaluate"), inputs(cfg, "pretrain")  # declared upstream: their manifests are the card's numbers
-    metrics = require(cfg, "evaluate").get("metrics", {})
-    pretrained = require(cfg, "pretrain")
+    metrics = upstream(cfg, "evaluate").get("metrics", {})  # the card's numbers: the manifests' figures
+    pretrained = upstream(cfg, "pretrain")
     pretrain_metrics = {**pretrained.get("counts", {}), **pretrained.get("metrics", {})}
     config = read_json(os.path.join(model_dir, "config.json"))
     card = model_card(
@@ -34,4 +39,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     )
     folder = os.path.join(out, "model")
     files = write_folder(model_dir, folder, card)
-    return {"outputs": {"model_dir": os.path.abspath(folder)}, "files": files, "counts": {"files": len(files)}}
+    return {
+        "outputs": ExportOutputs(model_dir=os.path.abspath(folder)),
+        "files": files,
+        "counts": {"files": len(files)},
+    }

@@ -9,11 +9,19 @@ the evaluate stage's).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from kollm.config import PipelineConfig
 from kollm.core import write_json
-from stages.base import inputs
+from stages.base import Outputs, inputs
+from stages.data import DataOutputs
+from stages.pretrain import PretrainOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOutputs(Outputs):
+    results: str  # results.json: the method-table row of each task (its model folder, scores on validation rows)
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
@@ -21,8 +29,8 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     from kollm.finetune import finetune_task
 
     ft = cfg.finetune
-    base = inputs(cfg, "pretrain")["model_dir"]
-    data = inputs(cfg, "data")
+    base = inputs(cfg, PretrainOutputs).model_dir
+    data = inputs(cfg, DataOutputs).paths()
     rows = []
     for name in ft.tasks:
         task = by_name(name)
@@ -37,7 +45,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     results = os.path.abspath(os.path.join(out, "results.json"))
     write_json(results, {"method": ft.method, "head": ft.head, "backend": ft.backend, "tasks": rows})
     return {
-        "outputs": {"results": results},
+        "outputs": FinetuneOutputs(results=results),
         "counts": {f"{r['task']}_train_examples": r["train_examples"] for r in rows},
         "metrics": {f"{r['task']}_val_{by_name(r['task']).metric}": r[by_name(r["task"]).metric] for r in rows},
     }

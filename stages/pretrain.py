@@ -17,7 +17,17 @@ import shutil
 
 from kollm.config import PipelineConfig
 from kollm.core import KollmError, StoppedEarly, read_json, sha256_file, write_json
-from stages.base import inputs
+from stages.base import Outputs, inputs
+from stages.curate import CurateOutputs
+from stages.tokenizer import TokenizerOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainOutputs(Outputs):
+    model_dir: str  # the pretrained LM as a HF model folder (AutoModelForCausalLM.from_pretrained)
+    loss_png: str  # the training and validation loss curve
+    metrics: str  # one JSON line per logged step (metrics.jsonl)
+    indexed_data: str  # prefix of the tokenised corpus in Megatron's indexed format (.bin/.idx)
 
 
 def standalone(cfg: PipelineConfig) -> bool:
@@ -40,8 +50,8 @@ def data_paths(cfg: PipelineConfig) -> tuple[str, str, str]:
     p = cfg.pretrain
     if standalone(cfg):
         return p.corpus, p.val_corpus, p.tokenizer_dir
-    curated = inputs(cfg, "curate")
-    return curated["corpus"], curated["heldout"], inputs(cfg, "tokenizer")["tokenizer_dir"]
+    curated = inputs(cfg, CurateOutputs)
+    return curated.corpus, curated.heldout, inputs(cfg, TokenizerOutputs).tokenizer_dir
 
 
 def resume_key(cfg: PipelineConfig) -> dict:
@@ -149,12 +159,12 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     summary = summarize(history)
     train_meta = read_json(prefixes["train"] + ".json")
     return {
-        "outputs": {
-            "model_dir": os.path.abspath(final),
-            "loss_png": os.path.abspath(os.path.join(out, "loss.png")),
-            "metrics": os.path.abspath(os.path.join(out, "metrics.jsonl")),
-            "indexed_data": os.path.abspath(prefixes["train"]),
-        },
+        "outputs": PretrainOutputs(
+            model_dir=os.path.abspath(final),
+            loss_png=os.path.abspath(os.path.join(out, "loss.png")),
+            metrics=os.path.abspath(os.path.join(out, "metrics.jsonl")),
+            indexed_data=os.path.abspath(prefixes["train"]),
+        ),
         "counts": {
             "train_tokens": train_meta["tokens"],
             "train_documents": train_meta["documents"],

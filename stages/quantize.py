@@ -11,6 +11,7 @@ The table also measures torch dynamic int8, what the CPU Triton model serves wit
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import os
 import time
@@ -19,7 +20,16 @@ import torch
 
 from kollm.config import PipelineConfig
 from kollm.core import read_jsonl, write_json
-from stages.base import inputs, the
+from stages.base import Outputs, inputs, the
+from stages.curate import CurateOutputs
+from stages.data import DataOutputs
+from stages.finetune import FinetuneOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeOutputs(Outputs):
+    table: str  # quantization.json: each format's size and quality against the float model
+    checkpoints: str  # the stage folder: one <format>/ TensorRT-LLM checkpoint folder each, named in the table
 
 
 def _perplexity(model, tokenizer, heldout: list[str], max_len: int) -> dict:
@@ -47,7 +57,7 @@ def _nsmc_classifier(cfg: PipelineConfig):
     from kollm.core import read_json
     from kollm.finetune import load_base
 
-    result = next((r for r in read_json(inputs(cfg, "finetune")["results"])["tasks"] if r["task"] == "nsmc"), None)
+    result = next((r for r in read_json(inputs(cfg, FinetuneOutputs).results)["tasks"] if r["task"] == "nsmc"), None)
     if not result or not result.get("model_dir"):
         return None
     tokenizer = AutoTokenizer.from_pretrained(result["model_dir"])
@@ -63,11 +73,11 @@ def run(cfg: PipelineConfig, out: str) -> dict:
 
     q = cfg.quantize
     model_dir = the(cfg, "model")
-    curated, data = inputs(cfg, "curate"), inputs(cfg, "data")
+    curated, data = inputs(cfg, CurateOutputs), inputs(cfg, DataOutputs).paths()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32).eval()
-    heldout = [r["text"] for r in itertools.islice(read_jsonl(curated["heldout"]), q.perplexity_docs)]
-    calibration = [r["text"] for r in itertools.islice(read_jsonl(curated["corpus"]), q.calibration_docs)]
+    heldout = [r["text"] for r in itertools.islice(read_jsonl(curated.heldout), q.perplexity_docs)]
+    calibration = [r["text"] for r in itertools.islice(read_jsonl(curated.corpus), q.calibration_docs)]
     batches = [
         tokenizer(
             calibration[i : i + 8], return_tensors="pt", padding=True, truncation=True, max_length=q.calibration_len
@@ -148,10 +158,9 @@ def run(cfg: PipelineConfig, out: str) -> dict:
     }
     write_json(os.path.join(out, "quantization.json"), table)
     return {
-        "outputs": {
-            "table": os.path.abspath(os.path.join(out, "quantization.json")),
-            "checkpoints": os.path.abspath(out),
-        },  # <format>/ folders; the table names each one
+        "outputs": QuantizeOutputs(
+            table=os.path.abspath(os.path.join(out, "quantization.json")), checkpoints=os.path.abspath(out)
+        ),
         "metrics": {f"{r['format']}_{k}": r[k] for r in rows for k in ("perplexity", "nsmc_accuracy")},
         "skipped": skipped,
         "counts": {"formats": len(rows), "skipped": len(skipped)},

@@ -1,8 +1,9 @@
 """Run one stage: skip it when its manifest is current, else run it and write `manifest.json`.
 
 The manifest records inputs, config, package versions, outputs, counts and wall time. A stage is
-current when its manifest exists and its fingerprint (own config sections + upstream
-fingerprints) is unchanged; `run.force=true` re-runs it anyway.
+current when its manifest exists and its fingerprint (own config sections, the other sections' fields it
+declared it reads, upstream fingerprints) is unchanged; `run.force=true` re-runs it anyway. The stage runs
+on a `ConfigView` of the config: what it did not declare, it cannot read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from importlib import metadata
 
 from kollm.config import PipelineConfig
 from kollm.core import KollmError, StoppedEarly, write_json
-from stages.base import Stage, load_manifest, manifest_path, require, running, stage_dir
+from stages.base import Outputs, Stage, declared_reads, load_manifest, manifest_path, require, running, stage_dir, view
 
 PACKAGES = [
     "kollm",
@@ -40,6 +41,8 @@ PACKAGES = [
 
 def fingerprint(cfg: PipelineConfig, stage: Stage) -> str:
     parts = {s: dataclasses.asdict(getattr(cfg, s)) for s in stage.config_sections}
+    if stage.config_reads:  # (only then: fingerprints of stages that read no other section stay as they were)
+        parts["reads"] = declared_reads(cfg, stage)
     parts["upstream"] = {u: require(cfg, u)["fingerprint"] for u in stage.reads(cfg)}
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -55,13 +58,15 @@ def versions() -> dict:
     return found
 
 
-def _check_outputs(stage: Stage, body: dict) -> None:
-    """A stage records exactly the outputs it declares: what later stages ask for must be there."""
-    recorded = set(body.get("outputs", {}))
-    if recorded != set(stage.outputs):
+def _recorded_outputs(stage: Stage, body: dict) -> dict[str, str]:
+    """A stage returns its declared record of outputs: what later stages read must be there."""
+    outputs = body.get("outputs")
+    if type(outputs) is not stage.outputs:
         raise RuntimeError(
-            f"stage {stage.name!r} recorded outputs {sorted(recorded)}, its declaration lists {sorted(stage.outputs)}"
+            f"stage {stage.name!r} returned outputs {outputs!r}; its declaration says {stage.outputs.__name__}"
         )
+    assert isinstance(outputs, Outputs)
+    return outputs.paths()
 
 
 def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
@@ -73,6 +78,12 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
             flush=True,
         )
         return current
+    if current and not cfg.run.force:
+        print(
+            f"[{stage.name}] its config, its declared reads or an upstream stage changed since its last run; "
+            "running it again",
+            flush=True,
+        )
     if stage.preflight:
         stage.preflight(cfg)  # raises KollmError before anything of the stage's is removed
     out = stage_dir(cfg, stage.name)
@@ -91,13 +102,13 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     prepare(cfg.model.arch)  # what the architecture needs before its models are built or loaded (the registry's)
     token = running.set(stage)
     try:
-        body = stage.run(cfg, out)
+        body = stage.run(view(cfg, stage), out)
     finally:
         running.reset(token)
     wall = time.perf_counter() - t0
     if not main_rank:
         return body
-    _check_outputs(stage, body)
+    body = {**body, "outputs": _recorded_outputs(stage, body)}
     manifest = {
         "stage": stage.name,
         "status": "complete",

@@ -9,12 +9,19 @@ Runs in the serve environment (.venv-serve), like NVIDIA's separate Triton conta
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 from kollm.config import PipelineConfig
 from kollm.curation import hangul_ratio, normalize
-from stages.base import the
+from stages.base import Outputs, the
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOutputs(Outputs):
+    model_repository: str  # the Triton model repository it served (`tritonserver --model-repository`)
+    server_log: str  # the server's log
 
 
 def preflight(cfg: PipelineConfig) -> None:
@@ -80,7 +87,7 @@ def run(cfg: PipelineConfig, out: str) -> dict:
         },
     }
     return {
-        "outputs": {"model_repository": os.path.abspath(repo), "server_log": os.path.abspath(server.log_path)},
+        "outputs": ServeOutputs(model_repository=os.path.abspath(repo), server_log=os.path.abspath(server.log_path)),
         "server": {
             "http": server.http_url,
             "grpc": server.grpc_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Iterable
@@ -9,21 +10,27 @@ from collections.abc import Iterable
 from kollm.config import PipelineConfig
 from kollm.core import read_jsonl
 from kollm.tokenization import text_measures, to_syllables, train
-from stages.base import inputs
+from stages.base import Outputs, inputs
+from stages.curate import CurateOutputs
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerOutputs(Outputs):
+    tokenizer_dir: str  # a HF tokenizer folder (AutoTokenizer.from_pretrained), with the chat template
 
 
 def run(cfg: PipelineConfig, out: str) -> dict:
-    curated = inputs(cfg, "curate")
-    docs: Iterable[str] = (d["text"] for d in read_jsonl(curated["corpus"]))
+    curated = inputs(cfg, CurateOutputs)
+    docs: Iterable[str] = (d["text"] for d in read_jsonl(curated.corpus))
     if cfg.tokenizer.max_train_docs:
         docs = itertools.islice(docs, cfg.tokenizer.max_train_docs)
     tokenizer = train(cfg.tokenizer.kind, docs, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
     tokenizer.save_pretrained(out)
-    heldout = [d["text"] for d in itertools.islice(read_jsonl(curated["heldout"]), 5000)]
+    heldout = [d["text"] for d in itertools.islice(read_jsonl(curated.heldout), 5000)]
     undo = to_syllables if cfg.tokenizer.kind == "jamo_bpe" else None
     m = text_measures(tokenizer, heldout, undo)
     return {
-        "outputs": {"tokenizer_dir": os.path.abspath(out)},
+        "outputs": TokenizerOutputs(tokenizer_dir=os.path.abspath(out)),
         "counts": {"vocab_size": len(tokenizer)},
         "metrics": {
             "kind": cfg.tokenizer.kind,

@@ -26,7 +26,7 @@ def _data_stage(preset, data_dir, folder):
     from recipes import presets
     from stages import data
 
-    return data.run(presets.build(preset, [f"data.data_dir={data_dir}"]), str(folder))["outputs"]
+    return data.run(presets.build(preset, [f"data.data_dir={data_dir}"]), str(folder))["outputs"].paths()
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +116,18 @@ def run_cli(args, env=None, python=sys.executable, timeout=600, cwd=None):
         timeout=timeout,
         cwd=cwd or REPO,
     )
+
+
+def write_manifest(stage_dir, stage: str, body: dict | None = None, **outputs: str) -> None:
+    """A completed stage's manifest as the runner writes it: every output its record declares ("" unless given),
+    plus `body` (fingerprint, counts, metrics ...)."""
+    import json
+
+    from stages import by_name
+
+    recorded = {name: outputs.pop(name, "") for name in by_name(stage).outputs.names()}
+    assert not outputs, f"{stage} declares no outputs {sorted(outputs)}"
+    os.makedirs(stage_dir, exist_ok=True)
+    manifest = {"stage": stage, "status": "complete", "fingerprint": "f" + stage, **(body or {}), "outputs": recorded}
+    with open(os.path.join(stage_dir, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f)

@@ -182,13 +182,15 @@ def test_kollm_nemo_rl_dry_runs_in_the_nemo_rl_container(written, tmp_path):
     """`kollm nemo-rl dpo` reads the run's align manifest and launches NeMo-RL's command under NeMo Run."""
     import glob
 
+    from stages.align import AlignOutputs
     from tests.conftest import run_cli
 
     cfg, out, _ = written
     run_dir = os.path.join(cfg.run.root, "1b")
     os.makedirs(os.path.join(run_dir, "align"), exist_ok=True)
     with open(os.path.join(run_dir, "align", "manifest.json"), "w") as f:
-        json.dump({"stage": "align", "status": "complete", "outputs": {"nemo_rl_dir": out}}, f)
+        outputs = {name: out if name == "nemo_rl_dir" else "" for name in AlignOutputs.names()}
+        json.dump({"stage": "align", "status": "complete", "outputs": outputs}, f)
     home = tmp_path / "nemo_run_home"
     base = ["nemo-rl", "dpo", "preset=1b", f"run.root={cfg.run.root}"]
     proc = run_cli(base + ["run.executor=docker", "--dryrun"], env={"NEMORUN_HOME": str(home)})

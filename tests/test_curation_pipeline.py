@@ -73,7 +73,7 @@ def toxicity_model(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(corpus, toxicity_model, tmp_path_factory):
     """One uninterrupted in-process run (workers=1): what every other way of running must reproduce."""
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     out = str(tmp_path_factory.mktemp("curation_ref"))
     summary = curate([corpus[0]], out, CurateConfig(shard_docs=1000, workers=1), toxicity_model, progress=False)
@@ -131,14 +131,14 @@ def test_summary_table_and_datacard(reference):
 
 
 def test_forked_workers_give_identical_output(corpus, toxicity_model, reference, tmp_path):
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, workers=2), toxicity_model, progress=False)
     assert read_dir(str(tmp_path)) == read_dir(reference[0])
 
 
 def test_rerun_skips_finished_work(corpus, toxicity_model, reference, tmp_path):
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     cfg = CurateConfig(shard_docs=1000, workers=1)
     curate([corpus[0]], str(tmp_path), cfg, toxicity_model, progress=False)
@@ -161,7 +161,7 @@ def test_rerun_skips_finished_work(corpus, toxicity_model, reference, tmp_path):
 def test_killed_run_resumes_to_identical_output(corpus, toxicity_model, reference, tmp_path):
     out = tmp_path / "out"
     code = (
-        "import sys; from curator_pipelines.korean import curate; from kollm.config import CurateConfig; "
+        "import sys; from curator_pipelines.korean_pipeline import curate; from kollm.config import CurateConfig; "
         "curate([sys.argv[1]], sys.argv[2], CurateConfig(shard_docs=1000, workers=1), sys.argv[3], progress=False)"
     )
     proc = subprocess.Popen(
@@ -178,7 +178,7 @@ def test_killed_run_resumes_to_identical_output(corpus, toxicity_model, referenc
     assert 2 <= len(done_before) < 7 and not (out / "summary.json").exists(), "the run was not cut mid-way"
     stamps = {p: os.stat(p).st_mtime_ns for p in done_before}
 
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     curate([corpus[0]], str(out), CurateConfig(shard_docs=1000, workers=1), toxicity_model, progress=False)
     assert all(os.stat(p).st_mtime_ns == t for p, t in stamps.items())  # finished shards were not redone
@@ -188,7 +188,7 @@ def test_killed_run_resumes_to_identical_output(corpus, toxicity_model, referenc
 def test_parquet_output(corpus, toxicity_model, reference, tmp_path):
     import pyarrow.parquet as pq
 
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     summary = curate(
         [corpus[0]],
@@ -206,7 +206,7 @@ def test_parquet_output(corpus, toxicity_model, reference, tmp_path):
 @pytest.mark.slow
 def test_ray_executor_gives_identical_output(corpus, toxicity_model, reference, tmp_path):
     """Curator's RayDataExecutor on a real local Ray (2 CPUs, fractional stage resources)."""
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     curate([corpus[0]], str(tmp_path), CurateConfig(shard_docs=1000, executor="ray"), toxicity_model, progress=False)
     assert read_dir(str(tmp_path)) == read_dir(reference[0])
@@ -253,7 +253,7 @@ def test_gzip_and_parquet_inputs_are_read_and_accounted(nsmc_rows, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curator_pipelines.korean import curate
+    from curator_pipelines.korean_pipeline import curate
 
     rows = [{"id": f"nsmc:{r['review_id']}", "text": r["text"]} for r in nsmc_rows[:1500]]
     with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as f:

@@ -55,7 +55,7 @@ def test_stock_curator_heuristics_drop_korean_that_ours_keep(clean_reviews):
     )
 
     from curator_pipelines import filters as F
-    from curator_pipelines.korean import document_filters
+    from curator_pipelines.korean_pipeline import document_filters
     from kollm.config import CurateConfig
 
     def kept_share(f):

@@ -54,7 +54,7 @@ def test_corpus_fraction_samples_every_source_and_never_the_labelled_splits(data
         if name != "corpus_raw":
             assert half["counts"][name] == full_counts[name], name
     full_ids = collections.Counter(r["source"] for r in read_jsonl(data_files["corpus_raw"]))
-    kept = list(read_jsonl(half["outputs"]["corpus_raw"]))
+    kept = list(read_jsonl(half["outputs"].corpus_raw))
     for source, n in full_ids.items():
         share = half["corpus_by_source"].get(source, 0) / n
         assert 0.45 < share < 0.55 if n >= 1000 else 0 < share < 1, (source, n, share)

@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_manifest
 
 
 def test_readme_numbers_render_from_benchmark_results():
@@ -51,9 +51,7 @@ def test_first_generation_runs_a_plain_hf_pipeline_on_the_runs_models(tiny_model
     for stage in ("pretrain", "align"):  # finished stages, as their manifests record them
         (run / stage).mkdir(parents=True)
         os.symlink(tiny_model_dir, run / stage / "model")
-        (run / stage / "manifest.json").write_text(
-            json.dumps({"status": "complete", "outputs": {"model_dir": str(run / stage / "model")}})
-        )
+        write_manifest(run / stage, stage, model_dir=str(run / stage / "model"))
     out = tmp_path / "first_generation.json"
     assert first_generation.main(["--run", str(run), "--max-new-tokens", "10", "--out", str(out)]) == 0
     result = json.load(open(out, encoding="utf-8"))

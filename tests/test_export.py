@@ -2,11 +2,10 @@
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_manifest
 
 METRICS = {
     "nsmc_finetuned_accuracy": 0.8123,
@@ -18,14 +17,10 @@ METRICS = {
 
 def _fake_run(root, model_dir):
     """Completed pretrain/align/evaluate manifests pointing at a real model folder."""
-    for stage, body in {
-        "pretrain": {"counts": {"parameters": 123456, "tokens_seen": 4096}, "metrics": {"loss_last": 5.5}},
-        "align": {"outputs": {"model_dir": model_dir}},
-        "evaluate": {"outputs": {"report_json": model_dir + "/config.json"}, "metrics": METRICS},
-    }.items():
-        os.makedirs(root / "ci" / stage, exist_ok=True)
-        manifest = {"status": "complete", "fingerprint": stage, "outputs": {}, **body}
-        (root / "ci" / stage / "manifest.json").write_text(json.dumps(manifest))
+    pretrained = {"counts": {"parameters": 123456, "tokens_seen": 4096}, "metrics": {"loss_last": 5.5}}
+    write_manifest(root / "ci" / "pretrain", "pretrain", pretrained)
+    write_manifest(root / "ci" / "align", "align", model_dir=model_dir)
+    write_manifest(root / "ci" / "evaluate", "evaluate", {"metrics": METRICS}, report_json=model_dir + "/config.json")
 
 
 def test_export_writes_a_loadable_folder_whose_card_has_the_runs_numbers_and_a_dry_run_push(tiny_model_dir, tmp_path):

@@ -524,3 +524,20 @@ print(indexed_data.build_indexed_dataset({packed[2]!r}, {tokenizer_dir!r}, {str(
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == "3000"
+
+
+def test_train_on_is_the_pretraining_loop_on_your_batches(packed, korean_tokenizer, tmp_path):
+    """kollm.pretrain.train_on, the loop the from-scratch code checks its own against: given the batches the
+    pretraining loop draws, it gives the pretraining loop's losses; batches that run out are one error."""
+    from kollm.pretrain import train_on
+
+    tokens = indexed_data.load_tokens(packed[0])
+    cfg = _cfg(steps=6, precision="fp32", checkpoint_every=6, log_every=1)
+    model = build_model(SMALL, korean_tokenizer, seed=0)
+    looped = [h["loss"] for h in pretrain.train_loop(model, tokens, cfg, str(tmp_path), 1.0)["history"]]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = [pretrain.get_batch(tokens, cfg.batch_size, cfg.seq_len, gen) for _ in range(6)]
+    losses = train_on(build_model(SMALL, korean_tokenizer, seed=0), iter(batches), 6, cfg)
+    assert len(losses) == 6 and np.allclose(losses, looped, atol=1e-4) and losses[-1] < losses[0], (losses, looped)
+    with pytest.raises(ValueError, match="ran out after 2 of 3 steps"):
+        train_on(build_model(SMALL, korean_tokenizer, seed=0), iter(batches[:2]), 3, cfg)

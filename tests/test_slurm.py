@@ -13,7 +13,7 @@ import warnings
 import nemo_run as run
 import pytest
 
-from recipes import executors, presets, tasks
+from recipes import executors, presets, stage_tasks
 from tests import slurm_cluster
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def _cfg(corpus, root, *overrides):
 def _submit(cfg, name: str, detach: bool):
     exp = run.Experiment(name, executor=executors.for_config(cfg, ["pretrain"]), log_level="WARN")
     with exp:
-        exp.add(tasks.task("pretrain", cfg, tasks.write_config(cfg)), name="pretrain", tail_logs=False)
+        exp.add(stage_tasks.task("pretrain", cfg, stage_tasks.write_config(cfg)), name="pretrain", tail_logs=False)
         exp.run(detach=detach)
     return exp
 

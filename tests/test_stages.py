@@ -136,8 +136,11 @@ def test_declarations_are_consistent():
     assert len(set(NAMES)) == len(NAMES) and not STAGES[0].upstream
     for i, stage in enumerate(STAGES):
         assert set(stage.upstream) <= set(NAMES[:i]), stage.name  # reads only stages that ran before it
-        assert stage.outputs and stage.about, stage.name
+        assert stage.outputs.names() and stage.about, stage.name
         assert all(hasattr(PipelineConfig(), section) for section in stage.config_sections), stage.name
+        for dotted in stage.config_reads:  # another section's field, named as it is spelled
+            section, field = dotted.split(".")
+            assert section not in stage.config_sections and hasattr(getattr(PipelineConfig(), section), field)
 
 
 def test_run_help_lists_the_declared_stages():
@@ -149,23 +152,65 @@ def test_run_help_lists_the_declared_stages():
     assert "[serving environment]" in proc.stdout
 
 
+def _complete(cfg, stage: str, outputs: dict, fingerprint: str = "f") -> None:
+    os.makedirs(base.stage_dir(cfg, stage), exist_ok=True)
+    manifest = {"status": "complete", "fingerprint": fingerprint, "outputs": outputs}
+    json.dump(manifest, open(base.manifest_path(cfg, stage), "w"))
+
+
 def test_a_stage_reads_only_what_it_declares(tmp_path):
+    """Upstream outputs come back as the producing stage's typed record, read by attribute; a stage not declared
+    upstream cannot be read, and a manifest from a kollm that recorded other outputs is one line saying what to
+    re-run."""
     from recipes import presets
+    from stages.data import DataOutputs
 
     cfg = presets.build("ci", [f"run.root={tmp_path}"])
-    os.makedirs(base.stage_dir(cfg, "data"))
-    json.dump({"status": "complete", "outputs": {"nsmc_test": "x.jsonl"}}, open(base.manifest_path(cfg, "data"), "w"))
+    recorded = {name: f"{name}.jsonl" for name in DataOutputs.names()}
+    _complete(cfg, "data", recorded)
     token = base.running.set(STAGES[NAMES.index("evaluate")])
     try:
-        assert base.inputs(cfg, "data") == {"nsmc_test": "x.jsonl"}  # declared: the recorded path
+        data = base.inputs(cfg, DataOutputs)  # declared: the recorded paths
+        assert data.nsmc_test == "nsmc_test.jsonl" and data.paths() == recorded
     finally:
         base.running.reset(token)
     token = base.running.set(STAGES[NAMES.index("tokenizer")])
     try:
         with pytest.raises(RuntimeError, match="does not list"):
-            base.inputs(cfg, "data")  # the tokenizer stage reads curate, not data
+            base.inputs(cfg, DataOutputs)  # the tokenizer stage reads curate, not data
     finally:
         base.running.reset(token)
+    _complete(cfg, "data", {"nsmc_test": "x.jsonl"})  # a kollm whose data stage recorded less
+    with pytest.raises(KollmError, match=r"run the data stage again \(run.force=true\)"):
+        base.outputs_of(cfg.run_dir, DataOutputs)
+
+
+def test_a_stage_sees_its_own_config_and_what_it_declared(tmp_path):
+    """A running stage reads its own sections, the run's name and place, and the other sections' fields it declared
+    (`config_reads`); anything else stops it at once. The declared fields enter its fingerprint, undeclared ones do
+    not."""
+    from recipes import presets
+    from stages.runner import fingerprint
+
+    cfg = presets.build("ci", [f"run.root={tmp_path}"])
+    evaluate = STAGES[NAMES.index("evaluate")]
+    seen = base.view(cfg, evaluate)
+    assert seen.evaluate is cfg.evaluate and seen.run_dir == cfg.run_dir and seen.preset == "ci"
+    assert seen.finetune.max_len == cfg.finetune.max_len  # declared in evaluate's config_reads
+    with pytest.raises(RuntimeError, match=r"reads finetune.lr, which its declaration's config_reads"):
+        print(seen.finetune.lr)
+    with pytest.raises(RuntimeError, match="reads config section 'align'"):
+        print(seen.align)
+    with pytest.raises(RuntimeError, match="reads config section 'evaluate'"):
+        print(base.view(cfg, STAGES[NAMES.index("finetune")]).evaluate)
+
+    for stage in evaluate.upstream:  # upstream fingerprints held fixed: only the config can move evaluate's
+        _complete(cfg, stage, {}, "f" + stage)
+    before = fingerprint(cfg, evaluate)
+    cfg.finetune.lr *= 2  # not read by evaluate (it moves the finetune stage's fingerprint, and so evaluate's)
+    assert fingerprint(cfg, evaluate) == before
+    cfg.finetune.max_len += 1  # read by evaluate
+    assert fingerprint(cfg, evaluate) != before
 
 
 def test_launch_traits_are_declared_on_the_stage_and_read_by_the_executors(monkeypatch, tmp_path):
@@ -198,16 +243,22 @@ def test_the_model_is_a_declared_role(tmp_path):
     from recipes import presets
 
     cfg = presets.build("ci", [f"run.root={tmp_path}"])
-    os.makedirs(base.stage_dir(cfg, "align"))
-    json.dump({"status": "complete", "outputs": {"model_dir": "policy"}}, open(base.manifest_path(cfg, "align"), "w"))
-    for consumer in ("export", "quantize", "serve"):
+    from stages.align import AlignOutputs
+
+    _complete(cfg, "align", {name: "policy" if name == "model_dir" else name for name in AlignOutputs.names()})
+    for consumer in ("evaluate", "export", "quantize", "serve"):
         token = base.running.set(STAGES[NAMES.index(consumer)])
         try:
             assert base.the(cfg, "model") == "policy"
         finally:
             base.running.reset(token)
     assert base.model_of_run(cfg.run_dir) == "policy"
-    merge = base.Stage("merge", lambda cfg, out: {}, outputs=("merged_dir",), roles={"model": "merged_dir"})
+
+    @dataclasses.dataclass(frozen=True)
+    class Merged(base.Outputs):
+        merged_dir: str
+
+    merge = base.Stage("merge", lambda cfg, out: {}, outputs=Merged, roles={"model": "merged_dir"})
     assert base.role_of([STAGES[NAMES.index("align")], merge], "model") == ("merge", "merged_dir")
     with pytest.raises(KollmError, match="its align stage has not completed"):
         base.model_of_run(str(tmp_path / "elsewhere"))
@@ -240,9 +291,12 @@ def test_triton_model_ships_inside_the_package(tmp_path):
     assert {"kollm/evaluate/lm_eval_tasks/utils.py", "kollm/evaluate/lm_eval_tasks/kollm_nsmc.yaml"} <= set(
         names
     )  # lm-eval reads files
-    assert {"kollm/pretrain/frame.py", "stages/__init__.py", "recipes/cli.py", "curator_pipelines/korean.py"} <= set(
-        names
-    )
+    assert {
+        "kollm/pretrain/frame.py",
+        "stages/__init__.py",
+        "recipes/cli.py",
+        "curator_pipelines/korean_pipeline.py",
+    } <= set(names)
 
 
 CURATE = ["preset=ci", "data.max_reviews=10000", "data.max_comments=1000", "curate.shard_docs=1000", "curate.workers=1"]
@@ -326,3 +380,36 @@ def test_serve_rerun_with_busy_ports_keeps_its_manifest(tmp_path):
         ], proc.stderr
         assert open(base.manifest_path(cfg, "serve")).read() == before
         assert os.listdir(base.stage_dir(cfg, "serve")) == ["manifest.json"]  # nothing written either
+
+
+def test_adding_a_stage_is_one_module_and_one_declaration(monkeypatch, tmp_path, tiny_model_dir):
+    """docs/architecture.md's example stage, as written there: its module and its one `Stage(...)` line are all it
+    takes for the runner to run it on the model role, record its typed outputs and read them back."""
+    import importlib.util
+
+    import stages as declared
+    from recipes import presets
+    from stages.align import AlignOutputs
+    from stages.runner import run_stage
+
+    doc = open(os.path.join(REPO, "docs", "architecture.md"), encoding="utf-8").read()
+    section = doc.split("## How to add a stage", 1)[1].split("\n## ", 1)[0]
+    module_code, declaration = (block.split("```", 1)[0] for block in section.split("```python\n")[1:3])
+    (tmp_path / "samples.py").write_text(module_code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("samples", tmp_path / "samples.py")
+    samples = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "samples", samples)  # as an import would (dataclasses look it up)
+    spec.loader.exec_module(samples)
+    stage = eval(declaration, {"Stage": base.Stage, "samples": samples})
+    monkeypatch.setattr(declared, "STAGES", (*declared.STAGES, stage))
+
+    cfg = presets.build("ci", [f"run.root={tmp_path / 'runs'}", "evaluate.max_new_tokens=8"])
+    _complete(cfg, "align", {name: tiny_model_dir if name == "model_dir" else "" for name in AlignOutputs.names()})
+    manifest = run_stage(stage, cfg)
+    assert manifest["counts"] == {"answers": len(samples.QUESTIONS)}
+    answers = base.outputs_of(cfg.run_dir, samples.SamplesOutputs).answers
+    rows = [json.loads(line) for line in open(answers, encoding="utf-8")]
+    assert [r["question"] for r in rows] == samples.QUESTIONS and all(isinstance(r["answer"], str) for r in rows)
+    assert run_stage(stage, cfg)["fingerprint"] == manifest["fingerprint"]  # current: skipped
+    cfg.evaluate.max_new_tokens = 4  # a declared read: the stage runs again
+    assert run_stage(stage, cfg)["fingerprint"] != manifest["fingerprint"]

@@ -166,7 +166,7 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
     `kollm stage pretrain` on it: the saved tokenizer is that kind and size, and the model's vocabulary is its."""
     from recipes import presets
     from stages import base
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli, write_manifest
 
     cfg = presets.build("ci", [f"run.root={tmp_path}"])
     curate = base.stage_dir(cfg, "curate")
@@ -178,9 +178,7 @@ def test_tokenizer_kind_and_size_choose_the_pipelines_tokenizer_and_the_models_v
             f.writelines(
                 json.dumps({"id": str(r["review_id"]), "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows
             )
-    json.dump(
-        {"status": "complete", "fingerprint": "test", "outputs": files}, open(base.manifest_path(cfg, "curate"), "w")
-    )
+    write_manifest(curate, "curate", **files)
     common = ["preset=ci", f"run.root={tmp_path}", "tokenizer.kind=spm_unigram", "tokenizer.vocab_size=1500"]
     proc = run_cli(["stage", "tokenizer", *common])
     assert proc.returncode == 0, proc.stderr[-2000:]

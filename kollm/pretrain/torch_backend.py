@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -253,6 +254,37 @@ def forward_backward(net, x: torch.Tensor, y: torch.Tensor, micro_batch_size: in
     return total
 
 
+def train_step(net, optimizer, x: torch.Tensor, y: torch.Tensor, step: int, cfg: PretrainConfig):
+    """One optimiser step (the `step`-th, from 0): the schedule's learning rate, the loss over micro-batches,
+    gradient clipping. Returns (loss, gradient norm) as tensors."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss = forward_backward(net, x, y, cfg.micro_batch_size, cfg.precision)
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss, grad_norm
+
+
+def train_on(
+    model, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int, cfg: PretrainConfig
+) -> list[float]:
+    """Train `model` (a causal LM) for `steps` steps on `batches` of (input ids, target ids), in this process,
+    with pretraining's optimiser, schedule, micro-batching and clipping; the loss of each step. Code written
+    from scratch checks its own training loop against this one."""
+    dist = Distributed()
+    net = wrap(model, cfg, dist)
+    optimizer = make_optimizer(net, cfg)
+    net.train()
+    losses = []
+    for step, (x, y) in zip(range(steps), batches, strict=False):
+        loss, _ = train_step(net, optimizer, x.to(dist.device), y.to(dist.device), step, cfg)
+        losses.append(loss.item())
+    if len(losses) < steps:
+        raise ValueError(f"the batches ran out after {len(losses)} of {steps} steps")
+    return losses
+
+
 def train_loop(
     model,
     tokens: np.ndarray,
@@ -300,14 +332,8 @@ def _train_loop(
     t_last, tok_since = time.perf_counter(), 0
     checkpoint = resumed_from
     while step < cfg.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
         x, y = get_batch(tokens, cfg.batch_size, cfg.seq_len, gen, dist.rank, dist.world)
-        x, y = x.to(dist.device), y.to(dist.device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = forward_backward(net, x, y, cfg.micro_batch_size, cfg.precision)
-        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss, grad_norm = train_step(net, optimizer, x.to(dist.device), y.to(dist.device), step, cfg)
         step += 1
         tok_since += tokens_per_step
         bar.update(1)
@@ -316,7 +342,7 @@ def _train_loop(
             row = MetricsLog.row(
                 step,
                 dist.mean(loss.item()),
-                group["lr"],
+                optimizer.param_groups[0]["lr"],
                 grad_norm,
                 tps,
                 flops_per_token,

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from curator_pipelines import filters as F
 from curator_pipelines.datacard import summary_markdown, write_datacard
-from curator_pipelines.executors import make_executor
+from curator_pipelines.scheduling import make_executor
 from curator_pipelines.stages import (
     DEDUP_ID,
     AccountedFilter,

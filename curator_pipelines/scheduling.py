@@ -1,4 +1,4 @@
-"""Executors for Curator pipelines: in-process (default) and Ray.
+"""Where a Curator pipeline's shards run (its executor): in-process (default) or Ray.
 
 In-process: each shard goes through every stage depth first, so memory holds one shard per
 worker and no scheduler runs: in this process (`curate.workers=1`) or in forked workers,

@@ -28,11 +28,12 @@ STEPS = nemo_rl.STEPS
 
 def config_path(cfg: PipelineConfig, step: str) -> str:
     """The step's config in the run's align stage (its manifest's nemo_rl_dir)."""
-    from stages.base import require
+    from stages.align import AlignOutputs
+    from stages.base import outputs_of
 
     if step not in STEPS:
         raise KollmError(f"unknown NeMo-RL step {step!r}; choose one of: {', '.join(STEPS)}")
-    path = os.path.join(require(cfg, "align")["outputs"]["nemo_rl_dir"], f"{step}.yaml")
+    path = os.path.join(outputs_of(cfg.run_dir, AlignOutputs).nemo_rl_dir, f"{step}.yaml")
     if not os.path.isfile(path):
         raise KollmError(f"{path}: missing; rerun the align stage (kollm run align ...)")
     return path
