@@ -67,7 +67,9 @@ def main() -> None:
         metavar="finetune.KEY=VALUE",
         help="dotted overrides of the preset, e.g. finetune.lora_r=8 finetune.lora_alpha=16",
     )
-    ap.add_argument("--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all)")
+    ap.add_argument(
+        "--only", nargs="*", default=[], help="task:method:head:backend entries to run (default: all); put it last"
+    )
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
     ap.add_argument("--update", action="store_true", help="with --only: put those rows into the existing --out table")
     args = ap.parse_args()
@@ -151,8 +153,8 @@ def main() -> None:
         out,
         f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} "
         f"--per-class {args.per_class} --min-steps {args.min_steps}"
-        + (" --only " + " ".join(args.only) if args.only else "")
-        + "".join(" " + o for o in args.overrides),
+        + "".join(" " + o for o in args.overrides)  # before --only, which takes every word after it
+        + (" --only " + " ".join(args.only) if args.only else ""),
     )
 
 
@@ -180,7 +182,9 @@ def update(args: argparse.Namespace, measured: list[dict]) -> None:
     table["methods"] = sorted(merged.values(), key=lambda r: PLAN.index(_key(r)))
     command = (
         f".venv/bin/python benchmarks/finetune_methods.py --run {args.run} --per-class {args.per_class} "
-        f"--min-steps {args.min_steps} --update --only {' '.join(args.only)}" + "".join(" " + o for o in args.overrides)
+        f"--min-steps {args.min_steps}"
+        + "".join(" " + o for o in args.overrides)
+        + f" --update --only {' '.join(args.only)}"
     )
     table.setdefault("updates", []).append(
         {
