@@ -73,6 +73,9 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(HERE, "results", "finetune_methods.json"))
     ap.add_argument("--update", action="store_true", help="with --only: put those rows into the existing --out table")
     args = ap.parse_args()
+    unknown = [o for o in args.only if o not in {":".join(p) for p in PLAN}]
+    if unknown:  # e.g. an override written after --only, which takes every word after it
+        ap.error(f"--only: not rows of the table: {' '.join(unknown)} (put overrides before --only)")
     if args.update and not (args.only and os.path.exists(args.out)):
         ap.error("--update needs --only and an existing --out table")
 
