@@ -226,10 +226,10 @@ def the(cfg: PipelineConfig, role: str) -> str:
 
 def model_of_run(run_dir: str) -> str:
     """The model a run made (the output playing the "model" role), for the CLI: a KollmError if it is not there."""
-    from stages import STAGES
+    from stages import STAGES, by_name
 
     stage, output = role_of(STAGES, "model")
-    return getattr(outputs_of(run_dir, next(s for s in STAGES if s.name == stage).outputs), output)
+    return getattr(outputs_of(run_dir, by_name(stage).outputs), output)
 
 
 # every stage sees these: the run's name and place (they locate results, they do not change them)
