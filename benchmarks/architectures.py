@@ -233,10 +233,11 @@ SENTENCE = "이 영화 정말 재미있어요. 배우들의 연기가 최고였�
 
 
 def look_inside(model_dir: str, tokenizer, folder: str) -> dict:
-    """The run's own pretrained Llama, loaded into kollm/models/gpt.py: attention maps and the logit lens for a review."""
-    from kollm.models import gpt, inside
+    """The run's own pretrained Llama, loaded into course/scratch/llama.py: attention maps and the logit lens."""
+    from course.scratch import llama
+    from kollm.models import inside
 
-    model = gpt.from_pretrained(model_dir)
+    model = llama.from_pretrained(model_dir)
     os.makedirs(folder, exist_ok=True)
     inside.attention_maps(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_attention.png"))
     lens = inside.logit_lens(model, tokenizer, SENTENCE, os.path.join(folder, "architectures_logit_lens.png"))
@@ -353,7 +354,7 @@ def write_report(result: dict, folder: str) -> None:
             "",
             "## Inside the Llama",
             "",
-            f"The run's pretrained Llama ({inside['model_dir']}), loaded into kollm/models/gpt.py, reading "
+            f"The run's pretrained Llama ({inside['model_dir']}), loaded into course/scratch/llama.py, reading "
             f'"{inside["sentence"]}": attention per layer and head, and the logit lens (the final norm and '
             "LM head after every layer). Mean probability of the real next token by layer (0 = embeddings): "
             + ", ".join(f"{p:.3f}" for p in inside["p_next_by_layer"])

@@ -376,7 +376,24 @@ def architectures_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def scratch_bpe_table(r: dict) -> str:
+    """The course's BPE written by hand beside HF tokenizers' trainer (Korean: it renders into course/README.md)."""
+    same = "같음" if r["merges_equal"] and r["vocab_equal"] and r["ids_equal_on_first_2000_reviews"] else "다름"
+    return "\n".join(
+        [
+            "| NSMC 리뷰 전체로 BPE 학습 | HF `tokenizers` (Rust) | `course/scratch/bpe.py` (Python) |",
+            "|---|---|---|",
+            f"| 학습 시간 (CPU 초, 한 코어) | {r['hf_train_cpu_s']:.1f} | {r['scratch_train_cpu_s']:.1f} |",
+            "",
+            f"리뷰 {r['reviews']:,}개, 어휘 {r['vocab_size']:,}개 (병합 {r['merges']}개): 병합 순서, 어휘, 토큰 id가 HF와 "
+            f"{same}. 직접 만든 학습기는 HF보다 **{r['slowdown']}배** 느립니다. "
+            f"측정: `{r['command']}` ({r['machine']}, {r['date']}).",
+        ]
+    )
+
+
 RENDERERS = {
+    "scratch_bpe": scratch_bpe_table,
     "pipeline_tiny": pipeline_table,
     "curation": curation_table,
     "pretrain_cpu": pretrain_cpu_table,
@@ -410,8 +427,13 @@ def render(text: str) -> str:
 
 
 def documents() -> list[str]:
-    """Every page whose numbers render from the results: the README and the workshop weeks."""
-    return [README, *sorted(glob.glob(os.path.join(os.path.dirname(README), "docs", "workshop", "*.md")))]
+    """Every page whose numbers render from the results: the README, the course's index and the workshop weeks."""
+    root = os.path.dirname(README)
+    return [
+        README,
+        os.path.join(root, "course", "README.md"),
+        *sorted(glob.glob(os.path.join(root, "docs", "workshop", "*.md"))),
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -199,7 +199,7 @@ def _check_model_and_parallelism(cfg: PipelineConfig) -> None:
     if m.arch != "llama" and (p.backend != "torch" or m.impl != "hf"):
         raise KollmError(f"model.arch={m.arch} is a HF transformers model: pretrain.backend=torch, model.impl=hf")
     if m.impl == "scratch" and p.backend != "torch":
-        raise KollmError("model.impl=scratch (kollm/models/gpt.py) trains on pretrain.backend=torch")
+        raise KollmError("model.impl=scratch (course/scratch/llama.py) trains on pretrain.backend=torch")
     model_parallel = p.tensor_parallel * p.pipeline_parallel * p.context_parallel
     world = p.nproc_per_node * cfg.run.nodes
     if world % model_parallel:

@@ -131,3 +131,22 @@ def write_manifest(stage_dir, stage: str, body: dict | None = None, **outputs: s
     manifest = {"stage": stage, "status": "complete", "fingerprint": "f" + stage, **(body or {}), "outputs": recorded}
     with open(os.path.join(stage_dir, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f)
+
+
+def tiny_random_llama(vocab_size: int, seed: int):
+    """A 2-layer random HF Llama for comparing a hand-written loss with TRL's on one batch."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        initializer_range=0.2,  # wider than HF's 0.02: peaked, varied next-token distributions
+    )
+    return LlamaForCausalLM(cfg)

@@ -24,7 +24,15 @@ PAGES = [
 ELSEWHERE = {"docker", "enroot", "curl"}
 # inline `code` is a command when it starts like one; placeholders (UPPERCASE words, <x>, a|b, ...) are
 # parsed up to the subcommand only
-STARTS = ("kollm ", ".venv/bin/kollm ", "make ", "python benchmarks/", ".venv/bin/python benchmarks/", "lm_eval ")
+STARTS = (
+    "kollm ",
+    ".venv/bin/kollm ",
+    "make ",
+    "python benchmarks/",
+    ".venv/bin/python benchmarks/",
+    "lm_eval ",
+    "python -m course",
+)
 PLACEHOLDER = re.compile(r"\.\.\.|<[^>]+>|\||\b[A-Z][A-Z_/]{2,}\b")
 
 
@@ -99,12 +107,24 @@ def check_kollm(words: list[str], placeholder: bool) -> None:
         assert cfg is not None
 
 
+def line_of(words: list[str]) -> str:
+    return " ".join(words)
+
+
 def check(words: list[str], placeholder: bool) -> None:
     program = words[0]
     if program in ("kollm", ".venv/bin/kollm"):
         return check_kollm(words[1:], placeholder)
     if program in ("python", ".venv/bin/python", "python3"):
         if words[1:2] == ["-m"]:
+            if words[2].startswith("course"):  # the course's modules: they exist, and the exercise command parses
+                import importlib.util
+
+                assert importlib.util.find_spec(words[2]) is not None, f"no module {words[2]}"
+                if words[2] == "course.exercises" and not placeholder:
+                    from course import exercises
+
+                    assert exercises.parser().parse_args(words[3:]).command, line_of(words)
             return  # `python -m nemo_run...`: how containers run tasks, named in prose
         script = words[1]
         assert os.path.isfile(os.path.join(REPO, script)), f"{script} does not exist"

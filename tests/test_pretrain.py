@@ -147,11 +147,11 @@ def test_fused_loss_and_eager_attention_train_like_the_plain_hf_path(packed, kor
 
 
 def test_the_scratch_gpt_trains_like_hfs_llama_and_exports_as_it(packed, korean_tokenizer, tmp_path):
-    """model.impl=scratch: the torch loop trains kollm/models/gpt.py; from HF's initial weights it follows HF's
+    """model.impl=scratch: the torch loop trains course/scratch/llama.py; from HF's initial weights it follows HF's
     loss curve (fp32, 1e-4), and its checkpoint becomes the HF Llama every later stage loads."""
     from dataclasses import replace
 
-    from kollm.models import gpt
+    from course.scratch import llama
 
     tokens = indexed_data.load_tokens(packed[0])
     scratch_cfg = replace(SMALL, impl="scratch")
@@ -162,7 +162,7 @@ def test_the_scratch_gpt_trains_like_hfs_llama_and_exports_as_it(packed, korean_
 
     hf = train("hf", build_model(SMALL, korean_tokenizer, seed=0))
     scratch_model = build_model(scratch_cfg, korean_tokenizer, seed=0)
-    assert isinstance(scratch_model, gpt.GPT)
+    assert isinstance(scratch_model, llama.GPT)
     scratch_model.load_state_dict(build_model(SMALL, korean_tokenizer, seed=0).state_dict())  # the same start
     scratch = train("scratch", scratch_model)
     curves = [[h["loss"] for h in r["history"]] for r in (hf, scratch)]

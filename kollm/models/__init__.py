@@ -7,8 +7,8 @@
 
 Inside: `llama` (the default), `architectures` (the registry of the others, sized to the Llama's
 non-embedding parameters), `rwkv` (transformers' RWKV-4 made batch-correct), `seq_classification` (the
-classification heads transformers lacks), `gpt` (the Llama written from scratch, HF's weights and logits)
-and `inside` (what it shows: attention maps, logit lens).
+classification heads transformers lacks) and `inside` (what the Llama written from scratch shows: attention maps,
+logit lens). That Llama (HF's weights and logits; `model.impl=scratch`) is the course's piece course/scratch/llama.py.
 """
 
 from __future__ import annotations
@@ -28,21 +28,21 @@ __all__ = [
     "flush_subnormals",
     "prepare",
 ]
-__getattr__, __dir__ = public_api(__name__, {}, submodules="architectures rwkv gpt inside", eager=tuple(__all__))
+__getattr__, __dir__ = public_api(__name__, {}, submodules="architectures rwkv inside", eager=tuple(__all__))
 
 
 def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
     """A fresh model of `model.arch` (the registry: kollm/models/architectures.py), or with model.impl=scratch the
-    Llama written out in kollm/models/gpt.py."""
+    Llama written out in course/scratch/llama.py."""
     import torch
 
     from kollm.models import architectures
 
     if cfg.impl == "scratch":  # kollm.config.validate: the Llama only
-        from kollm.models import gpt
+        from course.scratch import llama
 
         torch.manual_seed(seed)
-        return gpt.from_model_config(cfg, tokenizer)
+        return llama.from_model_config(cfg, tokenizer)
     return architectures.build(cfg, tokenizer, seed)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Arch = Literal["llama", "mamba2", "mamba", "rwkv", "moe", "mla_moe", "hybrid"]  # kollm/models/architectures.py
-ModelImpl = Literal["hf", "scratch"]  # HF transformers' Llama, or kollm/models/gpt.py (the same weights, written out)
+ModelImpl = Literal["hf", "scratch"]  # HF transformers' Llama, or course/scratch/llama.py (the same weights)
 
 
 @dataclass
@@ -20,5 +20,5 @@ class ModelConfig:
     # the other architectures keep hidden size and depth and match the Llama's non-embedding parameters
     arch: Arch = "llama"
     impl: ModelImpl = (
-        "hf"  # scratch: the torch backend trains kollm/models/gpt.py and exports it as the HF Llama it equals
+        "hf"  # scratch: the torch backend trains course/scratch/llama.py and exports it as the HF Llama it equals
     )

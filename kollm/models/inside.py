@@ -1,9 +1,9 @@
 """Looking inside a trained GPT: attention maps and the logit lens, for one Korean sentence.
 
-    from kollm.models import gpt
+    from course.scratch import llama
 
     from kollm.models import inside
-    model = gpt.from_pretrained("runs/tiny/pretrain/hf")
+    model = llama.from_pretrained("runs/tiny/pretrain/hf")
     inside.attention_maps(model, tokenizer, "이 영화 정말 재미있다", "attention.png")
     inside.logit_lens(model, tokenizer, "이 영화 정말 재미있다", "logit_lens.png")
 

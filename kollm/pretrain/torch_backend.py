@@ -156,7 +156,7 @@ class CausalLMLoss(torch.nn.Module):
                 out.logits.float().view(-1, out.logits.size(-1)), labels.reshape(-1)
             )
         else:
-            # the decoder under the LM head (HF: base_model is .model, .backbone (Mamba) or .rwkv; kollm.models.gpt: .model)
+            # the decoder under the LM head (HF: base_model is .model, .backbone (Mamba) or .rwkv; course.scratch.llama: .model)
             out = self.lm.base_model(input_ids=input_ids, **extra)
             loss = linear_cross_entropy(
                 out.last_hidden_state.flatten(0, 1),
@@ -180,7 +180,7 @@ def attention_kernel(requested: str, device: torch.device) -> str:
 
 def wrap(lm, cfg: PretrainConfig, dist: Distributed):
     """The LM and its loss (`CausalLMLoss`), in DDP or FSDP2 under torchrun, bare on one process."""
-    if hasattr(lm, "set_attn_implementation"):  # HF's Llama; kollm.models.gpt always runs sdpa
+    if hasattr(lm, "set_attn_implementation"):  # HF's Llama; course.scratch.llama always runs sdpa
         lm.set_attn_implementation(attention_kernel(cfg.attention, dist.device))
     lm.to(dist.device)
     net = CausalLMLoss(lm, cfg.loss_chunk)

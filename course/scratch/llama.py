@@ -1,21 +1,29 @@
-"""A GPT written from scratch: the Llama architecture in one file, and the loader for real checkpoints.
+"""Llama 를 처음부터 (a GPT written from scratch): Llama 구조를 한 파일에, 그리고 진짜 체크포인트를 불러오는 로더.
 
-The chapters of the workshop's "from scratch" week, in reading order:
+`model.impl=scratch` 로 kollm 의 torch 사전학습 루프가 학습하는 바로 그 모델입니다 (kollm.models.build_model 이
+이 파일을 불러옵니다). GPT-2 (course/scratch/gpt2.py) 와 달라진 곳: LayerNorm 대신 RMSNorm, 학습되는 위치 임베딩 대신
+회전 위치 임베딩(RoPE), GELU MLP 대신 SwiGLU, 그리고 GQA 어텐션.
+
+읽는 순서 (the chapters of the "from scratch" week):
 
     tokens -> embeddings      Decoder.embed_tokens
-    position                  rotary embeddings (RoPE): rotate each query/key pair of channels by an
-                              angle that grows with the position, so q.k depends on the distance
-    attention                 Attention: causal, multi-head, grouped-query (GQA: several query heads
-                              share one key/value head), with a KV cache for generation
-    the block                 Block: pre-norm (RMSNorm) attention and SwiGLU MLP, each with a residual
-    the GPT                   GPT: blocks, a final norm, the LM head (tied to the embeddings)
-    generation                GPT.generate: greedy, or temperature / top-k / top-p sampling
-    pretrained weights        from_pretrained: any local HF Llama-style folder (config.json + safetensors)
-    training                  `model.impl=scratch`: kollm's torch pretraining loop trains this model
+    position                  회전 위치 임베딩 (rotary embeddings, RoPE): 쿼리/키의 채널 쌍을 위치에 비례하는
+                              각도만큼 돌려서, q·k 가 두 토큰의 거리에만 달려 있게 합니다
+    attention                 Attention: 인과(causal), 멀티헤드, GQA (쿼리 헤드 여럿이 키/값 헤드 하나를 나눠 씀),
+                              생성용 KV 캐시 (course/scratch/attention.py 에서 손으로 만든 그것)
+    the block                 Block: 사전 정규화(pre-norm, RMSNorm) 어텐션과 SwiGLU MLP, 각각 잔차(residual) 연결
+    the GPT                   GPT: 블록들, 마지막 정규화, LM 헤드 (임베딩과 묶임)
+    generation                GPT.generate: greedy, 또는 temperature / top-k / top-p 샘플링
+    pretrained weights        from_pretrained: 로컬 HF Llama 폴더 아무거나 (config.json + safetensors);
+                              kollm 이 사전학습해 내보낸 모델 폴더도 HF Llama 폴더입니다
+    training                  `model.impl=scratch`: kollm 의 torch 사전학습 루프가 이 모델을 학습합니다
 
-The parameter names are HF Llama's (model.layers.0.self_attn.q_proj.weight, ...), so a HF checkpoint
-loads without renaming and what this model saves, HF loads. `tests/test_gpt.py` checks that the same
-weights give HF's logits (max abs difference < 1e-4 in fp32) and HF's greedy tokens.
+파라미터 이름은 HF Llama 의 것 그대로입니다 (model.layers.0.self_attn.q_proj.weight, ...): 그래서 HF 체크포인트가
+이름을 바꾸지 않고 들어오고, 이 모델이 저장한 것을 HF 가 읽습니다. `tests/test_scratch_llama.py` 가 같은 가중치로
+HF 의 로짓 (fp32 에서 최대 절대 차이 < 1e-4) 과 HF 의 greedy 토큰이 나오는지 확인합니다.
+
+이 파일은 torch (와 가중치 파일을 읽는 safetensors) 만 씁니다: kollm 을 import 하지 않습니다 (kollm.models 가 이
+파일을 import 하므로, 거꾸로 하면 순환이 생깁니다).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ class GPTConfig:
         """A HF `config.json` of a Llama-style model; anything this file does not implement is refused."""
         if hf.get("model_type") != "llama":
             raise ValueError(
-                f"model_type {hf.get('model_type')!r}: kollm.models.gpt implements the Llama architecture only"
+                f"model_type {hf.get('model_type')!r}: course/scratch/llama.py implements the Llama architecture only"
             )
         rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
         if rope.get("rope_type", rope.get("type", "default")) != "default":
@@ -102,7 +110,7 @@ class GPTConfig:
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * weight, computed in fp32 (as HF does) and returned in the input's dtype."""
+    """RMS 정규화(RMSNorm): x / rms(x) * weight. LayerNorm 과 달리 평균을 빼지 않고 bias 도 없습니다."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -110,12 +118,21 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
+        """x / √(mean(x²) + eps) * weight: fp32 로 계산하고 (HF 처럼) 입력의 dtype 으로 돌려줍니다.
+
+        힌트: x32 = x.float() 의 제곱을 마지막 축에서 평균(keepdim=True) 내고 eps 를 더해 torch.rsqrt 를 곱한 뒤,
+        .to(x.dtype) 으로 되돌려 self.weight 를 곱합니다.
+        """
         x32 = x.float()
         return self.weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
 def rope_tables(cfg: GPTConfig, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of position x frequency, [T, head_dim]: channel pair i turns at theta^(-2i/d) per step."""
+    """위치 x 주파수의 cos 과 sin, [T, head_dim]: 채널 쌍 i 는 한 걸음마다 theta^(-2i/d) 라디안씩 돕니다.
+
+    힌트: inv_freq = 1 / rope_theta^(arange(0, d, 2) / d), 각도 = positions[:, None] * inv_freq[None, :] 입니다.
+    HF 의 배치대로 각도를 두 번 이어 붙여(torch.cat([angles, angles], -1)) [T, d] 로 만든 뒤 cos, sin 을 돌려줍니다.
+    """
     inv_freq = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim)
     angles = positions.float()[:, None] * inv_freq[None, :]
     angles = torch.cat([angles, angles], dim=-1)  # HF's layout: the pairs are (i, i + d/2), not neighbours
@@ -123,6 +140,11 @@ def rope_tables(cfg: GPTConfig, positions: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def rotate(x, cos, sin):
+    """x [.., T, d] 의 채널 쌍 (i, i + d/2) 을 2차원 벡터로 보고 각도만큼 돌립니다: x·cos + rotate_half(x)·sin.
+
+    힌트: 반으로 나눠 rotated_half = cat([-x의 뒤 절반, x의 앞 절반], -1) 를 만들고, x * cos + rotated_half * sin
+    (cos, sin 은 x 의 dtype 으로) 을 돌려줍니다.
+    """
     half = x.shape[-1] // 2
     rotated_half = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos.to(x.dtype) + rotated_half * sin.to(x.dtype)
@@ -158,6 +180,13 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_heads * d, cfg.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, cache: KVCache | None = None, return_weights: bool = False):
+        """x [B, T, hidden] -> (o_proj 의 출력 [B, T, hidden], 어텐션 가중치 [B, heads, T, 키 길이] 또는 None).
+
+        힌트: q, k, v 를 투영해 [B, 헤드, T, head_dim] 으로 바꾸고 (view 후 transpose(1, 2)), q 와 k 에 rotate 로
+        RoPE 를 겁니다. cache 가 있으면 cache.append(self.index, k, v). 쿼리 t 는 키 0 .. past + t 를 봅니다 (마스크
+        ones(T, past + T).tril(diagonal=past)). return_weights 면 k, v 를 repeat_interleave 로 늘려 softmax 를 직접
+        계산하고, 아니면 F.scaled_dot_product_attention(..., enable_gqa=True). 헤드를 합쳐 o_proj 를 겁니다.
+        """
         B, T, _ = x.shape
         c = self.cfg
         q = self.q_proj(x).view(B, T, c.num_heads, c.head_dim).transpose(1, 2)  # [B, heads, T, d]
@@ -181,7 +210,7 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x))."""
+    """SwiGLU: down(silu(gate(x)) * up(x)). gate 가 (silu 를 거쳐) up 의 각 채널을 얼마나 통과시킬지 정합니다."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -190,6 +219,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x):
+        """힌트: self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))."""
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -202,6 +232,11 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, cache=None, return_weights=False):
+        """사전 정규화 블록: (x + 어텐션(norm(x)), 그다음 + MLP(norm(x))) 와 어텐션 가중치를 돌려줍니다.
+
+        힌트: attended, weights = self.self_attn(self.input_layernorm(x), cos, sin, cache, return_weights) 로 x 에
+        더하고, 그 x 에 self.mlp(self.post_attention_layernorm(x)) 를 더해 (x, weights) 를 돌려줍니다.
+        """
         attended, weights = self.self_attn(self.input_layernorm(x), cos, sin, cache, return_weights)
         x = x + attended
         return x + self.mlp(self.post_attention_layernorm(x)), weights
