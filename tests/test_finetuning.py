@@ -33,8 +33,7 @@ def _logits(model, ids, mask):
 
 
 def _train_steps(model, ids, mask, labels, lr, steps=8):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = torch.optim.AdamW(train.param_groups(model, lr, FinetuneConfig().lr))  # as the trainer groups them
     model.train()
     losses = []
     for _ in range(steps):
@@ -173,7 +172,7 @@ def test_ia3_is_one_file_and_one_name_and_trains_on_nsmc(tiny_model_dir, korean_
     rows = tasks.rows_from(tasks.NSMC, nsmc_rows, seed=0, per_class=200)  # real reviews, balanced
     by_label = [[r for r in rows if r["label"] == k] for k in (0, 1)]
     train_rows, val_rows = by_label[0][:150] + by_label[1][:150], by_label[0][150:] + by_label[1][150:]
-    s = FinetuneConfig(method="ia3", head="lm", batch_size=16, max_len=48, lr=1e-2, epochs=1)
+    s = FinetuneConfig(method="ia3", head="lm", batch_size=16, max_len=48, epochs=1)  # its own default ia3_lr
     row = train.finetune_task(tiny_model_dir, tasks.NSMC, train_rows, val_rows, s, str(tmp_path / "ia3"))
     c = AutoConfig.from_pretrained(tiny_model_dir)
     head_dim = c.hidden_size // c.num_attention_heads

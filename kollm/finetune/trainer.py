@@ -82,13 +82,25 @@ def length_grouped_batches(examples: list, batch_size: int, rng: random.Random, 
     return batches
 
 
+def param_groups(model, lr: float, head_lr: float) -> list[dict]:
+    """The trainable parameters as optimizer groups: a freshly initialised classification head (PEFT's
+    `modules_to_save` copy) trains at no more than the adapters' rate `head_lr`, even when the method's own rate
+    is far larger (IA3's vectors at 1e-1, prompt tuning's at 3e-2: a new linear head diverges there)."""
+    new_head, rest = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (new_head if "modules_to_save" in name else rest).append(p)
+    groups = [{"params": rest, "lr": lr}, {"params": new_head, "lr": min(lr, head_lr)}]
+    return [g for g in groups if g["params"]]
+
+
 def fit(model, examples: list, head: Head, pad_id: int, lr: float, s: FinetuneConfig, desc: str) -> dict:
     """AdamW with a 5 % linear warm-up, then linear decay, over `s.epochs` passes (more if that is under
     `s.min_steps`); returns the loss history."""
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(param_groups(model, lr, s.lr), weight_decay=0.0)
     per_epoch = (len(examples) + s.batch_size - 1) // s.batch_size
     epochs = max(s.epochs, -(-s.min_steps // max(1, per_epoch)))
     steps = epochs * per_epoch
