@@ -86,7 +86,8 @@ def param_groups(model, lr: float, head_lr: float) -> list[dict]:
     """The trainable parameters as optimizer groups: a freshly initialised classification head (PEFT's
     `modules_to_save` copy) trains at no more than the adapters' rate `head_lr`, even when the method's own rate
     is far larger (IA3's vectors at 1e-1, prompt tuning's at 3e-2: a new linear head diverges there)."""
-    new_head, rest = [], []
+    new_head: list = []
+    rest: list = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (new_head if "modules_to_save" in name else rest).append(p)
