@@ -126,7 +126,6 @@ def preference_pairs(qa: list[tuple[str, str]], seed: int = 0) -> list[tuple[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    from course.scratch import llama
 
     parser = argparse.ArgumentParser(description="작은 Llama 를 챗봇 선호 쌍으로 DPO 합니다")
     parser.add_argument("--data", default=instruct.default_data_path())
@@ -140,16 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     qa = random.Random(0).sample(instruct.read_chatbot(args.data), args.pairs)
     tokenizer = instruct.CharTokenizer([instruct.PROMPT, *(q + " " + a for q, a in qa)])
     triples = [(*instruct.prompt_and_answer(q, c), " " + r) for q, c, r in preference_pairs(qa)]
-    cfg = llama.GPTConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        intermediate_size=256,
-        max_seq_len=128,
-    )
-    policy = llama.GPT(cfg)
+    policy = instruct.small_llama(len(tokenizer))
     # 보통은 SFT 를 마친 모델에서 DPO 를 시작합니다: 고른 답으로 잠깐 SFT 합니다
     sft = [instruct.build_example(tokenizer, p, c) for p, c, _ in triples]
     optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course.scratch import attention
+from course.scratch import attention, llama
 
 
 @dataclass
@@ -205,30 +205,12 @@ def from_hf_state_dict(weights: dict[str, torch.Tensor], cfg: GPT2Config) -> dic
     return out
 
 
-def _read_safetensors(folder: str) -> dict[str, torch.Tensor]:
-    """폴더의 model.safetensors (또는 model.safetensors.index.json 의 조각들). pickle(.bin)은 읽지 않습니다."""
-    from safetensors.torch import load_file
-
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    elif os.path.isfile(os.path.join(folder, "model.safetensors")):
-        files = ["model.safetensors"]
-    else:
-        raise FileNotFoundError(f"{folder}: no model.safetensors (a .bin checkpoint is not read: it is a pickle)")
-    weights = {}
-    for name in files:
-        weights.update(load_file(os.path.join(folder, name)))
-    return weights
-
-
 def from_hf_folder(path: str, dtype: torch.dtype = torch.float32) -> GPT2:
     """로컬 HF GPT-2 폴더 (config.json + safetensors) -> 같은 로짓을 내는 GPT2, eval 모드."""
     with open(os.path.join(path, "config.json")) as f:
         cfg = GPT2Config.from_hf(json.load(f))
     model = GPT2(cfg)
-    state = from_hf_state_dict(_read_safetensors(path), cfg)
+    state = from_hf_state_dict(llama.read_safetensors(path), cfg)
     expected = set(model.state_dict()) - {"lm_head.weight"}
     missing, unexpected = expected - state.keys(), state.keys() - expected
     if missing or unexpected:

@@ -150,8 +150,23 @@ class CharTokenizer:
         return "".join(self.itos[i] for i in ids if i > self.eos_token_id)
 
 
-def main(argv: list[str] | None = None) -> None:
+def small_llama(vocab_size: int) -> torch.nn.Module:
+    """The demos' model (this file's SFT and dpo.py's DPO): a 2-layer scratch Llama over the character vocabulary."""
     from course.scratch import llama
+
+    cfg = llama.GPTConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=256,
+        max_seq_len=128,
+    )
+    return llama.GPT(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="작은 Llama 를 챗봇 Q/A 로 SFT 합니다 (답 토큰에만 손실)")
     parser.add_argument("--data", default=default_data_path())
@@ -165,16 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = random.Random(0).sample(pairs, args.pairs)
     tokenizer = CharTokenizer([PROMPT, *(q + " " + a for q, a in pairs)])
     examples = [build_example(tokenizer, *prompt_and_answer(q, a)) for q, a in pairs]
-    cfg = llama.GPTConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        intermediate_size=256,
-        max_seq_len=128,
-    )
-    model = llama.GPT(cfg)
+    model = small_llama(len(tokenizer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     shown = examples[0]
     print("입력:", tokenizer.decode(shown["input_ids"]).replace("\n", "\\n"))

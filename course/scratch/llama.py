@@ -382,16 +382,10 @@ def sample(logits, temperature: float, top_k: int, top_p: float, generator=None)
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)
 
 
-def from_pretrained(folder: str, dtype: torch.dtype = torch.float32) -> GPT:
-    """Any local HF Llama-style checkpoint folder: config.json and model.safetensors (or shards with
-    model.safetensors.index.json). Only safetensors are read: no pickle from a folder a user hands in."""
+def read_safetensors(folder: str) -> dict[str, torch.Tensor]:
+    """폴더의 model.safetensors (또는 model.safetensors.index.json 의 조각들). pickle(.bin)은 읽지 않습니다."""
     from safetensors.torch import load_file
 
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{folder}: no config.json (a HF model folder has config.json + *.safetensors)")
-    with open(config_path) as f:
-        cfg = GPTConfig.from_hf(json.load(f))
     index = os.path.join(folder, "model.safetensors.index.json")
     if os.path.isfile(index):
         with open(index) as f:
@@ -403,6 +397,19 @@ def from_pretrained(folder: str, dtype: torch.dtype = torch.float32) -> GPT:
     weights = {}
     for name in files:
         weights.update(load_file(os.path.join(folder, name)))
+    return weights
+
+
+def from_pretrained(folder: str, dtype: torch.dtype = torch.float32) -> GPT:
+    """Any local HF Llama-style checkpoint folder: config.json and model.safetensors (or shards with
+    model.safetensors.index.json). Only safetensors are read: no pickle from a folder a user hands in."""
+
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{folder}: no config.json (a HF model folder has config.json + *.safetensors)")
+    with open(config_path) as f:
+        cfg = GPTConfig.from_hf(json.load(f))
+    weights = read_safetensors(folder)
     model = GPT(cfg)
     expected = {k for k in model.state_dict() if not (cfg.tie_word_embeddings and k == "lm_head.weight")}
     missing, unexpected = expected - weights.keys(), weights.keys() - expected - {"lm_head.weight"}
